@@ -1,0 +1,63 @@
+# The two commands a new user needs are `make demo` and `make test`; both set themselves up.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: help setup demo test test-fast check lint format typecheck benchmark benchmark-model \
+        stack-up stack-down train clean
+
+help:
+	@echo "make demo             train, promote, run the streaming stack end to end, tear it down"
+	@echo "make test             lint, types and the whole test suite (real services included)"
+	@echo "make setup            create .venv and install the pinned tools (run by the targets)"
+	@echo "make test-fast        unit tests only"
+	@echo "make benchmark-model  full model search and the held-out quality report"
+	@echo "make benchmark        scoring, latency, reload and memory benchmarks"
+	@echo "make stack-up / stack-down   the embedded stack as local processes"
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	@scripts/demo.sh
+
+check: setup lint typecheck
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck:
+	$(VENV)/bin/mypy consumer training
+
+test: check
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not integration and not slow"
+
+train: setup
+	$(PY) -m training train
+
+benchmark-model: setup
+	$(PY) benchmarks/model_quality.py
+
+benchmark: setup
+	$(PY) benchmarks/scoring_throughput.py
+	$(PY) benchmarks/stream_latency.py
+	$(PY) benchmarks/hot_reload.py
+
+stack-up: setup
+	$(PY) -m scripts.stack up
+
+stack-down:
+	$(PY) -m scripts.stack down
+
+clean:
+	rm -rf .stack .cache reports .pytest_cache .mypy_cache .ruff_cache

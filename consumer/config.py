@@ -1,0 +1,111 @@
+"""Consumer configuration, read from environment variables.
+
+Defaults run against the embedded stack on loopback (see scripts/stack). In AWS the endpoint
+variables are left unset so that boto3 and the KCL use the regional endpoints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConsumerSettings(BaseSettings):
+    """Every knob of the consumer service. Each field is one environment variable."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- AWS and the streams -------------------------------------------------------------
+    aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    kinesis_endpoint_url: str | None = Field(
+        default="http://127.0.0.1:4568", validation_alias="KINESIS_ENDPOINT_URL"
+    )
+    dynamodb_endpoint_url: str | None = Field(
+        default="http://127.0.0.1:8000", validation_alias="DYNAMODB_ENDPOINT_URL"
+    )
+    input_stream: str = Field(default="student-events", validation_alias="INPUT_STREAM")
+    predictions_stream: str = Field(
+        default="student-predictions", validation_alias="PREDICTIONS_STREAM"
+    )
+    dead_letter_stream: str = Field(
+        default="student-dead-letters", validation_alias="DEAD_LETTER_STREAM"
+    )
+
+    # --- KCL (rendered into the MultiLangDaemon properties file) ---------------------------
+    kcl_application_name: str = Field(
+        default="dropout-consumer", validation_alias="KCL_APPLICATION_NAME"
+    )
+    kcl_worker_id: str | None = Field(default=None, validation_alias="KCL_WORKER_ID")
+    kcl_initial_position: Literal["TRIM_HORIZON", "LATEST"] = Field(
+        default="TRIM_HORIZON", validation_alias="KCL_INITIAL_POSITION"
+    )
+    kcl_max_records: int = Field(default=1000, ge=1, le=10000, validation_alias="KCL_MAX_RECORDS")
+    kcl_idle_time_between_reads_ms: int = Field(
+        default=250, ge=0, validation_alias="KCL_IDLE_TIME_BETWEEN_READS_MS"
+    )
+    kcl_failover_time_ms: int = Field(
+        default=10000, ge=1000, validation_alias="KCL_FAILOVER_TIME_MS"
+    )
+    kcl_shard_sync_interval_ms: int = Field(
+        default=60000, ge=1000, validation_alias="KCL_SHARD_SYNC_INTERVAL_MS"
+    )
+    kcl_properties_path: Path = Field(
+        default=Path(".stack/consumer/kcl.properties"), validation_alias="KCL_PROPERTIES_PATH"
+    )
+    java_bin: str = Field(default="java", validation_alias="JAVA_BIN")
+    # How the daemon starts one record processor per shard.
+    processor_command: str = Field(
+        default="python -m consumer process", validation_alias="PROCESSOR_COMMAND"
+    )
+
+    # --- model registry ------------------------------------------------------------------
+    mlflow_tracking_uri: str = Field(
+        default="http://127.0.0.1:5000", validation_alias="MLFLOW_TRACKING_URI"
+    )
+    model_name: str = Field(default="student-dropout", validation_alias="MODEL_NAME")
+    model_alias: str = Field(default="champion", validation_alias="MODEL_ALIAS")
+    model_poll_interval_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="MODEL_POLL_INTERVAL_SECONDS"
+    )
+    model_cache_dir: Path = Field(
+        default=Path(".stack/consumer/models"), validation_alias="MODEL_CACHE_DIR"
+    )
+
+    # --- records and publishing ------------------------------------------------------------
+    max_record_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=1024 * 1024, validation_alias="MAX_RECORD_BYTES"
+    )
+    publish_max_attempts: int = Field(default=20, ge=1, validation_alias="PUBLISH_MAX_ATTEMPTS")
+    publish_backoff_initial_seconds: float = Field(
+        default=0.1, gt=0, validation_alias="PUBLISH_BACKOFF_INITIAL_SECONDS"
+    )
+    publish_backoff_max_seconds: float = Field(
+        default=5.0, gt=0, validation_alias="PUBLISH_BACKOFF_MAX_SECONDS"
+    )
+    checkpoint_max_attempts: int = Field(
+        default=10, ge=1, validation_alias="CHECKPOINT_MAX_ATTEMPTS"
+    )
+
+    # --- metrics, health, logs --------------------------------------------------------------
+    metrics_host: str = Field(default="127.0.0.1", validation_alias="METRICS_HOST")
+    metrics_port: int = Field(default=9108, ge=0, le=65535, validation_alias="METRICS_PORT")
+    prometheus_multiproc_dir: Path = Field(
+        default=Path(".stack/consumer/metrics"), validation_alias="PROMETHEUS_MULTIPROC_DIR"
+    )
+    state_dir: Path = Field(default=Path(".stack/consumer/state"), validation_alias="CONSUMER_STATE_DIR")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", validation_alias="LOG_LEVEL"
+    )
+    drift_window_records: int = Field(
+        default=5000, ge=100, validation_alias="DRIFT_WINDOW_RECORDS"
+    )
+
+    @field_validator("kinesis_endpoint_url", "dynamodb_endpoint_url", "kcl_worker_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        # An empty variable means "use the AWS default", which is how ECS task definitions
+        # switch the emulator endpoints off.
+        return None if value == "" else value

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Sets the project up on a fresh machine: checks the prerequisites, creates .venv with the
+# pinned requirements, installs the Node tools of the embedded stack, and (when it can) the
+# Debian prometheus package. Idempotent: a second run with nothing changed takes a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+VENV=.venv
+missing=()
+
+# --- prerequisites ---------------------------------------------------------------------------
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+  if command -v python3 >/dev/null 2>&1 && python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    PYTHON=python3
+  else
+    missing+=("Python 3.11 or newer (python3.11 on PATH, or set PYTHON=...)")
+  fi
+fi
+java_major=$(java -version 2>&1 | sed -nE 's/.*version "([0-9]+).*/\1/p' | head -n1 || true)
+if [ -z "${java_major}" ] || [ "${java_major}" -lt 17 ]; then
+  missing+=("Java 17 or newer (java on PATH): the KCL MultiLangDaemon runs on it")
+fi
+node_major=$(node --version 2>/dev/null | sed -nE 's/^v([0-9]+).*/\1/p' || true)
+if [ -z "${node_major}" ] || [ "${node_major}" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+  missing+=("Node.js 20 or newer with npm: kinesis-local (the Kinesis emulator) runs on it")
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: missing prerequisites:" >&2
+  for m in "${missing[@]}"; do echo "  - $m" >&2; done
+  exit 1
+fi
+
+# --- Python virtualenv, re-installed only when a requirements file changed -------------------
+stamp="$VENV/.requirements.sha256"
+want=$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV with $PYTHON"
+  "$PYTHON" -m venv "$VENV"
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: installing pinned requirements (requirements/dev.txt)"
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet -r requirements/dev.txt
+  echo "$want" > "$stamp"
+fi
+
+# --- Node tools of the embedded stack ---------------------------------------------------------
+nstamp=scripts/stack/node_modules/.lock.sha256
+nwant=$(sha256sum scripts/stack/package-lock.json | cut -d' ' -f1)
+if [ ! -f "$nstamp" ] || [ "$(cat "$nstamp")" != "$nwant" ]; then
+  echo "setup: installing kinesis-local (npm ci)"
+  npm ci --prefix scripts/stack --no-audit --no-fund --loglevel=error
+  echo "$nwant" > "$nstamp"
+fi
+
+# --- Prometheus (Debian package), used by the metrics integration test and the demo -----------
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's prometheus package"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+    # The package starts a system service on :9090; the project runs its own instances.
+    (systemctl stop prometheus || service prometheus stop || pkill -x prometheus) >/dev/null 2>&1 || true
+  else
+    echo "setup: prometheus and promtool are not installed (Debian: apt-get install prometheus);" >&2
+    echo "       the tests that run a real Prometheus will fail until they are." >&2
+  fi
+fi
+echo "setup: ready"
