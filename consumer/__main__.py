@@ -1,0 +1,3 @@
+from consumer.cli import app
+
+app(prog_name="python -m consumer")

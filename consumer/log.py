@@ -1,0 +1,121 @@
+"""Structured JSON logs (structlog) for every consumer process.
+
+A shard processor cannot log to its standard output (the KCL multilang protocol runs there) and
+the daemon wraps whatever it writes to standard error in its own log format. So processors send
+each rendered JSON line as one datagram to the supervisor's Unix socket (`relay_socket`); the
+supervisor writes it to the container's standard output unchanged. One datagram per line means
+lines from many processes never interleave. If the socket is missing (a processor started by
+hand, the offline CLI), lines go to standard error instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+import structlog
+
+LOG_SOCKET_NAME = "log.sock"
+# A log line bigger than this is cut so that it still fits one datagram.
+MAX_DATAGRAM_BYTES = 60_000
+
+
+def _orjson_dumps(obj: Any, default: Any = None) -> str:
+    return orjson.dumps(obj, default=default or str).decode()
+
+
+class _LineSink:
+    """Writes rendered lines to the relay socket, or to a stream when there is none."""
+
+    def __init__(self, relay_socket: Path | None, fallback: TextIO) -> None:
+        self._fallback = fallback
+        self._lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._path = str(relay_socket) if relay_socket else None
+        if self._path and Path(self._path).exists():
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                sock.connect(self._path)
+            except OSError:
+                sock.close()
+            else:
+                self._sock = sock
+
+    def write(self, line: str) -> None:
+        data = line.encode("utf-8", "replace")
+        if len(data) > MAX_DATAGRAM_BYTES:
+            data = data[:MAX_DATAGRAM_BYTES]
+        with self._lock:
+            if self._sock is not None:
+                try:
+                    self._sock.send(data)
+                    return
+                except OSError:
+                    # The supervisor went away: keep the line rather than lose it.
+                    self._sock.close()
+                    self._sock = None
+            self._fallback.write(data.decode("utf-8", "replace") + "\n")
+            self._fallback.flush()
+
+
+class _SinkLogger:
+    """The minimal logger structlog needs: one method per level, each taking the line."""
+
+    def __init__(self, sink: _LineSink) -> None:
+        self._sink = sink
+
+    def msg(self, message: str) -> None:
+        self._sink.write(message)
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+class _SinkLoggerFactory:
+    def __init__(self, sink: _LineSink) -> None:
+        self._logger = _SinkLogger(sink)
+
+    def __call__(self, *args: Any) -> _SinkLogger:
+        return self._logger
+
+
+def configure_logging(
+    level: str = "INFO",
+    *,
+    relay_socket: Path | None = None,
+    fallback: TextIO | None = None,
+    **static_context: Any,
+) -> None:
+    """Sets structlog up to render JSON lines; `static_context` is added to every line."""
+    sink = _LineSink(relay_socket, fallback or sys.stderr)
+    level_no = logging.getLevelNamesMapping()[level.upper()]
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if static_context:
+        processors.append(_add_static(static_context))
+    processors += [
+        structlog.processors.format_exc_info,
+        structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+    ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(level_no),
+        logger_factory=_SinkLoggerFactory(sink),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _add_static(context: dict[str, Any]) -> Any:
+    def processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        for key, value in context.items():
+            event.setdefault(key, value)
+        return event
+
+    return processor
