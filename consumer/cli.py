@@ -80,7 +80,9 @@ def render_properties(
 def replay(
     data: Annotated[
         Path | None,
-        typer.Option(help="UCI data file (semicolon CSV). Default: DATA_PATH or the cached download."),
+        typer.Option(
+            help="UCI data file (semicolon CSV). Default: DATA_PATH or the cached download."
+        ),
     ] = None,
     rate: Annotated[float, typer.Option(help="Records per second.")] = 100.0,
     count: Annotated[int, typer.Option(help="How many records to send.")] = 500,
@@ -100,9 +102,7 @@ def replay(
 
 @app.command()
 def tail(
-    stream: Annotated[
-        str | None, typer.Option(help="Default: PREDICTIONS_STREAM.")
-    ] = None,
+    stream: Annotated[str | None, typer.Option(help="Default: PREDICTIONS_STREAM.")] = None,
     limit: Annotated[int, typer.Option(help="Rows to show, highest risk first.")] = 20,
     wait_seconds: Annotated[
         float, typer.Option(help="Stop reading when no new record came for this long.")

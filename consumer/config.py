@@ -49,8 +49,16 @@ class ConsumerSettings(BaseSettings):
     kcl_failover_time_ms: int = Field(
         default=10000, ge=1000, validation_alias="KCL_FAILOVER_TIME_MS"
     )
+    kcl_lease_assignment_interval_ms: int = Field(
+        default=5000, ge=1000, validation_alias="KCL_LEASE_ASSIGNMENT_INTERVAL_MS"
+    )
+    kcl_worker_metrics_report_interval_ms: int = Field(
+        default=5000, ge=1000, validation_alias="KCL_WORKER_METRICS_REPORT_INTERVAL_MS"
+    )
+    # Also how long the KCL's first shard sync idles before the worker starts (KCL sleeps this
+    # long after a sync), so it bounds the start-up time of a fresh application.
     kcl_shard_sync_interval_ms: int = Field(
-        default=60000, ge=1000, validation_alias="KCL_SHARD_SYNC_INTERVAL_MS"
+        default=10000, ge=1000, validation_alias="KCL_SHARD_SYNC_INTERVAL_MS"
     )
     kcl_properties_path: Path = Field(
         default=Path(".stack/consumer/kcl.properties"), validation_alias="KCL_PROPERTIES_PATH"
@@ -95,15 +103,21 @@ class ConsumerSettings(BaseSettings):
     prometheus_multiproc_dir: Path = Field(
         default=Path(".stack/consumer/metrics"), validation_alias="PROMETHEUS_MULTIPROC_DIR"
     )
-    state_dir: Path = Field(default=Path(".stack/consumer/state"), validation_alias="CONSUMER_STATE_DIR")
+    state_dir: Path = Field(
+        default=Path(".stack/consumer/state"), validation_alias="CONSUMER_STATE_DIR"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", validation_alias="LOG_LEVEL"
     )
-    drift_window_records: int = Field(
-        default=5000, ge=100, validation_alias="DRIFT_WINDOW_RECORDS"
+    drift_window_records: int = Field(default=5000, ge=100, validation_alias="DRIFT_WINDOW_RECORDS")
+    # The drift gauges (PSI, missing ratio) are recomputed after this many new valid records.
+    drift_update_every_records: int = Field(
+        default=500, ge=1, validation_alias="DRIFT_UPDATE_EVERY_RECORDS"
     )
 
-    @field_validator("kinesis_endpoint_url", "dynamodb_endpoint_url", "kcl_worker_id", mode="before")
+    @field_validator(
+        "kinesis_endpoint_url", "dynamodb_endpoint_url", "kcl_worker_id", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # An empty variable means "use the AWS default", which is how ECS task definitions

@@ -1,0 +1,1 @@
+"""Project scripts; `scripts.stack` runs the embedded stack as local processes."""

@@ -1,0 +1,71 @@
+"""Kinesis streams of the embedded stack: create them, and read one back from the start."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import boto3
+
+from scripts.stack.services import FAKE_AWS_ENV
+from scripts.stack.settings import StackSettings
+
+
+def kinesis_client(settings: StackSettings) -> Any:
+    return boto3.client(
+        "kinesis",
+        endpoint_url=settings.kinesis_url,
+        region_name=settings.aws_region,
+        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def wait_active(client: Any, stream: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+                "StreamStatus"
+            ]
+        except client.exceptions.ResourceNotFoundException:
+            status = "MISSING"
+        if status == "ACTIVE":
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"stream {stream} is not ACTIVE after {timeout:.0f} s")
+
+
+def create_streams(settings: StackSettings) -> None:
+    """Creates the input, predictions and dead-letter streams (idempotent)."""
+    client = kinesis_client(settings)
+    wanted = {
+        settings.input_stream: settings.input_shards,
+        settings.predictions_stream: settings.output_shards,
+        settings.dead_letter_stream: 1,
+    }
+    existing = set(client.list_streams()["StreamNames"])
+    for name, shards in wanted.items():
+        if name not in existing:
+            client.create_stream(StreamName=name, ShardCount=shards)
+    for name in wanted:
+        wait_active(client, name)
+
+
+def read_all(settings: StackSettings, stream: str) -> list[dict[str, Any]]:
+    """Every record in the stream, from every shard (closed ones too), oldest first per shard."""
+    client = kinesis_client(settings)
+    records: list[dict[str, Any]] = []
+    shards = client.list_shards(StreamName=stream)["Shards"]
+    for shard in shards:
+        iterator = client.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = client.get_records(ShardIterator=iterator, Limit=10000)
+            for record in response["Records"]:
+                records.append({**record, "ShardId": shard["ShardId"]})
+            if not response["Records"] and response.get("MillisBehindLatest", 0) == 0:
+                break
+            iterator = response.get("NextShardIterator")
+    return records
