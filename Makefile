@@ -21,7 +21,7 @@ setup:
 	@scripts/setup.sh
 
 demo: setup
-	@scripts/demo.sh
+	$(PY) -m scripts.demo
 
 check: setup lint typecheck
 

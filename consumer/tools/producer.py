@@ -60,7 +60,10 @@ def resolve_data_path(data: Path | None) -> Path:
     candidates = [data] if data else []
     if os.environ.get("DATA_PATH"):
         candidates.append(Path(os.environ["DATA_PATH"]))
-    candidates.append(Path(".cache/data/data.csv"))
+    # Where `python -m training train` caches the checksum-verified UCI download.
+    candidates += sorted(
+        Path(os.environ.get("DATA_CACHE_DIR", ".cache/data")).glob("uci-697-*.csv")
+    )
     for candidate in candidates:
         if candidate.is_file():
             return candidate

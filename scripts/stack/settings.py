@@ -11,7 +11,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class StackSettings(BaseSettings):
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore")
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", populate_by_name=True)
 
     stack_dir: Path = Field(default=REPO_ROOT / ".stack", validation_alias="STACK_DIR")
     host: str = Field(default="127.0.0.1", validation_alias="STACK_HOST")

@@ -1,0 +1,227 @@
+"""`make demo`: the whole product end to end on the embedded stack, then a clean teardown.
+
+Starts kinesis-local, moto (DynamoDB) and an MLflow server, trains `--quick` and promotes the
+model to @champion, starts the consumer service (real KCL daemon) and Prometheus, replays a few
+hundred students (a few of them malformed), waits until every one has an output, prints the
+highest-risk students with their reasons, the dead letters and a metrics summary, and stops
+everything it started.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from scripts.stack.processes import ManagedProcess
+from scripts.stack.services import (
+    FAKE_AWS_ENV,
+    consumer_env,
+    consumer_service,
+    http_ok,
+    kinesis_local,
+    mlflow_server,
+    moto_dynamodb,
+    prometheus_server,
+)
+from scripts.stack.settings import REPO_ROOT, StackSettings
+from scripts.stack.streams import create_streams
+
+console = Console()
+STUDENTS = int(os.environ.get("DEMO_STUDENTS", "400"))
+RATE = float(os.environ.get("DEMO_RATE", "100"))
+MALFORMED_SHARE = 0.05
+SHARED_COPY = REPO_ROOT.parent / "shared" / "data" / "students_dropout_academic_success.csv"
+
+
+def data_args() -> list[str]:
+    """The data file to train on: DATA_PATH, a shared offline copy beside the repo, or none
+    (then the training job downloads the official UCI archive and checks its sha256)."""
+    if os.environ.get("DATA_PATH"):
+        return ["--data", os.environ["DATA_PATH"]]
+    if SHARED_COPY.is_file():
+        return ["--data", str(SHARED_COPY)]
+    return []
+
+
+def step(text: str) -> None:
+    console.rule(f"[bold]{text}")
+
+
+def ports_free(settings: StackSettings) -> None:
+    busy = [
+        (name, url)
+        for name, url in {
+            "kinesis": settings.kinesis_url,
+            "dynamodb": settings.dynamodb_url,
+            "mlflow": settings.mlflow_url,
+            "metrics": settings.metrics_url,
+            "prometheus": f"http://{settings.host}:{settings.prometheus_port}",
+        }.items()
+        if _answers(url)
+    ]
+    if busy:
+        names = ", ".join(f"{n} ({u})" for n, u in busy)
+        raise SystemExit(
+            f"demo: something already listens on {names}; stop it (`make stack-down`) or set "
+            "KINESIS_PORT / DYNAMODB_PORT / MLFLOW_PORT / METRICS_PORT / PROMETHEUS_PORT"
+        )
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (loopback)
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
+
+
+def run(args: list[str], env: dict[str, str]) -> None:
+    result = subprocess.run(args, cwd=REPO_ROOT, env={**os.environ, **env}, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"demo: `{' '.join(args[1:])}` failed with exit code {result.returncode}")
+
+
+def wait_for_outputs(env: dict[str, str], expected: int, timeout: float) -> list[Any]:
+    """Reads both output streams until there is one output per record sent."""
+    from consumer.config import ConsumerSettings
+    from consumer.tools.reader import read_stream
+
+    os.environ.update(env)
+    settings = ConsumerSettings()
+    deadline = time.monotonic() + timeout
+    while True:
+        outputs = read_stream(settings, settings.predictions_stream, 1.0) + read_stream(
+            settings, settings.dead_letter_stream, 1.0
+        )
+        console.print(f"  outputs so far: {len(outputs)} of {expected}")
+        if len(outputs) >= expected or time.monotonic() > deadline:
+            return outputs
+        time.sleep(3)
+
+
+def prometheus_query(settings: StackSettings, query: str) -> float | None:
+    url = (
+        f"http://{settings.host}:{settings.prometheus_port}/api/v1/query?"
+        + urllib.parse.urlencode({"query": query})
+    )
+    with urllib.request.urlopen(url, timeout=5) as response:
+        result = orjson.loads(response.read())["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def metrics_summary(settings: StackSettings) -> Table:
+    queries = {
+        "records received": "sum(dropout_consumer_records_received_total)",
+        "predictions: at risk": 'sum(dropout_consumer_predictions_total{decision="at_risk"})',
+        "predictions: not at risk": (
+            'sum(dropout_consumer_predictions_total{decision="not_at_risk"})'
+        ),
+        "dead letters": "sum(dropout_consumer_dead_letters_total)",
+        "checkpoints (success)": 'sum(dropout_consumer_checkpoints_total{outcome="success"})',
+        "scoring p50 per batch (s)": (
+            "histogram_quantile(0.5, sum by (le) "
+            "(rate(dropout_consumer_scoring_duration_seconds_bucket[5m])))"
+        ),
+        "put->publish p50 (s)": (
+            "histogram_quantile(0.5, sum by (le) "
+            "(rate(dropout_consumer_record_age_seconds_bucket[5m])))"
+        ),
+        "put->publish p99 (s)": (
+            "histogram_quantile(0.99, sum by (le) "
+            "(rate(dropout_consumer_record_age_seconds_bucket[5m])))"
+        ),
+        "shards with a ready processor": "sum(dropout_consumer_processor_ready)",
+    }
+    table = Table(title="Metrics, as Prometheus scraped them from the consumer")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for label, query in queries.items():
+        value = prometheus_query(settings, query)
+        table.add_row(
+            label, "no data" if value is None else f"{value:,.3f}".rstrip("0").rstrip(".")
+        )
+    return table
+
+
+def main() -> int:
+    settings = StackSettings(stack_dir=REPO_ROOT / ".stack" / "demo")
+    ports_free(settings)
+    started: list[ManagedProcess] = []
+
+    def start(spec: Any) -> ManagedProcess:
+        began = time.monotonic()
+        proc = ManagedProcess(spec, settings.logs_dir, settings.pids_dir).start()
+        started.append(proc)
+        console.print(f"  {spec.name} ready in {time.monotonic() - began:.1f} s")
+        return proc
+
+    env = {
+        **FAKE_AWS_ENV,
+        **consumer_env(settings),
+        "REPORTS_DIR": str(settings.stack_dir / "reports"),
+    }
+    try:
+        step("1/6 embedded stack: kinesis-local, moto (DynamoDB), MLflow server")
+        for spec in (kinesis_local(settings), moto_dynamodb(settings), mlflow_server(settings)):
+            start(spec)
+        create_streams(settings)
+
+        step("2/6 training --quick, registering, gating and promoting to @champion")
+        run([sys.executable, "-m", "training", "train", "--quick", *data_args()], env)
+
+        step("3/6 consumer service (KCL MultiLangDaemon + shard processors) and Prometheus")
+        consumer = start(consumer_service(settings))
+        start(prometheus_server(settings, [f"{settings.host}:{settings.metrics_port}"]))
+
+        step(f"4/6 replaying {STUDENTS} students at {RATE:.0f}/s ({MALFORMED_SHARE:.0%} malformed)")
+        run(
+            [
+                sys.executable, "-m", "consumer", "replay", "--count", str(STUDENTS),
+                "--rate", str(RATE), "--malformed-share", str(MALFORMED_SHARE),
+                *data_args(),
+            ],
+            env,
+        )  # fmt: skip
+        console.print("  the KCL needs about 40 s to take its leases on a fresh stream")
+        outputs = wait_for_outputs(env, STUDENTS, timeout=240)
+        if len(outputs) < STUDENTS:
+            raise SystemExit(f"demo: only {len(outputs)} of {STUDENTS} records have an output")
+
+        step("5/6 highest-risk students and dead letters")
+        from consumer.tools.reader import dead_letters_table, predictions_table
+
+        console.print(predictions_table(outputs, 10))
+        letters = [o for o in outputs if o.get("schema") == "dropout.dead_letter.v1"]
+        console.print(dead_letters_table(letters))
+
+        step("6/6 metrics summary")
+        time.sleep(5)  # two scrape intervals, so Prometheus has the final counts
+        console.print(metrics_summary(settings))
+        if not http_ok(f"{settings.metrics_url}/readyz"):
+            console.print("[yellow]consumer /readyz is not 200 at the end of the demo")
+        assert consumer.alive()
+        console.print(
+            f"[green]demo done: {STUDENTS} students in, {STUDENTS} outputs out. Logs: "
+            f"{settings.logs_dir}"
+        )
+        return 0
+    finally:
+        step("teardown")
+        for proc in reversed(started):
+            proc.stop()
+        console.print("  everything the demo started is stopped")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
