@@ -116,7 +116,7 @@ class ConsumerMetrics:
         )
         self.behind_latest = Gauge(
             "behind_latest_seconds",
-            "How far the shard's processor is behind the tip of the stream (KCL millisBehindLatest).",
+            "How far the shard processor is behind the tip of the stream (millisBehindLatest).",
             ["shard_id"],
             namespace=ns,
             multiprocess_mode="livemax",

@@ -1,0 +1,202 @@
+"""Hot reload: a background poller loads new model versions; the processor swaps between batches.
+
+- `ModelHolder` keeps the served model and at most one offered successor. The processor calls
+  `for_next_batch()` at the start of every batch, and also when an offer arrives while no batch
+  is in flight (so an idle shard serves, and reports, the new version at once); a swap never
+  happens inside a batch, so a batch is always scored, encoded and labelled by one version.
+- `ModelPoller` (a daemon thread) first loads the champion with exponential backoff (the
+  processor meanwhile reports not ready and scores nothing), then polls
+  `get_model_version_by_alias` every MODEL_POLL_INTERVAL_SECONDS. A new version is downloaded,
+  checked and self-tested off the scoring path (consumer/model_loader.py) and only then offered.
+  A version that failed for a permanent reason (incompatible, load or self-test failure) is not
+  tried again until the alias moves; transient failures (registry, download) are retried on the
+  next poll. The served model is never dropped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+
+from consumer.metrics import ConsumerMetrics
+from consumer.model_loader import LoadOutcome, ModelLoader, ModelLoadError
+from consumer.scoring import ServedModel
+
+log = structlog.get_logger("consumer.hot_reload")
+
+SwapListener = Callable[[ServedModel | None, ServedModel], None]
+
+
+class ModelHolder:
+    """The served model and the next one; swaps only when the processor asks, between batches."""
+
+    def __init__(self, metrics: ConsumerMetrics | None = None) -> None:
+        self._lock = threading.Lock()
+        self._current: ServedModel | None = None
+        self._pending: ServedModel | None = None
+        self._offered = threading.Event()
+        self._metrics = metrics
+        self._listeners: list[SwapListener] = []
+        self._offer_listeners: list[Callable[[ServedModel], None]] = []
+
+    def add_listener(self, listener: SwapListener) -> None:
+        """Called after every swap with (old, new), in the thread that swapped."""
+        self._listeners.append(listener)
+
+    def add_offer_listener(self, listener: Callable[[ServedModel], None]) -> None:
+        """Called after every offer, in the offering (poller) thread."""
+        self._offer_listeners.append(listener)
+
+    @property
+    def current(self) -> ServedModel | None:
+        return self._current
+
+    @property
+    def known_version(self) -> str | None:
+        """The newest version this holder has or will serve (what the poller compares with)."""
+        with self._lock:
+            model = self._pending or self._current
+            return model.version if model else None
+
+    def offer(self, model: ServedModel) -> None:
+        """Offers a checked model; it replaces any earlier offer not yet swapped in."""
+        with self._lock:
+            self._pending = model
+        self._offered.set()
+        for listener in self._offer_listeners:
+            listener(model)
+
+    def for_next_batch(self) -> ServedModel | None:
+        """The model for the batch about to start, swapping in an offered one first."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+            self._offered.clear()
+            if pending is None:
+                return self._current
+            old, self._current = self._current, pending
+        self._record_swap(old, pending)
+        return pending
+
+    def wait_for_offer(self, timeout: float) -> bool:
+        return self._offered.wait(timeout)
+
+    def _record_swap(self, old: ServedModel | None, new: ServedModel) -> None:
+        if self._metrics is not None:
+            if old is not None and (old.name, old.version) != (new.name, new.version):
+                self._metrics.model_info.labels(model_name=old.name, model_version=old.version).set(
+                    0
+                )
+            self._metrics.model_info.labels(model_name=new.name, model_version=new.version).set(1)
+        log.info(
+            "model_swapped",
+            model_name=new.name,
+            model_version=new.version,
+            previous_version=old.version if old else None,
+        )
+        for listener in self._listeners:
+            listener(old, new)
+
+
+class ModelPoller:
+    """Background loader of the champion; see the module docstring."""
+
+    def __init__(
+        self,
+        loader: ModelLoader,
+        holder: ModelHolder,
+        *,
+        interval_seconds: float,
+        metrics: ConsumerMetrics | None = None,
+        initial_backoff_seconds: float = 1.0,
+        max_backoff_seconds: float = 30.0,
+    ) -> None:
+        self._loader = loader
+        self._holder = holder
+        self._interval = interval_seconds
+        self._metrics = metrics
+        self._initial_backoff = min(initial_backoff_seconds, interval_seconds)
+        self._max_backoff = max(self._initial_backoff, min(max_backoff_seconds, interval_seconds))
+        self._stop = threading.Event()
+        self._refused: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self._reported: tuple[LoadOutcome, str | None] | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        if self._thread is not None and timeout is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self) -> None:
+        backoff = self._initial_backoff
+        while not self._stop.is_set():
+            self._poll_safely()
+            if self._holder.known_version is not None:
+                break
+            self._stop.wait(backoff)
+            backoff = min(self._max_backoff, backoff * 2)
+        while not self._stop.wait(self._interval):
+            self._poll_safely()
+
+    def _poll_safely(self) -> None:
+        # The thread must outlive anything a poll (or a swap listener it triggers) raises.
+        try:
+            self.poll_once()
+        except Exception:
+            log.exception("model_poll_error")
+
+    def poll_once(self) -> LoadOutcome | None:
+        """One poll: resolve the alias and load the version if it is new. Never raises."""
+        started = time.perf_counter()
+        try:
+            ref = self._loader.resolve_alias()
+            if ref.version == self._holder.known_version or ref.version in self._refused:
+                return None
+            model = self._loader.load_version(ref)
+        except ModelLoadError as exc:
+            self._failed(exc)
+            return exc.outcome
+        except Exception as exc:  # noqa: BLE001 (a bug or a library surprise: keep serving)
+            self._failed(ModelLoadError(LoadOutcome.LOAD_FAILED, repr(exc)))
+            return LoadOutcome.LOAD_FAILED
+        self._count(LoadOutcome.SUCCESS)
+        self._reported = None
+        log.info(
+            "model_loaded",
+            model_name=ref.name,
+            model_version=ref.version,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        self._holder.offer(model)
+        return LoadOutcome.SUCCESS
+
+    def _failed(self, exc: ModelLoadError) -> None:
+        self._count(exc.outcome)
+        if exc.outcome.permanent and exc.version is not None:
+            self._refused.add(exc.version)
+        # Log each distinct failure once, not on every poll of an outage.
+        key = (exc.outcome, exc.version)
+        if key != self._reported:
+            self._reported = key
+            log.error(
+                "model_load_failed",
+                outcome=exc.outcome.value,
+                model_version=exc.version,
+                serving_version=self._holder.known_version,
+                error=str(exc),
+            )
+
+    def _count(self, outcome: LoadOutcome) -> None:
+        if self._metrics is not None:
+            self._metrics.model_reloads.labels(outcome=outcome.value).inc()

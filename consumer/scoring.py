@@ -1,0 +1,147 @@
+"""The model call: one frame of valid rows in, one checked set of scores out.
+
+`Scorer.score` builds the contract's input frame (float64, contract attribute order, NaN =
+missing), calls the model once, and checks the output frame (docs/model-contract.md, "Output of
+predict"). A model that raises or returns something off-contract raises `ScoringError`; the batch
+path then retries the rows one by one (consumer/batch.py).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from consumer.contract import Contract
+from consumer.validation import RecordValidator
+
+PredictFn = Callable[[pd.DataFrame], Any]
+OUTPUT_COLUMNS = ("dropout_probability", "at_risk", "risk_band", "top_factors")
+
+
+class ScoringError(RuntimeError):
+    """The model raised, or returned output that breaks the contract."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scores:
+    """Scores of n rows, as plain Python lists in row order."""
+
+    probability: list[float]
+    at_risk: list[bool]
+    risk_band: list[str]
+    top_factors: list[Any]
+
+
+class Scorer:
+    """Calls one model's predict on a float64 matrix and checks what comes back."""
+
+    def __init__(self, predict: PredictFn, columns: list[str]) -> None:
+        self._predict = predict
+        self.columns = list(columns)
+
+    def score(self, rows: np.ndarray) -> Scores:
+        n = rows.shape[0]
+        frame = pd.DataFrame(rows, columns=self.columns, copy=False)
+        try:
+            output = self._predict(frame)
+        except Exception as exc:
+            raise ScoringError(f"model raised {type(exc).__name__}: {exc}") from exc
+        return _check_output(output, n)
+
+
+def _check_output(output: Any, n: int) -> Scores:
+    if not isinstance(output, pd.DataFrame):
+        raise ScoringError(f"model returned {type(output).__name__}, not a DataFrame")
+    missing = [c for c in OUTPUT_COLUMNS if c not in output.columns]
+    if missing:
+        raise ScoringError(f"model output lacks columns {missing}")
+    if len(output) != n:
+        raise ScoringError(f"model returned {len(output)} rows for {n}")
+    try:
+        probability = output["dropout_probability"].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ScoringError(f"dropout_probability is not numeric: {exc}") from exc
+    bad = ~((probability >= 0.0) & (probability <= 1.0))
+    if bad.any():
+        first = float(probability[bad][0])
+        raise ScoringError(f"dropout_probability {first} is not in [0, 1]")
+    at_risk = output["at_risk"].tolist()
+    bands = output["risk_band"].tolist()
+    factors = output["top_factors"].tolist()
+    for flag, band in zip(at_risk, bands, strict=True):
+        if not isinstance(flag, bool | np.bool_) or not isinstance(band, str):
+            raise ScoringError("at_risk must be booleans and risk_band strings")
+    return Scores(
+        probability=probability.tolist(),
+        at_risk=[bool(flag) for flag in at_risk],
+        risk_band=bands,
+        top_factors=factors,
+    )
+
+
+def direct_predict(python_model: Any) -> PredictFn:
+    """Calls a pyfunc PythonModel's own predict, skipping MLflow's per-call schema enforcement.
+
+    The consumer has already enforced the schema (validation.py), and the wrapper's enforcement
+    costs more than the model on small batches. Handles both predict signatures MLflow accepts:
+    `predict(self, context, model_input, params=None)` and `predict(self, model_input, ...)`.
+    """
+    parameters = list(inspect.signature(python_model.predict).parameters)
+    takes_context = bool(parameters) and parameters[0] == "context"
+
+    def predict(frame: pd.DataFrame) -> Any:
+        if takes_context:
+            return python_model.predict(None, frame)
+        return python_model.predict(frame)
+
+    return predict
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model version ready to serve: its contract, validator and scorer."""
+
+    name: str
+    version: str
+    contract: Contract
+    validator: RecordValidator
+    scorer: Scorer
+    path: Path | None = None
+    uri: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        name: str,
+        version: str,
+        contract: Contract,
+        predict: PredictFn,
+        max_record_bytes: int,
+        path: Path | None = None,
+        uri: str | None = None,
+    ) -> ServedModel:
+        return cls(
+            name=name,
+            version=version,
+            contract=contract,
+            validator=RecordValidator(contract, max_record_bytes),
+            scorer=Scorer(predict, contract.attribute_names),
+            path=path,
+            uri=uri,
+        )
+
+
+def close_enough(actual: list[float], expected: list[float], tolerance: float = 1e-6) -> bool:
+    """Whether two probability lists agree within `tolerance` (the self-test's comparison)."""
+    return len(actual) == len(expected) and all(
+        math.isclose(a, e, rel_tol=0.0, abs_tol=tolerance)
+        for a, e in zip(actual, expected, strict=True)
+    )

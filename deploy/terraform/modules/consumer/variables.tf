@@ -1,0 +1,180 @@
+variable "name" {
+  description = "Name of the service, task family, roles and log group."
+  type        = string
+}
+
+variable "cluster_name" {
+  description = "Name of the ECS cluster."
+  type        = string
+}
+
+variable "cluster_arn" {
+  description = "ARN of the ECS cluster."
+  type        = string
+}
+
+variable "capacity_provider" {
+  description = "Capacity provider of the service (FARGATE or the cluster's EC2 provider)."
+  type        = string
+}
+
+variable "requires_compatibilities" {
+  description = "FARGATE or EC2, matching the cluster's capacity."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the tasks."
+  type        = string
+}
+
+variable "vpc_cidr_block" {
+  description = "CIDR of the VPC: Prometheus scrapes from it, MLflow answers inside it."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets of the tasks."
+  type        = list(string)
+}
+
+variable "extra_security_group_ids" {
+  description = "More security groups for the tasks (the MLflow clients group)."
+  type        = list(string)
+  default     = []
+}
+
+variable "image" {
+  description = "Consumer image, <repository url>:<commit sha>."
+  type        = string
+}
+
+variable "ecr_repository_arn" {
+  description = "ECR repository the image comes from."
+  type        = string
+}
+
+variable "cpu" {
+  description = "Task CPU units (1024 = 1 vCPU)."
+  type        = number
+  default     = 2048
+}
+
+variable "memory" {
+  description = "Task memory in MiB (the JVM plus one Python processor of up to 350 MB per shard lease)."
+  type        = number
+  default     = 4096
+}
+
+variable "min_count" {
+  description = "Fewest consumer tasks."
+  type        = number
+  default     = 2
+}
+
+variable "max_count" {
+  description = "Most consumer tasks (no more than the input stream's shards can use)."
+  type        = number
+  default     = 4
+}
+
+variable "cpu_target_percent" {
+  description = "Average CPU the target tracking policy aims for."
+  type        = number
+  default     = 60
+}
+
+variable "iterator_age_scale_out_ms" {
+  description = "Iterator age (ms) past which a worker is added."
+  type        = number
+  default     = 60000
+}
+
+variable "input_stream_name" {
+  description = "Input stream name."
+  type        = string
+}
+
+variable "input_stream_arn" {
+  description = "Input stream ARN (read)."
+  type        = string
+}
+
+variable "predictions_stream_name" {
+  description = "Predictions stream name."
+  type        = string
+}
+
+variable "predictions_stream_arn" {
+  description = "Predictions stream ARN (write)."
+  type        = string
+}
+
+variable "dead_letter_stream_name" {
+  description = "Dead-letter stream name."
+  type        = string
+}
+
+variable "dead_letter_stream_arn" {
+  description = "Dead-letter stream ARN (write)."
+  type        = string
+}
+
+variable "application_name" {
+  description = "KCL application name: names the lease, coordinator state and worker metrics tables and the CloudWatch namespace."
+  type        = string
+}
+
+variable "initial_position" {
+  description = "Where a new lease starts reading: TRIM_HORIZON or LATEST."
+  type        = string
+  default     = "TRIM_HORIZON"
+}
+
+variable "mlflow_tracking_uri" {
+  description = "MLflow tracking server and registry URL."
+  type        = string
+}
+
+variable "mlflow_port" {
+  description = "Port of the MLflow server."
+  type        = number
+}
+
+variable "model_name" {
+  description = "Registered model name."
+  type        = string
+}
+
+variable "model_alias" {
+  description = "Registry alias of the serving version."
+  type        = string
+}
+
+variable "model_poll_interval_seconds" {
+  description = "How often the processors poll the alias for a new version."
+  type        = number
+  default     = 30
+}
+
+variable "log_level" {
+  description = "DEBUG, INFO, WARNING or ERROR."
+  type        = string
+  default     = "INFO"
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed key of the streams, logs and images."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Retention of the log group."
+  type        = number
+}
+
+variable "tags" {
+  description = "Tags of every resource."
+  type        = map(string)
+  default     = {}
+}

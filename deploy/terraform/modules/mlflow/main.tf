@@ -1,0 +1,469 @@
+# MLflow tracking server and model registry on ECS: RDS PostgreSQL as the backend store (master
+# password generated and kept in Secrets Manager by RDS), an encrypted, versioned, private S3
+# bucket as the artifact store (proxied by the server, so clients need no S3 rights), and a
+# private DNS name (Cloud Map) that the consumer and training tasks use.
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  region      = data.aws_region.current.name
+  account     = data.aws_caller_identity.current.account_id
+  port        = 5000
+  db_name     = "mlflow"
+  db_user     = "mlflow"
+  dns_name    = "mlflow.${var.dns_namespace}"
+  bucket_name = "${var.name}-artifacts-${local.account}"
+}
+
+# --- artifact bucket -------------------------------------------------------------------------
+resource "aws_s3_bucket" "artifacts" {
+  #checkov:skip=CKV_AWS_18:Only the MLflow server's task role can reach the bucket (TLS-only, no public access); enable CloudTrail S3 data events at the organisation level for an access audit instead of a second, unencrypted log bucket.
+  #checkov:skip=CKV2_AWS_62:Nothing consumes artifact events; the registry (not the bucket) announces new model versions.
+  #checkov:skip=CKV_AWS_144:Versioning plus the database backups protect the registry; a second region is a disaster-recovery choice left to each deployment.
+  bucket        = local.bucket_name
+  force_destroy = var.force_destroy
+  tags          = var.tags
+}
+
+resource "aws_s3_bucket_public_access_block" "artifacts" {
+  bucket                  = aws_s3_bucket.artifacts.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_versioning" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = var.kms_key_arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
+  bucket = aws_s3_bucket.artifacts.id
+
+  rule {
+    id     = "old-versions-and-uploads"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+
+  depends_on = [aws_s3_bucket_versioning.artifacts]
+}
+
+data "aws_iam_policy_document" "artifacts_bucket" {
+  # A deny-only policy: no request without TLS. Deny statements may name every action (that is
+  # what makes them safe); no statement here grants anything.
+  statement {
+    sid     = "DenyInsecureTransport"
+    effect  = "Deny"
+    actions = ["s3:*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    resources = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "artifacts" {
+  bucket     = aws_s3_bucket.artifacts.id
+  policy     = data.aws_iam_policy_document.artifacts_bucket.json
+  depends_on = [aws_s3_bucket_public_access_block.artifacts]
+}
+
+# --- database --------------------------------------------------------------------------------
+resource "aws_security_group" "clients" {
+  name        = "${var.name}-clients"
+  description = "Attached to tasks that may call the MLflow server (consumer, training)"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+}
+
+resource "aws_security_group" "server" {
+  name        = "${var.name}-server"
+  description = "MLflow server tasks"
+  vpc_id      = var.vpc_id
+
+  ingress {
+    description     = "MLflow API from its clients"
+    from_port       = local.port
+    to_port         = local.port
+    protocol        = "tcp"
+    security_groups = [aws_security_group.clients.id]
+  }
+
+  egress {
+    description = "HTTPS to S3, Secrets Manager, ECR and CloudWatch Logs"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  egress {
+    description = "PostgreSQL inside the VPC"
+    from_port   = 5432
+    to_port     = 5432
+    protocol    = "tcp"
+    cidr_blocks = [var.vpc_cidr_block]
+  }
+
+  tags = var.tags
+}
+
+resource "aws_security_group" "database" {
+  name        = "${var.name}-database"
+  description = "MLflow backend store: PostgreSQL from the MLflow server only"
+  vpc_id      = var.vpc_id
+
+  ingress {
+    description     = "PostgreSQL from the MLflow server"
+    from_port       = 5432
+    to_port         = 5432
+    protocol        = "tcp"
+    security_groups = [aws_security_group.server.id]
+  }
+
+  tags = var.tags
+}
+
+resource "aws_db_subnet_group" "this" {
+  name       = var.name
+  subnet_ids = var.subnet_ids
+  tags       = var.tags
+}
+
+resource "aws_db_parameter_group" "this" {
+  name   = "${var.name}-postgres16"
+  family = "postgres16"
+
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "1000"
+  }
+  parameter {
+    name  = "log_connections"
+    value = "1"
+  }
+
+  tags = var.tags
+}
+
+resource "aws_db_instance" "this" {
+  #checkov:skip=CKV_AWS_118:Performance Insights and the exported PostgreSQL logs cover this small registry database; OS-level enhanced monitoring would add a role with an AWS managed policy for little gain.
+  identifier     = var.name
+  engine         = "postgres"
+  engine_version = "16"
+  instance_class = var.db_instance_class
+  db_name        = local.db_name
+  username       = local.db_user
+
+  # RDS generates the password and keeps it (and rotates it) in Secrets Manager.
+  manage_master_user_password   = true
+  master_user_secret_kms_key_id = var.kms_key_arn
+
+  allocated_storage     = var.db_allocated_storage_gb
+  max_allocated_storage = var.db_allocated_storage_gb * 4
+  storage_type          = "gp3"
+  storage_encrypted     = true
+  kms_key_id            = var.kms_key_arn
+
+  db_subnet_group_name   = aws_db_subnet_group.this.name
+  vpc_security_group_ids = [aws_security_group.database.id]
+  parameter_group_name   = aws_db_parameter_group.this.name
+  publicly_accessible    = false
+  multi_az               = var.db_multi_az
+
+  iam_database_authentication_enabled = true
+  auto_minor_version_upgrade          = true
+  copy_tags_to_snapshot               = true
+  backup_retention_period             = var.db_backup_retention_days
+  deletion_protection                 = var.deletion_protection
+  skip_final_snapshot                 = !var.deletion_protection
+  final_snapshot_identifier           = "${var.name}-final"
+  enabled_cloudwatch_logs_exports     = ["postgresql", "upgrade"]
+
+  performance_insights_enabled    = true
+  performance_insights_kms_key_id = var.kms_key_arn
+
+  tags = var.tags
+}
+
+# --- server ----------------------------------------------------------------------------------
+resource "aws_cloudwatch_log_group" "this" {
+  name              = "/dropout/${var.name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+resource "aws_iam_role" "execution" {
+  name               = "${var.name}-execution"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "execution" {
+  statement {
+    sid     = "EcrLogin"
+    effect  = "Allow"
+    actions = ["ecr:GetAuthorizationToken"]
+    # Wildcard resource: ecr:GetAuthorizationToken supports no resource-level permissions.
+    resources = ["*"]
+  }
+  statement {
+    sid    = "PullTheImage"
+    effect = "Allow"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+    ]
+    resources = [var.ecr_repository_arn]
+  }
+  statement {
+    sid       = "ReadTheDatabasePassword"
+    effect    = "Allow"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [aws_db_instance.this.master_user_secret[0].secret_arn]
+  }
+  statement {
+    sid       = "DecryptImageAndSecret"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+  statement {
+    sid    = "WriteLogs"
+    effect = "Allow"
+    actions = [
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "execution" {
+  name   = "pull-image-read-secret-write-logs"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.execution.json
+}
+
+resource "aws_iam_role" "task" {
+  name               = "${var.name}-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = var.tags
+}
+
+# The server reads and writes artifacts in its bucket; nothing else.
+data "aws_iam_policy_document" "task" {
+  statement {
+    sid       = "ListArtifacts"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.artifacts.arn]
+  }
+  statement {
+    sid    = "ReadWriteArtifacts"
+    effect = "Allow"
+    actions = [
+      "s3:DeleteObject",
+      "s3:GetObject",
+      "s3:PutObject",
+    ]
+    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+  }
+  statement {
+    sid    = "BucketEncryptionKey"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+    ]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "task" {
+  name   = "artifact-store"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.task.json
+}
+
+resource "aws_service_discovery_private_dns_namespace" "this" {
+  name        = var.dns_namespace
+  description = "Private names of the dropout services"
+  vpc         = var.vpc_id
+  tags        = var.tags
+}
+
+resource "aws_service_discovery_service" "this" {
+  name = "mlflow"
+
+  dns_config {
+    namespace_id   = aws_service_discovery_private_dns_namespace.this.id
+    routing_policy = "MULTIVALUE"
+    dns_records {
+      type = "A"
+      ttl  = 10
+    }
+  }
+
+  health_check_custom_config {
+    failure_threshold = 1
+  }
+
+  tags = var.tags
+}
+
+resource "aws_ecs_task_definition" "this" {
+  family                   = var.name
+  requires_compatibilities = [var.requires_compatibilities]
+  network_mode             = "awsvpc"
+  cpu                      = var.cpu
+  memory                   = var.memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = "mlflow"
+      image                  = var.image
+      essential              = true
+      readonlyRootFilesystem = true
+      user                   = "10001:10001"
+      portMappings           = [{ containerPort = local.port, protocol = "tcp", name = "http" }]
+      environment = [
+        { name = "DB_HOST", value = aws_db_instance.this.address },
+        { name = "DB_PORT", value = tostring(aws_db_instance.this.port) },
+        { name = "DB_NAME", value = local.db_name },
+        { name = "DB_USER", value = local.db_user },
+        { name = "DB_SSLMODE", value = "require" },
+        { name = "MLFLOW_ARTIFACTS_DESTINATION", value = "s3://${aws_s3_bucket.artifacts.bucket}/artifacts" },
+        { name = "MLFLOW_SERVER_ALLOWED_HOSTS", value = "${local.dns_name},${local.dns_name}:${local.port},localhost:*,127.0.0.1:*" },
+        { name = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", value = "false" },
+        { name = "MLFLOW_WORKERS", value = tostring(var.workers) },
+        { name = "AWS_REGION", value = local.region },
+      ]
+      # ECS reads the password from the RDS-managed secret (a JSON document) at task start.
+      secrets = [
+        { name = "DB_PASSWORD", valueFrom = "${aws_db_instance.this.master_user_secret[0].secret_arn}:password::" },
+      ]
+      mountPoints = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+      healthCheck = {
+        command     = ["CMD", "python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:${local.port}/health', timeout=4).status == 200 else 1)"]
+        interval    = 15
+        timeout     = 5
+        retries     = 5
+        startPeriod = 90
+      }
+      stopTimeout     = 30
+      linuxParameters = { initProcessEnabled = true }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this.name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = "mlflow"
+        }
+      }
+    }
+  ])
+
+  tags = var.tags
+}
+
+resource "aws_ecs_service" "this" {
+  name                               = var.name
+  cluster                            = var.cluster_arn
+  task_definition                    = aws_ecs_task_definition.this.arn
+  desired_count                      = var.desired_count
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  enable_ecs_managed_tags            = true
+  propagate_tags                     = "SERVICE"
+
+  capacity_provider_strategy {
+    capacity_provider = var.capacity_provider
+    weight            = 1
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  network_configuration {
+    subnets          = var.subnet_ids
+    security_groups  = [aws_security_group.server.id]
+    assign_public_ip = false
+  }
+
+  service_registries {
+    registry_arn = aws_service_discovery_service.this.arn
+  }
+
+  tags = var.tags
+}

@@ -1,0 +1,131 @@
+variable "name" {
+  description = "Name of the MLflow service, database, bucket prefix and roles."
+  type        = string
+}
+
+variable "cluster_arn" {
+  description = "ARN of the ECS cluster."
+  type        = string
+}
+
+variable "capacity_provider" {
+  description = "Capacity provider of the service."
+  type        = string
+}
+
+variable "requires_compatibilities" {
+  description = "FARGATE or EC2, matching the cluster's capacity."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the server and database."
+  type        = string
+}
+
+variable "vpc_cidr_block" {
+  description = "CIDR of the VPC."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets of the server and database."
+  type        = list(string)
+}
+
+variable "dns_namespace" {
+  description = "Private DNS namespace; the server answers at mlflow.<namespace>:5000."
+  type        = string
+}
+
+variable "image" {
+  description = "MLflow image, <repository url>:<commit sha>."
+  type        = string
+}
+
+variable "ecr_repository_arn" {
+  description = "ECR repository the image comes from."
+  type        = string
+}
+
+variable "cpu" {
+  description = "Task CPU units."
+  type        = number
+  default     = 1024
+}
+
+variable "memory" {
+  description = "Task memory in MiB (the server needs about 0.5 GB with the job runner off)."
+  type        = number
+  default     = 2048
+}
+
+variable "workers" {
+  description = "Server worker processes."
+  type        = number
+  default     = 2
+}
+
+variable "desired_count" {
+  description = "Server tasks."
+  type        = number
+  default     = 1
+}
+
+variable "db_instance_class" {
+  description = "RDS instance class."
+  type        = string
+  default     = "db.t4g.small"
+}
+
+variable "db_allocated_storage_gb" {
+  description = "Initial storage (GiB); storage autoscaling may grow it to four times this."
+  type        = number
+  default     = 20
+}
+
+variable "db_multi_az" {
+  description = "Standby in a second zone."
+  type        = bool
+  default     = true
+}
+
+variable "db_backup_retention_days" {
+  description = "Automated backup retention (days)."
+  type        = number
+  default     = 14
+}
+
+variable "deletion_protection" {
+  description = "Protect the database from deletion (and take a final snapshot)."
+  type        = bool
+  default     = true
+}
+
+variable "force_destroy" {
+  description = "Allow `terraform destroy` to empty the artifact bucket."
+  type        = bool
+  default     = false
+}
+
+variable "noncurrent_version_days" {
+  description = "Days an overwritten or deleted artifact version is kept."
+  type        = number
+  default     = 90
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed key of the bucket, database, secret and logs."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Retention of the log group."
+  type        = number
+}
+
+variable "tags" {
+  description = "Tags of every resource."
+  type        = map(string)
+  default     = {}
+}

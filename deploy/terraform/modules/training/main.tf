@@ -1,0 +1,499 @@
+# Scheduled retraining: an EventBridge Scheduler schedule starts a Step Functions state machine
+# that runs the training task on ECS (runTask.sync: it waits for the task to stop), retries a
+# failed run, gives up after a timeout, and publishes the outcome to an SNS topic.
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.name
+  account   = data.aws_caller_identity.current.account_id
+  container = "training"
+  # Any revision of the family: the state machine runs the latest active one.
+  task_definition_family_arn = "arn:${local.partition}:ecs:${local.region}:${local.account}:task-definition/${var.name}:*"
+  cluster_tasks_arn          = "arn:${local.partition}:ecs:${local.region}:${local.account}:task/${var.cluster_name}/*"
+  ecs_events_rule_arn        = "arn:${local.partition}:events:${local.region}:${local.account}:rule/StepFunctionsGetEventsForECSTaskRule"
+
+  # Every variable here is one training/config.py reads (tests/deploy checks it). The data is
+  # downloaded from UCI (sha256-checked) into the task's ephemeral storage.
+  environment = {
+    MLFLOW_TRACKING_URI    = var.mlflow_tracking_uri
+    MLFLOW_EXPERIMENT_NAME = var.experiment_name
+    MODEL_NAME             = var.model_name
+    MODEL_ALIAS            = var.model_alias
+    GATE_TOLERANCE         = tostring(var.gate_tolerance)
+    # One model-search worker per vCPU of the task.
+    N_JOBS = tostring(max(1, floor(var.cpu / 1024)))
+  }
+
+  network = {
+    AwsvpcConfiguration = {
+      Subnets        = var.subnet_ids
+      SecurityGroups = concat([aws_security_group.this.id], var.extra_security_group_ids)
+      AssignPublicIp = "DISABLED"
+    }
+  }
+
+  run_task = {
+    Cluster                  = var.cluster_arn
+    TaskDefinition           = var.name
+    CapacityProviderStrategy = [{ CapacityProvider = var.capacity_provider, Weight = 1 }]
+    NetworkConfiguration     = local.network
+    PropagateTags            = "TASK_DEFINITION"
+  }
+
+  retry = [
+    {
+      ErrorEquals     = ["ECS.AmazonECSException", "ECS.ServerException", "States.TaskFailed"]
+      IntervalSeconds = 60
+      MaxAttempts     = var.max_retries
+      BackoffRate     = 2
+    }
+  ]
+  catch = [{ ErrorEquals = ["States.ALL"], ResultPath = "$.error", Next = "NotifyFailure" }]
+}
+
+resource "aws_cloudwatch_log_group" "task" {
+  name              = "/dropout/${var.name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+# --- the training task -----------------------------------------------------------------------
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+resource "aws_iam_role" "execution" {
+  name               = "${var.name}-execution"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "execution" {
+  statement {
+    sid     = "EcrLogin"
+    effect  = "Allow"
+    actions = ["ecr:GetAuthorizationToken"]
+    # Wildcard resource: ecr:GetAuthorizationToken supports no resource-level permissions.
+    resources = ["*"]
+  }
+  statement {
+    sid    = "PullTheImage"
+    effect = "Allow"
+    actions = [
+      "ecr:BatchCheckLayerAvailability",
+      "ecr:BatchGetImage",
+      "ecr:GetDownloadUrlForLayer",
+    ]
+    resources = [var.ecr_repository_arn]
+  }
+  statement {
+    sid       = "DecryptTheImage"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+  statement {
+    sid    = "WriteLogs"
+    effect = "Allow"
+    actions = [
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ]
+    resources = ["${aws_cloudwatch_log_group.task.arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "execution" {
+  name   = "pull-image-write-logs"
+  role   = aws_iam_role.execution.id
+  policy = data.aws_iam_policy_document.execution.json
+}
+
+# The training job talks only to the MLflow server (artifacts go through it) and to UCI over
+# HTTPS: its task role carries no AWS permission at all.
+resource "aws_iam_role" "task" {
+  name               = "${var.name}-task"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+  tags               = var.tags
+}
+
+resource "aws_security_group" "this" {
+  #checkov:skip=CKV2_AWS_5:Attached at run time: the state machine's RunTask parameters (NetworkConfiguration) name this group, which static analysis cannot follow.
+  name        = var.name
+  description = "Training tasks: HTTPS out (dataset download, AWS APIs) and MLflow"
+  vpc_id      = var.vpc_id
+
+  egress {
+    description = "HTTPS: the UCI dataset download, ECR and CloudWatch Logs"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  egress {
+    description = "MLflow tracking server inside the VPC"
+    from_port   = var.mlflow_port
+    to_port     = var.mlflow_port
+    protocol    = "tcp"
+    cidr_blocks = [var.vpc_cidr_block]
+  }
+
+  tags = var.tags
+}
+
+resource "aws_ecs_task_definition" "this" {
+  family                   = var.name
+  requires_compatibilities = [var.requires_compatibilities]
+  network_mode             = "awsvpc"
+  cpu                      = var.cpu
+  memory                   = var.memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  volume {
+    name = "work"
+  }
+  volume {
+    name = "tmp"
+  }
+
+  container_definitions = jsonencode([
+    {
+      name                   = local.container
+      image                  = var.image
+      essential              = true
+      readonlyRootFilesystem = true
+      user                   = "10001:10001"
+      command                = var.command
+      environment            = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
+      mountPoints = [
+        { sourceVolume = "work", containerPath = "/var/lib/training", readOnly = false },
+        { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+      ]
+      stopTimeout     = 60
+      linuxParameters = { initProcessEnabled = true }
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.task.name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = "training"
+        }
+      }
+    }
+  ])
+
+  tags = var.tags
+}
+
+# --- outcome notifications -------------------------------------------------------------------
+resource "aws_sns_topic" "outcome" {
+  name              = "${var.name}-outcome"
+  kms_master_key_id = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each  = toset(var.notification_emails)
+  topic_arn = aws_sns_topic.outcome.arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+# --- state machine ---------------------------------------------------------------------------
+resource "aws_cloudwatch_log_group" "state_machine" {
+  # /aws/vendedlogs/ keeps the log delivery's resource policy small (AWS recommendation).
+  name              = "/aws/vendedlogs/states/${var.name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+data "aws_iam_policy_document" "states_assume" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["states.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+resource "aws_iam_role" "state_machine" {
+  name               = "${var.name}-state-machine"
+  assume_role_policy = data.aws_iam_policy_document.states_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "state_machine" {
+  statement {
+    sid       = "RunTheTrainingTask"
+    effect    = "Allow"
+    actions   = ["ecs:RunTask"]
+    resources = [local.task_definition_family_arn]
+    condition {
+      test     = "ArnEquals"
+      variable = "ecs:cluster"
+      values   = [var.cluster_arn]
+    }
+  }
+  statement {
+    sid    = "WatchAndStopItsTasks"
+    effect = "Allow"
+    actions = [
+      "ecs:DescribeTasks",
+      "ecs:StopTask",
+    ]
+    resources = [local.cluster_tasks_arn]
+  }
+  statement {
+    # runTask.sync learns that the task stopped through this EventBridge rule, which Step
+    # Functions manages in the account.
+    sid    = "SyncRule"
+    effect = "Allow"
+    actions = [
+      "events:DescribeRule",
+      "events:PutRule",
+      "events:PutTargets",
+    ]
+    resources = [local.ecs_events_rule_arn]
+  }
+  statement {
+    sid       = "PassTheTaskRoles"
+    effect    = "Allow"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.execution.arn, aws_iam_role.task.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+  statement {
+    sid       = "PublishTheOutcome"
+    effect    = "Allow"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.outcome.arn]
+  }
+  statement {
+    sid    = "EncryptedTopic"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+    ]
+    resources = [var.kms_key_arn]
+  }
+  statement {
+    sid    = "LogDelivery"
+    effect = "Allow"
+    actions = [
+      "logs:CreateLogDelivery",
+      "logs:DeleteLogDelivery",
+      "logs:DescribeLogGroups",
+      "logs:DescribeResourcePolicies",
+      "logs:GetLogDelivery",
+      "logs:ListLogDeliveries",
+      "logs:PutResourcePolicy",
+      "logs:UpdateLogDelivery",
+    ]
+    # Wildcard resource: CloudWatch Logs vended log delivery actions support no resource-level
+    # permissions (AWS documents "*" for Step Functions logging).
+    resources = ["*"]
+  }
+  statement {
+    sid    = "Tracing"
+    effect = "Allow"
+    actions = [
+      "xray:GetSamplingRules",
+      "xray:GetSamplingTargets",
+      "xray:PutTelemetryRecords",
+      "xray:PutTraceSegments",
+    ]
+    # Wildcard resource: these X-Ray actions support no resource-level permissions.
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "state_machine" {
+  name   = "run-training-notify"
+  role   = aws_iam_role.state_machine.id
+  policy = data.aws_iam_policy_document.state_machine.json
+}
+
+resource "aws_sfn_state_machine" "this" {
+  name     = var.name
+  role_arn = aws_iam_role.state_machine.arn
+  type     = "STANDARD"
+
+  definition = jsonencode({
+    Comment        = "Train, register and gate a new dropout model; publish the outcome."
+    TimeoutSeconds = var.task_timeout_seconds * (var.max_retries + 1) + 900
+    StartAt        = "HasCommand"
+    States = {
+      # An execution input {"command": ["train", "--force"]} overrides the task's command;
+      # the schedule starts executions with {} (the image's default: train).
+      HasCommand = {
+        Type    = "Choice"
+        Choices = [{ Variable = "$.command", IsPresent = true, Next = "TrainWithCommand" }]
+        Default = "Train"
+      }
+      Train = {
+        Type           = "Task"
+        Resource       = "arn:${local.partition}:states:::ecs:runTask.sync"
+        Parameters     = local.run_task
+        TimeoutSeconds = var.task_timeout_seconds
+        ResultPath     = "$.task"
+        Retry          = local.retry
+        Catch          = local.catch
+        Next           = "NotifySuccess"
+      }
+      TrainWithCommand = {
+        Type     = "Task"
+        Resource = "arn:${local.partition}:states:::ecs:runTask.sync"
+        Parameters = merge(local.run_task, {
+          Overrides = { ContainerOverrides = [{ Name = local.container, "Command.$" = "$.command" }] }
+        })
+        TimeoutSeconds = var.task_timeout_seconds
+        ResultPath     = "$.task"
+        Retry          = local.retry
+        Catch          = local.catch
+        Next           = "NotifySuccess"
+      }
+      NotifySuccess = {
+        Type     = "Task"
+        Resource = "arn:${local.partition}:states:::sns:publish"
+        Parameters = {
+          TopicArn    = aws_sns_topic.outcome.arn
+          Subject     = "Dropout training succeeded (${var.name})"
+          "Message.$" = "States.Format('Training run {} succeeded. Logs: ${aws_cloudwatch_log_group.task.name}. The registry tags on the new model version say whether it became @${var.model_alias}.', $$.Execution.Name)"
+        }
+        End = true
+      }
+      NotifyFailure = {
+        Type     = "Task"
+        Resource = "arn:${local.partition}:states:::sns:publish"
+        Parameters = {
+          TopicArn    = aws_sns_topic.outcome.arn
+          Subject     = "Dropout training FAILED (${var.name})"
+          "Message.$" = "States.Format('Training run {} failed: {}', $$.Execution.Name, States.JsonToString($.error))"
+        }
+        Next = "Failed"
+      }
+      Failed = {
+        Type  = "Fail"
+        Error = "TrainingFailed"
+        Cause = "The training task failed or timed out after its retries; see the SNS message and the task logs."
+      }
+    }
+  })
+
+  logging_configuration {
+    log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"
+    include_execution_data = true
+    level                  = "ALL"
+  }
+
+  tracing_configuration {
+    enabled = true
+  }
+
+  tags = var.tags
+}
+
+# --- schedule --------------------------------------------------------------------------------
+data "aws_iam_policy_document" "scheduler_assume" {
+  statement {
+    effect  = "Allow"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  name               = "${var.name}-scheduler"
+  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
+  tags               = var.tags
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "StartTraining"
+    effect    = "Allow"
+    actions   = ["states:StartExecution"]
+    resources = [aws_sfn_state_machine.this.arn]
+  }
+  statement {
+    sid       = "EncryptedSchedule"
+    effect    = "Allow"
+    actions   = ["kms:Decrypt"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "start-training"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}
+
+resource "aws_scheduler_schedule" "this" {
+  name                         = var.name
+  description                  = "Retrain the dropout model"
+  schedule_expression          = var.schedule_expression
+  schedule_expression_timezone = var.schedule_timezone
+  state                        = var.schedule_enabled ? "ENABLED" : "DISABLED"
+  kms_key_arn                  = var.kms_key_arn
+
+  flexible_time_window {
+    mode                      = "FLEXIBLE"
+    maximum_window_in_minutes = 15
+  }
+
+  target {
+    arn      = aws_sfn_state_machine.this.arn
+    role_arn = aws_iam_role.scheduler.arn
+    input    = jsonencode({})
+
+    retry_policy {
+      maximum_event_age_in_seconds = 3600
+      maximum_retry_attempts       = 3
+    }
+  }
+}

@@ -1,0 +1,155 @@
+variable "name" {
+  description = "Name of the task family, state machine, schedule, topic and roles."
+  type        = string
+}
+
+variable "cluster_name" {
+  description = "Name of the ECS cluster."
+  type        = string
+}
+
+variable "cluster_arn" {
+  description = "ARN of the ECS cluster."
+  type        = string
+}
+
+variable "capacity_provider" {
+  description = "Capacity provider of the training task."
+  type        = string
+}
+
+variable "requires_compatibilities" {
+  description = "FARGATE or EC2, matching the cluster's capacity."
+  type        = string
+}
+
+variable "vpc_id" {
+  description = "VPC of the task."
+  type        = string
+}
+
+variable "vpc_cidr_block" {
+  description = "CIDR of the VPC (MLflow answers inside it)."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets of the task."
+  type        = list(string)
+}
+
+variable "extra_security_group_ids" {
+  description = "More security groups for the task (the MLflow clients group)."
+  type        = list(string)
+  default     = []
+}
+
+variable "image" {
+  description = "Training image, <repository url>:<commit sha>."
+  type        = string
+}
+
+variable "ecr_repository_arn" {
+  description = "ECR repository the image comes from."
+  type        = string
+}
+
+variable "cpu" {
+  description = "Task CPU units (the full model search uses every core it gets)."
+  type        = number
+  default     = 4096
+}
+
+variable "memory" {
+  description = "Task memory in MiB."
+  type        = number
+  default     = 8192
+}
+
+variable "command" {
+  description = "Command of the training container (arguments of `python -m training`)."
+  type        = list(string)
+  default     = ["train"]
+}
+
+variable "task_timeout_seconds" {
+  description = "Longest a training task may run before the state machine stops waiting."
+  type        = number
+  default     = 3600
+}
+
+variable "max_retries" {
+  description = "Retries of a failed or unplaceable training task."
+  type        = number
+  default     = 2
+}
+
+variable "schedule_expression" {
+  description = "EventBridge Scheduler expression, e.g. cron(0 3 ? * MON *) or rate(7 days)."
+  type        = string
+}
+
+variable "schedule_timezone" {
+  description = "Time zone of the schedule expression."
+  type        = string
+  default     = "UTC"
+}
+
+variable "schedule_enabled" {
+  description = "Whether the schedule starts runs (runs can always be started by hand)."
+  type        = bool
+  default     = true
+}
+
+variable "notification_emails" {
+  description = "Addresses subscribed to the outcome topic (each confirms by email)."
+  type        = list(string)
+  default     = []
+}
+
+variable "mlflow_tracking_uri" {
+  description = "MLflow tracking server and registry URL."
+  type        = string
+}
+
+variable "mlflow_port" {
+  description = "Port of the MLflow server."
+  type        = number
+}
+
+variable "experiment_name" {
+  description = "MLflow experiment of the training runs."
+  type        = string
+}
+
+variable "model_name" {
+  description = "Registered model name."
+  type        = string
+}
+
+variable "model_alias" {
+  description = "Alias the gate moves to a better version."
+  type        = string
+}
+
+variable "gate_tolerance" {
+  description = "ROC-AUC a new version may lose against the champion and still be promoted."
+  type        = number
+  default     = 0.005
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed key of the logs, topic, schedule and image."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Retention of the log groups."
+  type        = number
+}
+
+variable "tags" {
+  description = "Tags of every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,153 @@
+# One environment of the dropout early-warning system: network, key, streams, image
+# repositories, ECS cluster, MLflow, the consumer service and scheduled training.
+# deploy/terraform/envs/<env> calls this module with the environment's variables.
+locals {
+  name = "dropout-${var.environment}"
+  tags = merge(var.tags, { Project = "student-dropout-early-warning", Environment = var.environment })
+
+  images = {
+    for image in ["consumer", "training", "mlflow"] :
+    image => "${module.ecr.repository_urls[image]}:${var.image_tag}"
+  }
+}
+
+module "kms" {
+  source = "../modules/kms"
+  name   = local.name
+  tags   = local.tags
+}
+
+module "network" {
+  source                 = "../modules/network"
+  name                   = local.name
+  cidr_block             = var.vpc_cidr_block
+  az_count               = var.az_count
+  one_nat_gateway_per_az = var.one_nat_gateway_per_az
+  kms_key_arn            = module.kms.key_arn
+  log_retention_days     = var.log_retention_days
+  tags                   = local.tags
+}
+
+module "streams" {
+  source                  = "../modules/streams"
+  input_stream_name       = var.input_stream_name
+  predictions_stream_name = var.predictions_stream_name
+  dead_letter_stream_name = var.dead_letter_stream_name
+  capacity_mode           = var.stream_capacity_mode
+  input_shard_count       = var.input_shard_count
+  output_shard_count      = var.output_shard_count
+  retention_hours         = var.stream_retention_hours
+  kms_key_arn             = module.kms.key_arn
+  tags                    = local.tags
+}
+
+module "ecr" {
+  source       = "../modules/ecr"
+  name_prefix  = local.name
+  force_delete = var.allow_destroy_with_data
+  kms_key_arn  = module.kms.key_arn
+  tags         = local.tags
+}
+
+module "cluster" {
+  source            = "../modules/ecs_cluster"
+  name              = local.name
+  capacity_type     = var.ecs_capacity_type
+  vpc_id            = module.network.vpc_id
+  subnet_ids        = module.network.private_subnet_ids
+  ec2_instance_type = var.ec2_instance_type
+  ec2_min_size      = var.ec2_min_size
+  ec2_max_size      = var.ec2_max_size
+  kms_key_arn       = module.kms.key_arn
+  tags              = local.tags
+}
+
+module "mlflow" {
+  source                   = "../modules/mlflow"
+  name                     = "${local.name}-mlflow"
+  cluster_arn              = module.cluster.cluster_arn
+  capacity_provider        = module.cluster.capacity_provider
+  requires_compatibilities = module.cluster.requires_compatibilities
+  vpc_id                   = module.network.vpc_id
+  vpc_cidr_block           = module.network.vpc_cidr_block
+  subnet_ids               = module.network.private_subnet_ids
+  dns_namespace            = "${var.environment}.dropout.internal"
+  image                    = local.images["mlflow"]
+  ecr_repository_arn       = module.ecr.repository_arns["mlflow"]
+  db_instance_class        = var.mlflow_db_instance_class
+  db_multi_az              = var.mlflow_db_multi_az
+  db_backup_retention_days = var.mlflow_db_backup_retention_days
+  deletion_protection      = !var.allow_destroy_with_data
+  force_destroy            = var.allow_destroy_with_data
+  kms_key_arn              = module.kms.key_arn
+  log_retention_days       = var.log_retention_days
+  tags                     = local.tags
+}
+
+module "consumer" {
+  source                    = "../modules/consumer"
+  name                      = "${local.name}-consumer"
+  cluster_name              = module.cluster.cluster_name
+  cluster_arn               = module.cluster.cluster_arn
+  capacity_provider         = module.cluster.capacity_provider
+  requires_compatibilities  = module.cluster.requires_compatibilities
+  vpc_id                    = module.network.vpc_id
+  vpc_cidr_block            = module.network.vpc_cidr_block
+  subnet_ids                = module.network.private_subnet_ids
+  extra_security_group_ids  = [module.mlflow.client_security_group_id]
+  image                     = local.images["consumer"]
+  ecr_repository_arn        = module.ecr.repository_arns["consumer"]
+  cpu                       = var.consumer_cpu
+  memory                    = var.consumer_memory
+  min_count                 = var.consumer_min_count
+  max_count                 = var.consumer_max_count
+  cpu_target_percent        = var.consumer_cpu_target_percent
+  iterator_age_scale_out_ms = var.iterator_age_scale_out_ms
+  input_stream_name         = module.streams.input_stream_name
+  input_stream_arn          = module.streams.input_stream_arn
+  predictions_stream_name   = module.streams.predictions_stream_name
+  predictions_stream_arn    = module.streams.predictions_stream_arn
+  dead_letter_stream_name   = module.streams.dead_letter_stream_name
+  dead_letter_stream_arn    = module.streams.dead_letter_stream_arn
+  application_name          = var.kcl_application_name
+  mlflow_tracking_uri       = module.mlflow.tracking_uri
+  mlflow_port               = module.mlflow.port
+  model_name                = var.model_name
+  model_alias               = var.model_alias
+  log_level                 = var.log_level
+  kms_key_arn               = module.kms.key_arn
+  log_retention_days        = var.log_retention_days
+  tags                      = local.tags
+}
+
+module "training" {
+  source                   = "../modules/training"
+  name                     = "${local.name}-training"
+  cluster_name             = module.cluster.cluster_name
+  cluster_arn              = module.cluster.cluster_arn
+  capacity_provider        = module.cluster.capacity_provider
+  requires_compatibilities = module.cluster.requires_compatibilities
+  vpc_id                   = module.network.vpc_id
+  vpc_cidr_block           = module.network.vpc_cidr_block
+  subnet_ids               = module.network.private_subnet_ids
+  extra_security_group_ids = [module.mlflow.client_security_group_id]
+  image                    = local.images["training"]
+  ecr_repository_arn       = module.ecr.repository_arns["training"]
+  cpu                      = var.training_cpu
+  memory                   = var.training_memory
+  task_timeout_seconds     = var.training_timeout_seconds
+  max_retries              = var.training_max_retries
+  schedule_expression      = var.training_schedule_expression
+  schedule_timezone        = var.training_schedule_timezone
+  schedule_enabled         = var.training_schedule_enabled
+  notification_emails      = var.notification_emails
+  mlflow_tracking_uri      = module.mlflow.tracking_uri
+  mlflow_port              = module.mlflow.port
+  experiment_name          = var.experiment_name
+  model_name               = var.model_name
+  model_alias              = var.model_alias
+  gate_tolerance           = var.gate_tolerance
+  kms_key_arn              = module.kms.key_arn
+  log_retention_days       = var.log_retention_days
+  tags                     = local.tags
+}

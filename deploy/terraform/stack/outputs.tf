@@ -1,0 +1,64 @@
+output "region" {
+  description = "Region of the environment."
+  value       = data.aws_region.current.name
+}
+
+output "ecr_repository_urls" {
+  description = "Image repository per image name."
+  value       = module.ecr.repository_urls
+}
+
+output "cluster_name" {
+  description = "ECS cluster."
+  value       = module.cluster.cluster_name
+}
+
+output "consumer_service_name" {
+  description = "ECS service of the consumer."
+  value       = module.consumer.service_name
+}
+
+output "consumer_log_group" {
+  description = "Log group of the consumer."
+  value       = module.consumer.log_group_name
+}
+
+output "mlflow_service_name" {
+  description = "ECS service of MLflow (same name as its task family)."
+  value       = "${local.name}-mlflow"
+}
+
+output "training_state_machine_arn" {
+  description = "State machine that runs a training."
+  value       = module.training.state_machine_arn
+}
+
+output "training_outcome_topic_arn" {
+  description = "SNS topic of training outcomes."
+  value       = module.training.outcome_topic_arn
+}
+
+output "input_stream_name" {
+  description = "Input stream."
+  value       = module.streams.input_stream_name
+}
+
+output "predictions_stream_name" {
+  description = "Predictions stream."
+  value       = module.streams.predictions_stream_name
+}
+
+output "dead_letter_stream_name" {
+  description = "Dead-letter stream."
+  value       = module.streams.dead_letter_stream_name
+}
+
+output "mlflow_tracking_uri" {
+  description = "MLflow inside the VPC."
+  value       = module.mlflow.tracking_uri
+}
+
+output "mlflow_artifact_bucket" {
+  description = "Artifact bucket of MLflow."
+  value       = module.mlflow.artifact_bucket
+}

@@ -1,0 +1,249 @@
+variable "environment" {
+  description = "Environment name (stg, prod): prefixes every resource as dropout-<environment>."
+  type        = string
+}
+
+variable "image_tag" {
+  description = "Tag of all three images: the commit SHA that CD built and pushed."
+  type        = string
+}
+
+variable "vpc_cidr_block" {
+  description = "CIDR block of the environment's VPC."
+  type        = string
+  default     = "10.40.0.0/16"
+}
+
+variable "az_count" {
+  description = "Availability zones (2 or 3)."
+  type        = number
+  default     = 2
+}
+
+variable "one_nat_gateway_per_az" {
+  description = "One NAT gateway per zone instead of one shared."
+  type        = bool
+  default     = false
+}
+
+variable "input_stream_name" {
+  description = "Input stream (student events)."
+  type        = string
+  default     = "student-events"
+}
+
+variable "predictions_stream_name" {
+  description = "Predictions stream."
+  type        = string
+  default     = "student-predictions"
+}
+
+variable "dead_letter_stream_name" {
+  description = "Dead-letter stream."
+  type        = string
+  default     = "student-dead-letters"
+}
+
+variable "stream_capacity_mode" {
+  description = "PROVISIONED or ON_DEMAND."
+  type        = string
+  default     = "PROVISIONED"
+}
+
+variable "input_shard_count" {
+  description = "Shards of the input stream (PROVISIONED)."
+  type        = number
+  default     = 4
+}
+
+variable "output_shard_count" {
+  description = "Shards of each output stream (PROVISIONED)."
+  type        = number
+  default     = 2
+}
+
+variable "stream_retention_hours" {
+  description = "Retention of the streams (hours)."
+  type        = number
+  default     = 24
+}
+
+variable "ecs_capacity_type" {
+  description = "FARGATE or EC2."
+  type        = string
+  default     = "FARGATE"
+}
+
+variable "ec2_instance_type" {
+  description = "Container instance type (EC2 capacity)."
+  type        = string
+  default     = "m7i.large"
+}
+
+variable "ec2_min_size" {
+  description = "Fewest container instances (EC2 capacity)."
+  type        = number
+  default     = 1
+}
+
+variable "ec2_max_size" {
+  description = "Most container instances (EC2 capacity)."
+  type        = number
+  default     = 6
+}
+
+variable "consumer_cpu" {
+  description = "Consumer task CPU units."
+  type        = number
+  default     = 2048
+}
+
+variable "consumer_memory" {
+  description = "Consumer task memory (MiB)."
+  type        = number
+  default     = 4096
+}
+
+variable "consumer_min_count" {
+  description = "Fewest consumer tasks."
+  type        = number
+  default     = 2
+}
+
+variable "consumer_max_count" {
+  description = "Most consumer tasks (at most the input shard count does work)."
+  type        = number
+  default     = 4
+}
+
+variable "consumer_cpu_target_percent" {
+  description = "CPU target of the consumer's target tracking policy."
+  type        = number
+  default     = 60
+}
+
+variable "iterator_age_scale_out_ms" {
+  description = "Input stream iterator age (ms) that adds a consumer task."
+  type        = number
+  default     = 60000
+}
+
+variable "kcl_application_name" {
+  description = "KCL application name (lease table and CloudWatch namespace)."
+  type        = string
+  default     = "dropout-consumer"
+}
+
+variable "model_name" {
+  description = "Registered model name."
+  type        = string
+  default     = "student-dropout"
+}
+
+variable "model_alias" {
+  description = "Alias of the serving version."
+  type        = string
+  default     = "champion"
+}
+
+variable "experiment_name" {
+  description = "MLflow experiment of the training runs."
+  type        = string
+  default     = "student-dropout"
+}
+
+variable "gate_tolerance" {
+  description = "ROC-AUC tolerance of the champion gate."
+  type        = number
+  default     = 0.005
+}
+
+variable "log_level" {
+  description = "Consumer log level."
+  type        = string
+  default     = "INFO"
+}
+
+variable "training_cpu" {
+  description = "Training task CPU units."
+  type        = number
+  default     = 4096
+}
+
+variable "training_memory" {
+  description = "Training task memory (MiB)."
+  type        = number
+  default     = 8192
+}
+
+variable "training_timeout_seconds" {
+  description = "Longest a training task may run."
+  type        = number
+  default     = 3600
+}
+
+variable "training_max_retries" {
+  description = "Retries of a failed training task."
+  type        = number
+  default     = 2
+}
+
+variable "training_schedule_expression" {
+  description = "When the model is retrained (EventBridge Scheduler expression)."
+  type        = string
+  default     = "cron(0 3 ? * MON *)"
+}
+
+variable "training_schedule_timezone" {
+  description = "Time zone of the training schedule."
+  type        = string
+  default     = "UTC"
+}
+
+variable "training_schedule_enabled" {
+  description = "Whether the schedule starts training runs."
+  type        = bool
+  default     = true
+}
+
+variable "notification_emails" {
+  description = "Addresses told about every training outcome."
+  type        = list(string)
+  default     = []
+}
+
+variable "mlflow_db_instance_class" {
+  description = "RDS instance class of the MLflow database."
+  type        = string
+  default     = "db.t4g.small"
+}
+
+variable "mlflow_db_multi_az" {
+  description = "Multi-AZ MLflow database."
+  type        = bool
+  default     = true
+}
+
+variable "mlflow_db_backup_retention_days" {
+  description = "Backup retention of the MLflow database (days)."
+  type        = number
+  default     = 14
+}
+
+variable "allow_destroy_with_data" {
+  description = "Let `terraform destroy` delete the database (no final snapshot kept), the artifact bucket and image repositories with their contents. Only for throwaway environments."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_days" {
+  description = "Retention of every log group (days)."
+  type        = number
+  default     = 365
+}
+
+variable "tags" {
+  description = "Extra tags of every resource."
+  type        = map(string)
+  default     = {}
+}

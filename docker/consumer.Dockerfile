@@ -1,0 +1,59 @@
+# syntax=docker/dockerfile:1
+# Consumer service image: the KCL MultiLangDaemon (Java 17) with one Python record processor per
+# shard lease, /metrics, /healthz and /readyz on port 9108.
+#
+#   docker build -f docker/consumer.Dockerfile -t dropout-consumer .
+#
+# Stages: `jre` only provides a headless Java 17 runtime (Eclipse Temurin, copied as one folder,
+# no apt); `build` installs the pinned requirements into a virtualenv; the final stage copies the
+# two folders onto a clean slim Python, so no compiler, pip cache or build file ships.
+
+FROM eclipse-temurin:17-jre-noble AS jre
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+# Requirements first: this layer is rebuilt only when the pins change, not on every code edit.
+COPY requirements/consumer.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir -r /tmp/requirements.txt
+
+FROM python:3.11-slim-bookworm AS runtime
+LABEL org.opencontainers.image.title="dropout-consumer" \
+      org.opencontainers.image.description="Student dropout early warning: KCL stream consumer" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV JAVA_HOME=/opt/java/openjdk \
+    PATH=/opt/venv/bin:/opt/java/openjdk/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    METRICS_HOST=0.0.0.0 \
+    METRICS_PORT=9108 \
+    KCL_PROPERTIES_PATH=/var/lib/consumer/kcl.properties \
+    MODEL_CACHE_DIR=/var/lib/consumer/models \
+    PROMETHEUS_MULTIPROC_DIR=/var/lib/consumer/metrics \
+    CONSUMER_STATE_DIR=/var/lib/consumer/state
+# A fixed non-root uid/gid; the writable state folder is the only one it owns.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home \
+       --shell /usr/sbin/nologin app \
+    && mkdir -p /var/lib/consumer \
+    && chown app:app /var/lib/consumer
+COPY --from=jre /opt/java/openjdk /opt/java/openjdk
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY consumer/ ./consumer/
+# With a read-only root file system (the ECS task definition sets one) these two paths are the
+# writable volumes; declaring them here makes Fargate copy their ownership into the volume.
+VOLUME ["/var/lib/consumer", "/tmp"]
+USER 10001:10001
+EXPOSE 9108
+# The supervisor (`python -m consumer run`, PID 1 or under an init) forwards SIGTERM to the KCL
+# daemon, which ends every shard processor after its batch and checkpoints; the ECS stop timeout
+# and compose's stop_grace_period give it the time to do so.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('METRICS_PORT', '9108'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status == 200 else 1)"]
+ENTRYPOINT ["python", "-m", "consumer"]
+CMD ["run"]

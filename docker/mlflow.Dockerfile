@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# MLflow tracking server and model registry (mlflow 3.17.2), PostgreSQL backend store and an S3
+# artifact store proxied by the server (clients need no S3 credentials):
+# RDS PostgreSQL + S3 in AWS, postgres + MinIO in docker-compose.
+#
+#   docker build -f docker/mlflow.Dockerfile -t dropout-mlflow .
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY docker/mlflow.requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir -r /tmp/requirements.txt
+
+FROM python:3.11-slim-bookworm AS runtime
+LABEL org.opencontainers.image.title="dropout-mlflow" \
+      org.opencontainers.image.description="Student dropout early warning: MLflow tracking server" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MLFLOW_HOST=0.0.0.0 \
+    MLFLOW_PORT=5000 \
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home \
+       --shell /usr/sbin/nologin app
+COPY --from=build /opt/venv /opt/venv
+COPY docker/mlflow_entrypoint.py /usr/local/bin/mlflow-entrypoint
+VOLUME ["/tmp"]
+USER 10001:10001
+EXPOSE 5000
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=5 \
+    CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('MLFLOW_PORT', '5000'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/health', timeout=4).status == 200 else 1)"]
+ENTRYPOINT ["python", "/usr/local/bin/mlflow-entrypoint"]

@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# Training job image: `python -m training <command>` (train by default). It runs to completion:
+# as a one-shot service in docker-compose and as an ECS task started by Step Functions in AWS.
+#
+#   docker build -f docker/training.Dockerfile -t dropout-training .
+#   docker run --rm -e MLFLOW_TRACKING_URI=http://mlflow:5000 dropout-training train --quick
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+COPY requirements/training.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir -r /tmp/requirements.txt
+
+FROM python:3.11-slim-bookworm AS runtime
+LABEL org.opencontainers.image.title="dropout-training" \
+      org.opencontainers.image.description="Student dropout early warning: training job" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    MPLBACKEND=Agg \
+    MPLCONFIGDIR=/tmp/matplotlib \
+    DATA_CACHE_DIR=/var/lib/training/cache \
+    REPORTS_DIR=/var/lib/training/reports
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home \
+       --shell /usr/sbin/nologin app \
+    && mkdir -p /var/lib/training \
+    && chown app:app /var/lib/training
+COPY --from=build /opt/venv /opt/venv
+WORKDIR /app
+COPY training/ ./training/
+VOLUME ["/var/lib/training", "/tmp"]
+USER 10001:10001
+# A batch job has no endpoint to probe: its exit code is its health.
+HEALTHCHECK NONE
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["python", "-m", "training"]
+CMD ["train"]

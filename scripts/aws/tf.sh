@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Terraform for one environment: init against the S3 state, plan, apply, outputs.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/aws/tf.sh ENV COMMAND [--tag TAG] [-- TERRAFORM_ARGS...]
+
+Run Terraform in deploy/terraform/envs/ENV with the shared S3 state.
+
+  ENV       stg or prod
+  COMMAND   init          configure the S3 backend (run by the other commands)
+            plan          write plan.tfplan for image tag TAG and show it
+            apply         apply plan.tfplan if it exists, else plan and apply
+            repositories  create/update only the ECR repositories (before the first image push)
+            output        print the outputs as JSON
+  --tag TAG image tag to deploy (default: the commit SHA of HEAD, clean work tree)
+  -h, --help
+
+Environment: TF_STATE_BUCKET (required: the bucket made by deploy/terraform/bootstrap),
+AWS credentials, AWS_REGION (optional), TF_AUTO_APPROVE=1 to apply without the prompt (CI).
+USAGE
+}
+
+env_name=""
+command_name=""
+tag=""
+extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --tag) [ $# -ge 2 ] || die "--tag needs a value"; tag="$2"; shift 2 ;;
+    --) shift; extra=("$@"); break ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *)
+      if [ -z "$env_name" ]; then env_name="$1"
+      elif [ -z "$command_name" ]; then command_name="$1"
+      else die "unexpected argument $1"; fi
+      shift ;;
+  esac
+done
+check_env_name "$env_name"
+case "$command_name" in
+  init | plan | apply | repositories | output) ;;
+  "") die "missing COMMAND (init, plan, apply, repositories, output); see --help" ;;
+  *) die "unknown COMMAND '$command_name' (init, plan, apply, repositories, output)" ;;
+esac
+[ -n "${TF_STATE_BUCKET:-}" ] || die "TF_STATE_BUCKET is not set (the state bucket from deploy/terraform/bootstrap)"
+need_cmd terraform
+
+dir="$(env_dir "$env_name")"
+tf() { terraform -chdir="$dir" "$@"; }
+
+tf init -input=false -reconfigure -backend-config=backend.hcl \
+  -backend-config="bucket=$TF_STATE_BUCKET" -backend-config="region=$(env_region "$env_name")" >/dev/null
+[ "$command_name" = init ] && { echo "initialised $dir"; exit 0; }
+[ "$command_name" = output ] && { tf output -json; exit 0; }
+
+tag="$(resolve_tag "$tag")"
+approve=()
+[ "${TF_AUTO_APPROVE:-0}" = 1 ] && approve=(-auto-approve)
+
+case "$command_name" in
+  repositories)
+    # The one targeted apply: images must be pushed before the services reference them.
+    tf apply -input=false ${approve[@]+"${approve[@]}"} -var "image_tag=$tag" -target=module.stack.module.ecr ${extra[@]+"${extra[@]}"}
+    ;;
+  plan)
+    tf plan -input=false -lock-timeout=5m -var "image_tag=$tag" -out=plan.tfplan ${extra[@]+"${extra[@]}"}
+    ;;
+  apply)
+    if [ ! -f "$dir/plan.tfplan" ]; then
+      tf plan -input=false -lock-timeout=5m -var "image_tag=$tag" -out=plan.tfplan ${extra[@]+"${extra[@]}"}
+    fi
+    tf apply -input=false -lock-timeout=5m plan.tfplan
+    rm -f "$dir/plan.tfplan"
+    ;;
+esac

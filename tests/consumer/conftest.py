@@ -1,0 +1,117 @@
+"""Fixtures of the consumer's unit tests: the data file, a real test model, fakes, metrics."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+from prometheus_client import CollectorRegistry
+
+from consumer.contract import Contract, parse_contract
+from consumer.log import configure_logging
+from consumer.metrics import ConsumerMetrics
+from consumer.model_loader import ModelLoader
+from consumer.scoring import ServedModel
+from tests.support.fakes import FakeModel
+from tests.support.model_builder import BuiltModel, build_test_model, make_registry
+from tests.support.paths import default_data_path
+
+MAX_RECORD_BYTES = 64 * 1024
+
+
+@pytest.fixture(scope="session")
+def data_path(request: pytest.FixtureRequest) -> Path:
+    """The UCI file: the suite-wide `uci_data_path` fixture when there is one."""
+    try:
+        path = Path(request.getfixturevalue("uci_data_path"))
+    except (pytest.FixtureLookupError, pytest.fail.Exception):
+        # No suite-wide fixture, or one of a narrower scope: use the same rule it follows.
+        path = default_data_path()
+    assert path.is_file(), f"UCI data file not found at {path} (set TEST_DATA_PATH)"
+    return path
+
+
+@pytest.fixture(autouse=True)
+def log_lines() -> Iterator[io.StringIO]:
+    """Logs rendered exactly as in the service (structlog JSON via orjson), kept in memory."""
+    sink = io.StringIO()
+    configure_logging("DEBUG", fallback=sink)
+    yield sink
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+@pytest.fixture(autouse=True)
+def _no_multiprocess_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Unit tests keep metric values in memory (a fresh registry per test).
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    # A down registry must fail fast in tests.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+
+@pytest.fixture(scope="session")
+def built_model(tmp_path_factory: pytest.TempPathFactory, data_path: Path) -> BuiltModel:
+    """A real contract-conforming pyfunc model (feature-engine + XGBoost), saved locally."""
+    return build_test_model(tmp_path_factory.mktemp("models") / "v1", data_path)
+
+
+@pytest.fixture(scope="session")
+def contract(built_model: BuiltModel) -> Contract:
+    return parse_contract(json.dumps(built_model.contract))
+
+
+@pytest.fixture(scope="session")
+def served_model(built_model: BuiltModel, tmp_path_factory: pytest.TempPathFactory) -> ServedModel:
+    """A real model through the real loader: the test model, or CONSUMER_TEST_MODEL_URI.
+
+    Set CONSUMER_TEST_MODEL_URI (with MLFLOW_TRACKING_URI for models:/ URIs) to run the tests
+    that score through a real model (batch path, hostile input, processor, offline) against a
+    model the training package registered.
+    """
+    loader = ModelLoader(
+        tracking_uri=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///unused.db"),
+        model_name="student-dropout",
+        model_alias="champion",
+        cache_dir=tmp_path_factory.mktemp("cache"),
+        max_record_bytes=MAX_RECORD_BYTES,
+    )
+    return loader.load_uri(os.environ.get("CONSUMER_TEST_MODEL_URI") or str(built_model.path))
+
+
+@pytest.fixture
+def fake_model() -> FakeModel:
+    return FakeModel(poison=7.77)
+
+
+@pytest.fixture
+def fake_served(contract: Contract, fake_model: FakeModel) -> ServedModel:
+    """The test model's contract with a fast, scriptable predict (version "1")."""
+    return ServedModel.build(
+        name="student-dropout",
+        version="1",
+        contract=contract,
+        predict=fake_model,
+        max_record_bytes=MAX_RECORD_BYTES,
+    )
+
+
+@pytest.fixture
+def metrics() -> ConsumerMetrics:
+    return ConsumerMetrics(CollectorRegistry())
+
+
+@pytest.fixture(scope="session")
+def registry_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("registry")
+
+
+@pytest.fixture(scope="session")
+def registry_uri(registry_root: Path) -> str:
+    """A real MLflow tracking + model registry (sqlite, local artifacts) for the session."""
+    return make_registry(registry_root)

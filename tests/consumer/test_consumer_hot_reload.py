@@ -1,0 +1,227 @@
+"""Model loading and hot reload against a real MLflow registry (sqlite + local artifacts)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from consumer.hot_reload import ModelHolder, ModelPoller
+from consumer.metrics import ConsumerMetrics
+from consumer.model_loader import LoadOutcome, ModelLoader, ModelLoadError, ModelRef
+from tests.support.fakes import metric_value
+from tests.support.model_builder import (
+    BuiltModel,
+    copy_model,
+    corrupt_pipeline,
+    edit_contract,
+    register_model_dir,
+)
+
+RELOADS = "dropout_consumer_model_reloads_total"
+_names = itertools.count()
+
+
+@pytest.fixture
+def model_name() -> str:
+    # One registered model per test: tests share the session's registry.
+    return f"student-dropout-{next(_names)}"
+
+
+def loader_for(registry_uri: str, name: str, cache: Path) -> ModelLoader:
+    return ModelLoader(
+        tracking_uri=registry_uri,
+        model_name=name,
+        model_alias="champion",
+        cache_dir=cache,
+        max_record_bytes=64 * 1024,
+    )
+
+
+def test_loads_the_champion_into_the_shared_cache(
+    registry_uri: str, built_model: BuiltModel, model_name: str, tmp_path: Path
+) -> None:
+    version = register_model_dir(built_model.path, tracking_uri=registry_uri, name=model_name)
+    loader = loader_for(registry_uri, model_name, tmp_path / "cache")
+    model = loader.load_champion()
+    assert (model.name, model.version) == (model_name, version)
+    assert model.path == tmp_path / "cache" / model_name / version
+    assert (model.path / "artifacts" / "contract.json").is_file()
+    # A second processor of the container finds the folder and loads without downloading.
+    again = loader_for(registry_uri, model_name, tmp_path / "cache").load_uri(
+        f"models:/{model_name}@champion"
+    )
+    assert again.version == version
+    assert [p.name for p in (tmp_path / "cache" / model_name).iterdir()] == [version]
+
+
+def test_concurrent_downloads_of_one_version_end_in_one_folder(
+    registry_uri: str, built_model: BuiltModel, model_name: str, tmp_path: Path
+) -> None:
+    version = register_model_dir(built_model.path, tracking_uri=registry_uri, name=model_name)
+    ref = ModelRef(model_name, version)
+    paths: list[Path] = []
+    errors: list[BaseException] = []
+
+    def download() -> None:
+        try:
+            paths.append(loader_for(registry_uri, model_name, tmp_path).download(ref))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=download) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(set(paths)) == 1
+    assert sorted(p.name for p in (tmp_path / model_name).iterdir()) == [version]
+
+
+def test_no_champion_and_unreachable_registry(
+    registry_uri: str, model_name: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ModelLoadError) as missing:
+        loader_for(registry_uri, model_name, tmp_path).resolve_alias()
+    assert missing.value.outcome is LoadOutcome.NO_CHAMPION
+    with pytest.raises(ModelLoadError) as down:
+        loader_for("http://127.0.0.1:9", model_name, tmp_path).resolve_alias()
+    assert down.value.outcome is LoadOutcome.REGISTRY_UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("breakage", "outcome"),
+    [
+        ("incompatible_version", LoadOutcome.INCOMPATIBLE),
+        ("unknown_attribute", LoadOutcome.INCOMPATIBLE),
+        ("no_contract", LoadOutcome.INCOMPATIBLE),
+        ("corrupt_pipeline", LoadOutcome.LOAD_FAILED),
+        ("wrong_expected_output", LoadOutcome.VALIDATION_FAILED),
+        ("example_refused", LoadOutcome.VALIDATION_FAILED),
+    ],
+)
+def test_a_bad_new_version_keeps_the_old_model(
+    registry_uri: str,
+    built_model: BuiltModel,
+    model_name: str,
+    tmp_path: Path,
+    metrics: ConsumerMetrics,
+    breakage: str,
+    outcome: LoadOutcome,
+) -> None:
+    register_model_dir(built_model.path, tracking_uri=registry_uri, name=model_name)
+    holder = ModelHolder(metrics)
+    poller = ModelPoller(
+        loader_for(registry_uri, model_name, tmp_path / "cache"),
+        holder,
+        interval_seconds=60,
+        metrics=metrics,
+    )
+    assert poller.poll_once() is LoadOutcome.SUCCESS
+    served = holder.for_next_batch()
+    assert served is not None
+
+    bad = copy_model(built_model.path, tmp_path / "bad")
+    attributes = built_model.contract["attributes"]
+    if breakage == "incompatible_version":
+        edit_contract(bad, contract_version=2)
+    elif breakage == "unknown_attribute":
+        edit_contract(bad, attributes=[{**attributes[0], "name": "Shoe size"}, *attributes[1:]])
+    elif breakage == "no_contract":
+        (bad / "artifacts" / "contract.json").unlink()
+    elif breakage == "corrupt_pipeline":
+        corrupt_pipeline(bad)
+    elif breakage == "wrong_expected_output":
+        expected = built_model.contract["expected_example_output"]
+        edit_contract(bad, expected_example_output=[1.0 - p for p in expected])
+    elif breakage == "example_refused":
+        edit_contract(bad, input_example=[{"GDP": "high"}] * 6)
+    bad_version = register_model_dir(bad, tracking_uri=registry_uri, name=model_name)
+
+    assert poller.poll_once() is outcome
+    assert holder.for_next_batch() is served
+    assert holder.known_version == served.version != bad_version
+    assert metric_value(metrics, RELOADS, outcome=outcome.value) == 1
+    # A refused version is not loaded again on every poll.
+    assert poller.poll_once() is None
+    assert metric_value(metrics, RELOADS, outcome=outcome.value) == 1
+
+
+def test_hot_reload_through_the_registry(
+    registry_uri: str,
+    built_model: BuiltModel,
+    model_name: str,
+    tmp_path: Path,
+    metrics: ConsumerMetrics,
+) -> None:
+    holder = ModelHolder(metrics)
+    poller = ModelPoller(
+        loader_for(registry_uri, model_name, tmp_path / "cache"),
+        holder,
+        interval_seconds=0.2,
+        metrics=metrics,
+    )
+    poller.start()
+    try:
+        # No champion yet: the poller keeps trying, the holder has nothing to serve.
+        time.sleep(0.5)
+        assert holder.for_next_batch() is None
+        assert metric_value(metrics, RELOADS, outcome="no_champion") >= 1
+
+        v1 = register_model_dir(built_model.path, tracking_uri=registry_uri, name=model_name)
+        first = _wait_for_version(holder, v1)
+        assert first.version == v1
+
+        v2 = register_model_dir(
+            copy_model(built_model.path, tmp_path / "v2"),
+            tracking_uri=registry_uri,
+            name=model_name,
+        )
+        deadline = time.monotonic() + 30
+        while holder.known_version != v2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Offered, but not served until the processor starts its next batch.
+        assert holder.current is first
+        second = holder.for_next_batch()
+        assert second is not None
+        assert second.version == v2
+        assert metric_value(metrics, RELOADS, outcome="success") == 2
+        info = "dropout_consumer_model_info"
+        assert metric_value(metrics, info, model_name=model_name, model_version=v1) == 0
+        assert metric_value(metrics, info, model_name=model_name, model_version=v2) == 1
+    finally:
+        poller.stop(timeout=10)
+    assert not poller.running
+
+
+def test_registry_down_keeps_serving(
+    built_model: BuiltModel, tmp_path: Path, metrics: ConsumerMetrics
+) -> None:
+    holder = ModelHolder(metrics)
+    local = ModelLoader(
+        tracking_uri="http://127.0.0.1:9",
+        model_name="student-dropout",
+        model_alias="champion",
+        cache_dir=tmp_path,
+        max_record_bytes=65536,
+    )
+    holder.offer(local.load_uri(str(built_model.path)))
+    served = holder.for_next_batch()
+    poller = ModelPoller(local, holder, interval_seconds=60, metrics=metrics)
+    assert poller.poll_once() is LoadOutcome.REGISTRY_UNAVAILABLE
+    assert holder.for_next_batch() is served
+    assert metric_value(metrics, RELOADS, outcome="registry_unavailable") == 1
+
+
+def _wait_for_version(holder: ModelHolder, version: str, timeout: float = 30) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        model = holder.for_next_batch()
+        if model is not None and model.version == version:
+            return model
+        time.sleep(0.05)
+    raise AssertionError(f"version {version} was not loaded within {timeout} s")

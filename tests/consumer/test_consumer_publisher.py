@@ -1,0 +1,244 @@
+"""PutRecords publishing: chunking, partial failures, throttled calls, the retry budget."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+import boto3
+import orjson
+import pytest
+from botocore.exceptions import EndpointConnectionError
+from moto import mock_aws
+
+from consumer.batch import OutputKind, OutputRecord, SourcePosition
+from consumer.config import ConsumerSettings
+from consumer.metrics import ConsumerMetrics
+from consumer.publisher import (
+    MAX_BYTES_PER_CALL,
+    Backoff,
+    Publisher,
+    PublishError,
+    make_kinesis_client,
+)
+from tests.support.fakes import FakeKinesis, client_error, metric_value
+
+PREDICTIONS = "predictions-stream"
+DEAD_LETTERS = "dead-letter-stream"
+
+
+def outputs(
+    count: int, kind: OutputKind = OutputKind.PREDICTION, size: int = 10
+) -> list[OutputRecord]:
+    return [
+        OutputRecord(
+            kind=kind,
+            data=orjson.dumps({"i": i, "pad": "x" * size}),
+            partition_key=str(i),
+            position=SourcePosition("shard", str(i)),
+        )
+        for i in range(count)
+    ]
+
+
+def publisher(
+    kinesis: object, metrics: ConsumerMetrics | None, sleeps: list[float], attempts: int = 5
+) -> Publisher:
+    return Publisher(
+        kinesis,
+        predictions_stream=PREDICTIONS,
+        dead_letter_stream=DEAD_LETTERS,
+        max_attempts=attempts,
+        backoff=Backoff(0.1, 1.0),
+        metrics=metrics,
+        sleep=sleeps.append,
+        rng=random.Random(1),
+    )
+
+
+def test_outputs_go_to_their_streams_in_chunks_of_500(metrics: ConsumerMetrics) -> None:
+    kinesis = FakeKinesis()
+    sleeps: list[float] = []
+    batch = outputs(1200) + outputs(3, OutputKind.DEAD_LETTER)
+    publisher(kinesis, metrics, sleeps).publish(batch)
+    assert kinesis.calls == [
+        (PREDICTIONS, 500),
+        (PREDICTIONS, 500),
+        (PREDICTIONS, 200),
+        (DEAD_LETTERS, 3),
+    ]
+    assert [orjson.loads(d)["i"] for d in kinesis.records(PREDICTIONS)] == list(range(1200))
+    assert sleeps == []
+    assert (
+        metric_value(metrics, "dropout_consumer_published_records_total", stream="predictions")
+        == 1200
+    )
+    assert (
+        metric_value(metrics, "dropout_consumer_published_records_total", stream="dead_letters")
+        == 3
+    )
+
+
+def test_calls_stay_under_5_mib() -> None:
+    kinesis = FakeKinesis()
+    publisher(kinesis, None, []).publish(outputs(30, size=400_000))
+    sizes = [n for _, n in kinesis.calls]
+    assert sum(sizes) == 30
+    assert max(sizes) * 400_000 <= MAX_BYTES_PER_CALL
+    assert len(sizes) >= 3
+
+
+def test_partial_failures_are_retried_until_accepted(metrics: ConsumerMetrics) -> None:
+    def fail_odd(entries: list[dict[str, object]]) -> list[str | None]:
+        return [
+            "ProvisionedThroughputExceededException" if i % 2 else None for i in range(len(entries))
+        ]
+
+    def fail_first(entries: list[dict[str, object]]) -> list[str | None]:
+        return ["InternalFailure"] + [None] * (len(entries) - 1)
+
+    kinesis = FakeKinesis(script=[fail_odd, fail_first])
+    sleeps: list[float] = []
+    publisher(kinesis, metrics, sleeps).publish(outputs(10))
+    # 10 sent, 5 failed and resent, 1 of those failed and resent.
+    assert kinesis.calls == [(PREDICTIONS, 10), (PREDICTIONS, 5), (PREDICTIONS, 1)]
+    assert sorted(orjson.loads(d)["i"] for d in kinesis.records(PREDICTIONS)) == list(range(10))
+    assert len(sleeps) == 2
+    assert 0 <= sleeps[0] <= 0.1
+    assert 0 <= sleeps[1] <= 0.2
+    retries = "dropout_consumer_publish_retries_total"
+    labels = {"stream": "predictions"}
+    assert (
+        metric_value(
+            metrics, retries, **labels, error_code="ProvisionedThroughputExceededException"
+        )
+        == 5
+    )
+    assert metric_value(metrics, retries, **labels, error_code="InternalFailure") == 1
+    assert metric_value(metrics, "dropout_consumer_published_records_total", **labels) == 10
+
+
+def test_throttled_and_failed_calls_are_retried(metrics: ConsumerMetrics) -> None:
+    kinesis = FakeKinesis(
+        script=[
+            client_error("ProvisionedThroughputExceededException"),
+            client_error("ThrottlingException"),
+            client_error("InternalFailure"),
+            client_error("KMSThrottlingException"),
+            EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+        ]
+    )
+    sleeps: list[float] = []
+    publisher(kinesis, metrics, sleeps, attempts=6).publish(outputs(4))
+    assert len(kinesis.calls) == 6
+    assert len(kinesis.records(PREDICTIONS)) == 4
+    assert len(sleeps) == 5
+    # Full jitter under an exponential cap: 0.1, 0.2, 0.4, 0.8, then the 1.0 maximum.
+    for sleep, cap in zip(sleeps, [0.1, 0.2, 0.4, 0.8, 1.0], strict=True):
+        assert 0 <= sleep <= cap
+    for code in ("ThrottlingException", "KMSThrottlingException", "EndpointConnectionError"):
+        assert (
+            metric_value(
+                metrics,
+                "dropout_consumer_publish_retries_total",
+                stream="predictions",
+                error_code=code,
+            )
+            == 1
+        )
+
+
+def test_budget_exhausted_raises_with_what_is_left(metrics: ConsumerMetrics) -> None:
+    kinesis = FakeKinesis(always_fail_with="ProvisionedThroughputExceededException")
+    sleeps: list[float] = []
+    with pytest.raises(PublishError) as raised:
+        publisher(kinesis, metrics, sleeps, attempts=3).publish(outputs(7))
+    assert raised.value.unpublished == 7
+    assert raised.value.attempts == 3
+    assert "ProvisionedThroughputExceededException" in str(raised.value)
+    assert len(kinesis.calls) == 3
+    assert len(sleeps) == 2
+    assert (
+        metric_value(
+            metrics,
+            "dropout_consumer_publish_retries_total",
+            stream="predictions",
+            error_code="retry_budget_exhausted",
+        )
+        == 1
+    )
+
+
+def test_malformed_response_is_retried() -> None:
+    class Short(FakeKinesis):
+        def put_records(
+            self,
+            *,
+            StreamName: str,  # noqa: N803 (boto3's keyword names)
+            Records: list[dict[str, object]],  # noqa: N803
+        ) -> dict[str, object]:
+            response = super().put_records(StreamName=StreamName, Records=Records)
+            if len(self.calls) == 1:
+                response["Records"] = response["Records"][:-1]
+            return response
+
+    kinesis = Short()
+    publisher(kinesis, None, []).publish(outputs(3))
+    assert len(kinesis.calls) == 2
+
+
+@pytest.fixture
+def moto_kinesis(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        client = boto3.client("kinesis", region_name="us-east-1")
+        for stream in (PREDICTIONS, DEAD_LETTERS):
+            client.create_stream(StreamName=stream, ShardCount=2)
+        yield client
+
+
+def _read_all(client: object, stream: str) -> list[bytes]:
+    data: list[bytes] = []
+    shards = client.list_shards(StreamName=stream)["Shards"]  # type: ignore[attr-defined]
+    for shard in shards:
+        iterator = client.get_shard_iterator(  # type: ignore[attr-defined]
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        records = client.get_records(ShardIterator=iterator, Limit=10000)["Records"]  # type: ignore[attr-defined]
+        data.extend(r["Data"] for r in records)
+    return data
+
+
+def test_publishes_to_kinesis_through_boto3(moto_kinesis: object, metrics: ConsumerMetrics) -> None:
+    settings = ConsumerSettings(
+        KINESIS_ENDPOINT_URL="",
+        PREDICTIONS_STREAM=PREDICTIONS,
+        DEAD_LETTER_STREAM=DEAD_LETTERS,
+    )
+    client = make_kinesis_client(settings)
+    Publisher.from_settings(settings, metrics, client).publish(
+        outputs(20) + outputs(2, OutputKind.DEAD_LETTER)
+    )
+    published = sorted(orjson.loads(d)["i"] for d in _read_all(moto_kinesis, PREDICTIONS))
+    assert published == list(range(20))
+    assert len(_read_all(moto_kinesis, DEAD_LETTERS)) == 2
+
+
+def test_a_missing_stream_exhausts_the_budget(moto_kinesis: object) -> None:
+    settings = ConsumerSettings(KINESIS_ENDPOINT_URL="", PREDICTIONS_STREAM="no-such-stream")
+    sleeps: list[float] = []
+    pub = Publisher(
+        make_kinesis_client(settings),
+        predictions_stream="no-such-stream",
+        dead_letter_stream=DEAD_LETTERS,
+        max_attempts=2,
+        backoff=Backoff(0.01, 0.01),
+        sleep=sleeps.append,
+    )
+    with pytest.raises(PublishError, match="ResourceNotFoundException"):
+        pub.publish(outputs(1))

@@ -1,0 +1,292 @@
+"""Prometheus alert rules (promtool check + unit tests), the compose scrape config, and the
+Grafana dashboard: metric names, the topics it must show, and every query run by a real
+Prometheus against a scrape of the consumer's real metric classes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.deploy.deploy_helpers import (
+    REPO_ROOT,
+    dashboard_targets,
+    exported_metric_names,
+    load_yaml,
+    promql_metric_names,
+)
+
+PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
+ALERTS = PROMETHEUS_DIR / "alerts.yml"
+ALERT_TESTS = PROMETHEUS_DIR / "tests" / "alerts_test.yml"
+DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "dropout-consumer.json"
+GRAFANA_PROVISIONING = REPO_ROOT / "deploy" / "grafana" / "provisioning"
+
+
+def promtool() -> str:
+    binary = shutil.which("promtool")
+    if binary is None:
+        pytest.skip("promtool is not installed (Debian package prometheus; make setup installs it)")
+    return binary
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    return [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]]
+
+
+def test_promtool_check_rules() -> None:
+    result = subprocess.run(
+        [promtool(), "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_unit_tests_of_the_alerts() -> None:
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(ALERT_TESTS)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_unit_tests_catch_a_changed_threshold(tmp_path: Path) -> None:
+    """The unit tests pin the documented thresholds: moving the drift threshold breaks them."""
+    (tmp_path / "tests").mkdir()
+    changed = ALERTS.read_text(encoding="utf-8").replace(
+        "(dropout_consumer_feature_psi) > 0.2", "(dropout_consumer_feature_psi) > 0.5"
+    )
+    assert changed != ALERTS.read_text(encoding="utf-8")
+    (tmp_path / "alerts.yml").write_text(changed, encoding="utf-8")
+    shutil.copy(ALERT_TESTS, tmp_path / "tests" / "alerts_test.yml")
+    result = subprocess.run(
+        [promtool(), "test", "rules", str(tmp_path / "tests" / "alerts_test.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "DropoutFeatureDrift" in result.stdout + result.stderr
+
+
+def test_compose_prometheus_config_is_valid(tmp_path: Path) -> None:
+    config = (PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8")
+    assert "/etc/prometheus/alerts.yml" in config
+    (tmp_path / "prometheus.yml").write_text(
+        config.replace("/etc/prometheus/alerts.yml", str(ALERTS)), encoding="utf-8"
+    )
+    result = subprocess.run(
+        [promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_alerts_issue_4_asks_for() -> None:
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    down = rules["DropoutConsumerDown"]["expr"]
+    assert 'up{job="dropout-consumer"} == 0' in down
+    assert 'absent(up{job="dropout-consumer"})' in down
+    assert (
+        "dropout_consumer_behind_latest_seconds" in rules["DropoutConsumerIteratorAgeHigh"]["expr"]
+    )
+    assert (
+        "dropout_consumer_dead_letters_total" in rules["DropoutConsumerDeadLetterRateHigh"]["expr"]
+    )
+    assert 'outcome!="success"' in rules["DropoutConsumerModelReloadFailed"]["expr"]
+    assert rules["DropoutFeatureDrift"]["expr"].endswith("> 0.2"), "drift threshold 0.2 by default"
+    assert "0.2" in ALERTS.read_text(encoding="utf-8").split("groups:")[0], (
+        "the threshold is documented"
+    )
+    tested = ALERT_TESTS.read_text(encoding="utf-8")
+    for name, rule in rules.items():
+        assert rule["labels"]["severity"] in {"warning", "critical"}
+        assert rule["annotations"]["summary"]
+        assert rule["annotations"]["description"]
+        assert f"alertname: {name}" in tested, f"{name} has no unit test"
+
+
+def test_alerts_and_dashboard_use_only_exported_metrics() -> None:
+    known = exported_metric_names() | {"up"}
+    expressions = [("alert " + r["alert"], r["expr"]) for r in alert_rules()] + dashboard_targets(
+        DASHBOARD
+    )
+    for where, expr in expressions:
+        unknown = promql_metric_names(expr) - known
+        assert not unknown, f"{where}: {sorted(unknown)} are not defined in consumer/metrics.py"
+
+
+def test_metric_name_extraction_is_not_blind() -> None:
+    names = promql_metric_names(
+        'histogram_quantile(0.9, sum by (le) (rate(a_bucket{x="y"}[5m])))'
+        " / on() group_left b_total or vector(0)"
+    )
+    assert names == {"a_bucket", "b_total"}
+
+
+def test_dashboard_shows_what_issue_4_asks_for() -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert dashboard["uid"] == "dropout-consumer"
+    titles = " | ".join(p["title"] for p in dashboard["panels"]).lower()
+    topics = (
+        "throughput",
+        "latency",
+        "lag per shard",
+        "dead letters by reason",
+        "model version over time",
+        "reloads",
+        "probability distribution",
+        "population stability index",
+        "missing",
+    )
+    for topic in topics:
+        assert topic in titles, topic
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert all(p.get("targets") for p in panels)
+    assert {v["name"] for v in dashboard["templating"]["list"]} == {"datasource"}
+    for title, expr in dashboard_targets(DASHBOARD):
+        # Plain PromQL: the queries run as they are against Prometheus (integration tests too).
+        assert "$" not in expr, f"{title}: Grafana variables in {expr}"
+    provisioning = load_yaml(GRAFANA_PROVISIONING / "datasources" / "prometheus.yml")
+    assert provisioning["datasources"][0]["uid"] == "prometheus"
+    assert provisioning["datasources"][0]["url"] == "http://prometheus:9090"
+    providers = load_yaml(GRAFANA_PROVISIONING / "dashboards" / "dropout.yml")["providers"]
+    assert providers[0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+# --- every query against a real Prometheus ---------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def query(base: str, expr: str) -> dict[str, Any]:
+    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return dict(json.load(response))
+    except urllib.error.HTTPError as error:  # 400: a syntax error, reported in the body
+        return dict(json.load(error))
+
+
+@pytest.fixture(scope="module")
+def prometheus_scraping_a_consumer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Prometheus (Debian package) on loopback scraping an endpoint that serves the
+    consumer's own ConsumerMetrics, set as a consumer that scored some records would set them."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip(
+            "prometheus is not installed (Debian package prometheus; make setup installs it)"
+        )
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from consumer.metrics import ConsumerMetrics
+
+    registry = CollectorRegistry()
+    metrics = ConsumerMetrics(registry)
+    shard = "shardId-000000000000"
+    metrics.records_received.labels(shard_id=shard).inc(100)
+    metrics.predictions.labels(decision="at_risk", model_version="3").inc(30)
+    metrics.predictions.labels(decision="not_at_risk", model_version="3").inc(68)
+    metrics.dead_letters.labels(reason="invalid_json").inc(2)
+    metrics.published_records.labels(stream="predictions").inc(98)
+    metrics.published_records.labels(stream="dead_letters").inc(2)
+    metrics.checkpoints.labels(outcome="success").inc(4)
+    metrics.model_reloads.labels(outcome="success").inc()
+    for age in (0.3, 0.6, 1.2):
+        metrics.record_age.observe(age)
+    metrics.batch_size.observe(100)
+    metrics.batch_duration.observe(0.2)
+    metrics.scoring_duration.observe(0.01)
+    metrics.probability.observe(0.31)
+    metrics.behind_latest.labels(shard_id=shard).set(0)
+    metrics.model_info.labels(model_name="student-dropout", model_version="3").set(1)
+    metrics.processor_ready.labels(shard_id=shard).set(1)
+    metrics.feature_psi.labels(attribute="GDP").set(0.04)
+    metrics.attribute_missing_ratio.labels(attribute="GDP").set(0.0)
+    metrics.daemon_up.set(1)
+    target_port = free_port()
+    server, thread = start_http_server(target_port, addr="127.0.0.1", registry=registry)
+
+    root = tmp_path_factory.mktemp("prometheus")
+    port = free_port()
+    (root / "prometheus.yml").write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        f"rule_files: ['{ALERTS}']\n"
+        "scrape_configs:\n"
+        "  - job_name: dropout-consumer\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{target_port}']}}]\n",
+        encoding="utf-8",
+    )
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={root / 'prometheus.yml'}",
+            f"--storage.tsdb.path={root / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(root / "prometheus.log").open("w"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail("prometheus exited:\n" + (root / "prometheus.log").read_text()[-3000:])
+            try:
+                samples = query(base, 'count_over_time(up{job="dropout-consumer"}[1m])')
+                result = samples.get("data", {}).get("result", [])
+                if result and float(result[0]["value"][1]) >= 4:
+                    metrics.records_received.labels(shard_id=shard).inc(50)
+                    break
+            except OSError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail("prometheus did not scrape the metrics endpoint within 60 s")
+        time.sleep(2.5)  # a few more scrapes after the increment: rates above zero
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def test_every_dashboard_query_returns_data(prometheus_scraping_a_consumer: str) -> None:
+    empty = []
+    for title, expr in dashboard_targets(DASHBOARD):
+        answer = query(prometheus_scraping_a_consumer, expr)
+        assert answer["status"] == "success", f"{title}: {expr}: {answer.get('error')}"
+        if not answer["data"]["result"]:
+            empty.append(f"{title}: {expr}")
+    assert not empty, "queries without data:\n" + "\n".join(empty)
+
+
+def test_every_alert_expression_runs_and_rules_load(prometheus_scraping_a_consumer: str) -> None:
+    for rule in alert_rules():
+        answer = query(prometheus_scraping_a_consumer, rule["expr"])
+        assert answer["status"] == "success", f"{rule['alert']}: {answer.get('error')}"
+    with urllib.request.urlopen(
+        f"{prometheus_scraping_a_consumer}/api/v1/rules", timeout=10
+    ) as response:
+        groups = json.load(response)["data"]["groups"]
+    loaded = {rule["name"] for group in groups for rule in group["rules"]}
+    assert loaded == {rule["alert"] for rule in alert_rules()}
+    active = query(prometheus_scraping_a_consumer, "ALERTS")["data"]["result"]
+    assert not active, f"a healthy consumer has pending or firing alerts: {active}"

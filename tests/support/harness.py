@@ -1,0 +1,86 @@
+"""A RecordProcessor wired to fakes (Kinesis, checkpointer, status), for unit tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import orjson
+
+from consumer.checkpointing import ShardCheckpointer
+from consumer.hot_reload import ModelHolder
+from consumer.metrics import ConsumerMetrics
+from consumer.processor import RecordProcessor
+from consumer.publisher import Backoff, Publisher
+from consumer.scoring import ServedModel
+from tests.support.fakes import (
+    FakeCheckpointer,
+    FakeKinesis,
+    FakeStatus,
+    initialize_input,
+    kcl_record,
+    process_records_input,
+)
+
+SHARD = "shardId-000000000001"
+PREDICTIONS = "preds"
+DEAD_LETTERS = "dlq"
+
+
+def exit_by_raising(code: int) -> NoReturn:
+    raise SystemExit(code)
+
+
+class Harness:
+    def __init__(
+        self,
+        metrics: ConsumerMetrics,
+        model: ServedModel | None,
+        *,
+        kinesis: FakeKinesis | None = None,
+        checkpoint_errors: list[str | None] | None = None,
+        publish_attempts: int = 3,
+        drift_update_every: int = 1000,
+    ) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.kinesis = kinesis or FakeKinesis()
+        self.kinesis.events = self.events
+        self.checkpointer = FakeCheckpointer(events=self.events, errors=checkpoint_errors or [])
+        self.status = FakeStatus()
+        self.metrics = metrics
+        self.holder = ModelHolder(metrics)
+        if model is not None:
+            self.holder.offer(model)
+        no_sleep: Callable[[float], None] = lambda _: None  # noqa: E731
+        self.processor = RecordProcessor(
+            metrics=metrics,
+            holder=self.holder,
+            poller=None,
+            publisher=Publisher(
+                self.kinesis,
+                predictions_stream=PREDICTIONS,
+                dead_letter_stream=DEAD_LETTERS,
+                max_attempts=publish_attempts,
+                backoff=Backoff(0.001, 0.001),
+                metrics=metrics,
+                sleep=no_sleep,
+            ),
+            checkpointer=ShardCheckpointer(
+                max_attempts=3, backoff=Backoff(0.001, 0.001), metrics=metrics, sleep=no_sleep
+            ),
+            status_factory=lambda shard_id: self.status,
+            drift_window=1000,
+            drift_update_every=drift_update_every,
+            exit_process=exit_by_raising,
+        )
+        initialize_input(SHARD).dispatch(None, self.processor)
+
+    def batch(self, payloads: list[bytes], first_sequence: int = 100) -> None:
+        records = [
+            kcl_record(data, first_sequence + i, sub_sequence=i % 3)
+            for i, data in enumerate(payloads)
+        ]
+        process_records_input(records).dispatch(self.checkpointer, self.processor)
+
+    def outputs(self, stream: str) -> list[dict[str, Any]]:
+        return [orjson.loads(d) for d in self.kinesis.records(stream)]

@@ -1,0 +1,199 @@
+"""The champion gate: the rule, and its effect on a real (sqlite) registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+import skops.io
+from feature_engine.encoding import OneHotEncoder
+from mlflow import MlflowClient
+from sklearn.pipeline import Pipeline
+from typer.testing import CliRunner
+
+from tests.training.helpers import make_settings, register_pipeline
+from training.cli import app
+from training.config import TrainingSettings
+from training.errors import RegistryError
+from training.gate import GateDecision, decide, run_gate
+from training.split import Split
+
+CHAMPION = {"enrollment": 0.80, "first_semester": 0.90, "second_semester": 0.93}
+
+
+def scores(**changes: float) -> dict[str, float]:
+    return {**CHAMPION, **changes}
+
+
+@pytest.mark.parametrize(
+    ("new", "champion", "force", "promote", "reason"),
+    [
+        (scores(), None, False, True, "first_model"),
+        (scores(), CHAMPION, False, True, "at_least_as_good"),
+        (scores(second_semester=0.95), CHAMPION, False, True, "at_least_as_good"),
+        (scores(second_semester=0.926), CHAMPION, False, True, "at_least_as_good"),  # tolerance
+        (scores(second_semester=0.92), CHAMPION, False, False, "worse on second_semester"),
+        (scores(enrollment=0.7, second_semester=0.99), CHAMPION, False, False, "enrollment"),
+        (scores(enrollment=0.7), CHAMPION, True, True, "forced (worse on enrollment)"),
+    ],
+    ids=["first", "equal", "better", "within tolerance", "worse", "worse early", "forced"],
+)
+def test_rule(
+    new: dict[str, float],
+    champion: dict[str, float] | None,
+    force: bool,
+    promote: bool,
+    reason: str,
+) -> None:
+    decision = decide(new, champion, tolerance=0.005, force=force)
+    assert decision.promote is promote
+    assert reason in decision.reason
+    tags = decision.tags()
+    assert tags["gate.decision"] == ("promoted" if promote else "refused")
+    assert tags["gate.new_roc_auc.second_semester"] == new["second_semester"]
+
+
+@pytest.fixture
+def registry(tmp_path: Path, uci_data_path: Path, request: pytest.FixtureRequest) -> Any:
+    """A fresh sqlite registry per test; the model is named after the test."""
+    settings = make_settings(
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        uci_data_path,
+        tmp_path,
+        model_name=f"gate-{request.node.name}"[:60].replace("[", "-").replace("]", ""),
+    )
+    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+    return settings, client
+
+
+def gate(
+    settings: TrainingSettings, client: Any, version: str, split: Split, force: bool = False
+) -> GateDecision:
+    return run_gate(
+        client,
+        name=settings.model_name,
+        alias=settings.model_alias,
+        version=version,
+        split=split,
+        tolerance=settings.gate_tolerance,
+        force=force,
+    )
+
+
+def champion_of(settings: TrainingSettings, client: Any) -> str:
+    return str(client.get_model_version_by_alias(settings.model_name, settings.model_alias).version)
+
+
+def tags_of(settings: TrainingSettings, client: Any, version: str) -> dict[str, str]:
+    return dict(client.get_model_version(settings.model_name, version).tags)
+
+
+def test_first_model_is_promoted(registry: Any, split: Split, pipelines: dict[str, Any]) -> None:
+    settings, client = registry
+    v1 = register_pipeline(pipelines["good"], split, settings)
+    decision = gate(settings, client, v1, split)
+    assert decision.promote
+    assert decision.reason == "first_model"
+    assert champion_of(settings, client) == v1
+    tags = tags_of(settings, client, v1)
+    assert tags["gate.decision"] == "promoted"
+    assert tags["gate.reason"] == "first_model"
+    assert tags["gate.champion_version"] == "none"
+    assert float(tags["gate.new_roc_auc.second_semester"]) > 0.85
+
+
+def test_worse_model_is_refused(registry: Any, split: Split, pipelines: dict[str, Any]) -> None:
+    settings, client = registry
+    v1 = register_pipeline(pipelines["good"], split, settings)
+    gate(settings, client, v1, split)
+    v2 = register_pipeline(pipelines["bad"], split, settings)
+    decision = gate(settings, client, v2, split)
+    assert not decision.promote
+    assert decision.reason.startswith("worse on")
+    assert decision.champion_version == v1
+    assert champion_of(settings, client) == v1  # the alias did not move
+    tags = tags_of(settings, client, v2)
+    assert tags["gate.decision"] == "refused"
+    assert tags["gate.champion_version"] == v1
+    # The champion was scored from the registry on the same held-out split.
+    assert float(tags["gate.champion_roc_auc.second_semester"]) > 0.85
+    assert float(tags["gate.new_roc_auc.second_semester"]) < 0.65
+
+
+def test_better_model_is_promoted(registry: Any, split: Split, pipelines: dict[str, Any]) -> None:
+    settings, client = registry
+    v1 = register_pipeline(pipelines["bad"], split, settings)
+    assert gate(settings, client, v1, split).reason == "first_model"
+    v2 = register_pipeline(pipelines["good"], split, settings)
+    decision = gate(settings, client, v2, split)
+    assert decision.promote
+    assert decision.reason == "at_least_as_good"
+    assert champion_of(settings, client) == v2
+    assert tags_of(settings, client, v1)["gate.replaced_by"] == v2
+
+
+def test_force_promotes_a_worse_model(
+    registry: Any, split: Split, pipelines: dict[str, Any]
+) -> None:
+    settings, client = registry
+    v1 = register_pipeline(pipelines["good"], split, settings)
+    gate(settings, client, v1, split)
+    v2 = register_pipeline(pipelines["bad"], split, settings)
+    decision = gate(settings, client, v2, split, force=True)
+    assert decision.promote
+    assert decision.reason.startswith("forced")
+    assert champion_of(settings, client) == v2
+    assert tags_of(settings, client, v2)["gate.forced"] == "true"
+
+
+def test_promote_command(
+    registry: Any, split: Split, pipelines: dict[str, Any], uci_data_path: Path
+) -> None:
+    settings, client = registry
+    v1 = register_pipeline(pipelines["good"], split, settings)
+    v2 = register_pipeline(pipelines["bad"], split, settings)
+    env = {
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MODEL_NAME": settings.model_name,
+        "DATA_PATH": str(uci_data_path),
+        "SPLIT_SEED": "42",
+        "TEST_SIZE": "0.2",
+    }
+    runner = CliRunner()
+    first = runner.invoke(app, ["promote", v1], env=env)
+    assert first.exit_code == 0, first.output
+    assert "first_model" in first.output
+    refused = runner.invoke(app, ["promote", v2], env=env)
+    assert refused.exit_code == 5, refused.output
+    assert "not promoted" in refused.output
+    assert champion_of(settings, client) == v1
+    forced = runner.invoke(app, ["promote", v2, "--force"], env=env)
+    assert forced.exit_code == 0, forced.output
+    assert champion_of(settings, client) == v2
+    evaluated = runner.invoke(app, ["evaluate", "--version", v1], env=env)
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "ROC-AUC" in evaluated.output
+
+
+def test_unloadable_version_is_refused(
+    registry: Any, split: Split, pipelines: dict[str, Any], tmp_path: Path
+) -> None:
+    """A version whose pipeline holds a type outside the allowlist never becomes champion."""
+    settings, client = registry
+    v1 = register_pipeline(pipelines["good"], split, settings)
+    gate(settings, client, v1, split)
+    v2 = register_pipeline(pipelines["good"], split, settings)
+    # Swap v2's pipeline for one the model code refuses to open (as a tampered store would).
+    source = client.get_model_version(settings.model_name, v2).source  # models:/<model id>
+    model_id = source.removeprefix("models:/")
+    folder = Path(urlparse(client.get_logged_model(model_id).artifact_location).path)
+    foreign = Pipeline([("onehot", OneHotEncoder(variables=["Course"], ignore_format=True))])
+    skops.io.dump(foreign.fit(split.x_train), folder / "artifacts" / "pipeline.skops")
+    with pytest.raises(RegistryError, match="cannot be loaded"):
+        gate(settings, client, v2, split)
+    assert champion_of(settings, client) == v1
+    tags = tags_of(settings, client, v2)
+    assert tags["gate.decision"] == "refused"
+    assert tags["gate.reason"] == "unloadable"

@@ -1,0 +1,195 @@
+"""Command line of the training job: `python -m training <command>`.
+
+Commands import what they need when they run, so `--help` is instant and importing this module
+does nothing. Known failures print one readable line and exit with a documented code:
+2 usage or configuration, 3 data (invalid file, checksum, download), 4 tracking server or
+registry, 5 promotion refused by the gate, 1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+app = typer.Typer(
+    help="Student dropout training job: train, evaluate, promote, explore.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        help="A local UCI-format file (overrides DATA_PATH). Default: the checked UCI download.",
+    ),
+]
+
+
+def _settings(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from training.config import TrainingSettings
+    from training.log import configure_logging
+
+    try:
+        settings = TrainingSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        _fail(f"invalid configuration: {problems}", 2)
+    updates = {k: v for k, v in overrides.items() if v is not None}
+    settings = settings.model_copy(update=updates)
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _fail(message: str, code: int) -> None:
+    from rich.console import Console
+
+    # soft_wrap: one line however long, so logs and greps see the whole message.
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _guarded(action: Callable[[], T]) -> T:
+    """Run a command body; typed errors become one line and their exit code."""
+    from training.errors import TrainingError
+
+    try:
+        return action()
+    except TrainingError as exc:
+        _fail(str(exc), exc.exit_code)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _print(*renderables: Any) -> None:
+    import sys
+
+    from rich.console import Console
+
+    # Piped or in a log: wide enough that the metrics table is not wrapped into noise.
+    Console(width=None if sys.stdout.isatty() else 170).print(*renderables)
+
+
+@app.command()
+def train(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A small search (< 60 s): tests and the demo.")
+    ] = False,
+    data: DataOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote the new version even if the gate refuses.")
+    ] = False,
+    trials: Annotated[
+        int | None, typer.Option("--trials", min=1, help="XGBoost Optuna trials (full search).")
+    ] = None,
+) -> None:
+    """Train, register a new version, and move the alias if it passes the champion gate."""
+    settings = _settings(data_path=data, search_trials=trials)
+
+    def body() -> None:
+        from training.report import NOTES, rich_table
+        from training.train import run_training
+
+        result = run_training(settings, quick=quick, force=force)
+        _print(
+            rich_table(result.rows, f"Held-out quality ({len(result.rows)} models)"),
+            f"[dim]{NOTES}[/]",
+        )
+        verdict = "promoted to" if result.decision.promote else "NOT promoted to"
+        _print(
+            f"{settings.model_name} version {result.version} ({result.model_kind}) "
+            f"{verdict} @{settings.model_alias}: {result.decision.reason}. "
+            f"predict: {result.predict_ms_per_1000:.1f} ms/1000 rows; "
+            f"wall time {result.seconds:.1f} s"
+        )
+
+    _guarded(body)
+
+
+@app.command()
+def evaluate(
+    version: Annotated[str | None, typer.Option("--version", help="A version number.")] = None,
+    alias: Annotated[
+        str | None, typer.Option("--alias", help="An alias (default MODEL_ALIAS).")
+    ] = None,
+    data: DataOption = None,
+) -> None:
+    """Score a registered version on the held-out split and print its metrics."""
+    if version is not None and alias is not None:
+        _fail("give --version or --alias, not both", 2)
+    settings = _settings(data_path=data)
+
+    def body() -> None:
+        from training.operations import evaluate_registered
+        from training.report import NOTES, ModelRow, rich_table
+
+        model, report, warnings = evaluate_registered(settings, version=version, alias=alias)
+        title = f"{settings.model_name} version {model.version} ({model.contract['model_kind']})"
+        _print(rich_table([ModelRow(title, report)], "Held-out quality"), f"[dim]{NOTES}[/]")
+        for warning in warnings:
+            _print(f"[yellow]warning:[/] {warning}")
+
+    _guarded(body)
+
+
+@app.command()
+def promote(
+    version: Annotated[str, typer.Argument(help="The version to put behind the alias.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Move the alias even if the gate refuses.")
+    ] = False,
+    data: DataOption = None,
+) -> None:
+    """Gate a registered version against the champion and move the alias if it passes."""
+    settings = _settings(data_path=data)
+
+    def body() -> None:
+        from training.errors import PromotionRefusedError
+        from training.operations import promote_version
+
+        decision = promote_version(settings, version, force=force)
+        if not decision.promote:
+            raise PromotionRefusedError(
+                f"version {version} not promoted to @{settings.model_alias}: {decision.reason} "
+                "(use --force to override)"
+            )
+        _print(
+            f"{settings.model_name} version {version} is @{settings.model_alias} "
+            f"({decision.reason})"
+        )
+
+    _guarded(body)
+
+
+@app.command()
+def explore(
+    data: DataOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder of the report (default REPORTS_DIR).")
+    ] = None,
+) -> None:
+    """Write a self-contained HTML exploration report of the data."""
+    settings = _settings(data_path=data, reports_dir=out)
+
+    def body() -> None:
+        from training.explore import write_report
+
+        path = write_report(settings)
+        _print(f"exploration report: {path}")
+
+    _guarded(body)
+
+
+def main() -> None:
+    app(prog_name="python -m training")

@@ -1,0 +1,173 @@
+"""Read a UCI-format file (semicolon CSV, optional UTF-8 BOM, CRLF or LF) and validate it.
+
+Every problem stops the job with a `DataValidationError` naming the file, column and row. The
+checks are those of the schema: all 36 attributes and the target present (no others), numbers
+where numbers belong, integers where codes and counts belong, values inside the sane domain,
+and only the three target labels.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.config import TrainingSettings
+from training.download import DataSource, fetch_uci, local_source
+from training.errors import DataValidationError
+from training.schema import ATTRIBUTE_NAMES, ATTRIBUTES, POSITIVE_LABEL, TARGET, TARGET_LABELS
+
+DELIMITER = ";"
+# Fewer rows than this cannot feed a cross-validated search and a held-out split.
+MIN_ROWS = 100
+MIN_PER_CLASS = 20
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Validated data: the 36 attributes (float64, file order), the binary target, the labels."""
+
+    features: pd.DataFrame
+    target: pd.Series  # 1 = dropout, 0 = enrolled or graduate
+    labels: pd.Series  # the 3-class label, kept for reports
+    source: DataSource
+
+
+def resolve_source(settings: TrainingSettings) -> DataSource:
+    """The local file when DATA_PATH (or --data) is set, else the checked UCI download."""
+    if settings.data_path is not None:
+        return local_source(settings.data_path)
+    return fetch_uci(
+        settings.data_url,
+        settings.data_sha256,
+        settings.data_cache_dir,
+        settings.data_download_timeout,
+    )
+
+
+def load_dataset(settings: TrainingSettings) -> Dataset:
+    source = resolve_source(settings)
+    return read_dataset(source)
+
+
+def read_dataset(source: DataSource) -> Dataset:
+    rows = _read_rows(source.path)
+    header, body = rows[0], rows[1:]
+    columns = _check_header(source.path, header)
+    raw = _check_shape(source.path, columns, body)
+    features = _check_attributes(source.path, raw)
+    labels = _check_target(source.path, raw[TARGET])
+    target = (labels == POSITIVE_LABEL).astype("int64").rename("dropout")
+    return Dataset(features=features, target=target, labels=labels, source=source)
+
+
+def _read_rows(path: Path) -> list[list[str]]:
+    data = path.read_bytes()
+    if not data.strip():
+        raise DataValidationError(path, "the file is empty")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataValidationError(path, f"not UTF-8 text (byte {exc.start})") from exc
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITER)
+    # Blank lines (a trailing newline, an editor's extra line) carry nothing.
+    return [row for row in reader if any(cell.strip() for cell in row)]
+
+
+def _check_header(path: Path, header: list[str]) -> list[str]:
+    columns = [name.strip() for name in header]
+    if len(columns) == 1:
+        found = next((d for d in (",", "\t", "|") if d in header[0]), None)
+        hint = f" (it looks separated by {found!r})" if found else ""
+        raise DataValidationError(
+            path, f"the header has a single column: expected {DELIMITER!r}-separated{hint}"
+        )
+    expected = [*ATTRIBUTE_NAMES, TARGET]
+    seen: set[str] = set()
+    for name in columns:
+        if name in seen:
+            raise DataValidationError(path, "duplicate column", column=name)
+        seen.add(name)
+    for name in expected:
+        if name not in seen:
+            raise DataValidationError(path, "missing column", column=name)
+    for name in columns:
+        if name not in expected:
+            raise DataValidationError(path, "unexpected column", column=name)
+    return columns
+
+
+def _check_shape(path: Path, columns: list[str], body: list[list[str]]) -> pd.DataFrame:
+    if not body:
+        raise DataValidationError(path, "the file has a header but no data rows")
+    for number, row in enumerate(body, start=1):
+        if len(row) != len(columns):
+            raise DataValidationError(
+                path,
+                f"{len(row)} fields where the header has {len(columns)} "
+                f"(is the delimiter {DELIMITER!r}?)",
+                row=number,
+            )
+    if len(body) < MIN_ROWS:
+        raise DataValidationError(path, f"{len(body)} data rows; training needs {MIN_ROWS}")
+    frame = pd.DataFrame(body, columns=columns, dtype=str)
+    frame.index = pd.RangeIndex(1, len(frame) + 1)  # row numbers as people count them
+    return frame
+
+
+def _check_attributes(path: Path, raw: pd.DataFrame) -> pd.DataFrame:
+    out: dict[str, pd.Series] = {}
+    for spec in ATTRIBUTES:
+        cells = raw[spec.name].str.strip()
+        values = pd.to_numeric(cells, errors="coerce")
+        bad = values.isna() | ~np.isfinite(values)
+        if bad.any():
+            row = int(bad.idxmax())
+            cell = cells[row]
+            reason = "empty cell" if cell == "" else f"not a finite number: {cell!r}"
+            raise DataValidationError(path, reason, column=spec.name, row=row)
+        if spec.dtype == "int":
+            fractional = values != np.round(values)
+            if fractional.any():
+                row = int(fractional.idxmax())
+                raise DataValidationError(
+                    path, f"expected an integer, got {cells[row]!r}", column=spec.name, row=row
+                )
+        outside = (values < spec.min) | (values > spec.max)
+        if outside.any():
+            row = int(outside.idxmax())
+            raise DataValidationError(
+                path,
+                f"{cells[row]} is outside the sane range [{spec.min:g}, {spec.max:g}]",
+                column=spec.name,
+                row=row,
+            )
+        out[spec.name] = values.astype("float64")
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def _check_target(path: Path, cells: pd.Series) -> pd.Series:
+    labels = cells.str.strip()
+    unknown = ~labels.isin(TARGET_LABELS)
+    if unknown.any():
+        row = int(unknown.idxmax())
+        raise DataValidationError(
+            path,
+            f"unknown label {labels[row]!r} (expected one of {', '.join(TARGET_LABELS)})",
+            column=TARGET,
+            row=row,
+        )
+    positives = int((labels == POSITIVE_LABEL).sum())
+    negatives = len(labels) - positives
+    if min(positives, negatives) < MIN_PER_CLASS:
+        raise DataValidationError(
+            path,
+            f"{positives} {POSITIVE_LABEL} and {negatives} other rows; each side needs "
+            f"at least {MIN_PER_CLASS}",
+            column=TARGET,
+        )
+    return labels.reset_index(drop=True).rename("label")

@@ -1,0 +1,141 @@
+"""The champion gate: a registered version takes the alias only if it is at least as good.
+
+Both the new version and the current champion are loaded from the registry and scored on the
+same held-out split (same data, seed and size). The compared numbers are the held-out ROC-AUC
+of complete records and of the two partial views (enrollment only, after the 1st semester):
+the alias moves when none of them falls below the champion's by more than the tolerance.
+The first model is promoted; `force` lets a person override; every decision is written as
+tags on the version and logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from mlflow import MlflowClient
+
+from training.errors import RegistryError
+from training.evaluation import evaluate, gate_scores
+from training.log import get_logger
+from training.registry import LoadedModel, load_version, set_tags, version_by_alias
+from training.split import Split
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    promote: bool
+    reason: str
+    new_scores: dict[str, float]
+    champion_version: str | None
+    champion_scores: dict[str, float] | None
+    tolerance: float
+    forced: bool
+    new_report: dict[str, Any] = field(default_factory=dict)
+
+    def tags(self) -> dict[str, Any]:
+        tags: dict[str, Any] = {
+            "gate.decision": "promoted" if self.promote else "refused",
+            "gate.reason": self.reason,
+            "gate.tolerance": self.tolerance,
+            "gate.forced": str(self.forced).lower(),
+            "gate.champion_version": self.champion_version or "none",
+            "gate.decided_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+        for stage, score in self.new_scores.items():
+            tags[f"gate.new_roc_auc.{stage}"] = round(score, 6)
+        for stage, score in (self.champion_scores or {}).items():
+            tags[f"gate.champion_roc_auc.{stage}"] = round(score, 6)
+        return tags
+
+
+def decide(
+    new_scores: dict[str, float],
+    champion_scores: dict[str, float] | None,
+    *,
+    tolerance: float,
+    force: bool,
+) -> GateDecision:
+    """Pure rule: promote when no score is below the champion's minus `tolerance`."""
+
+    def decision(promote: bool, reason: str) -> GateDecision:
+        return GateDecision(promote, reason, new_scores, None, champion_scores, tolerance, force)
+
+    if champion_scores is None:
+        return decision(True, "first_model")
+    worse = [s for s, v in new_scores.items() if v < champion_scores[s] - tolerance]
+    if not worse:
+        return decision(True, "at_least_as_good")
+    if force:
+        return decision(True, f"forced (worse on {', '.join(worse)})")
+    return decision(False, f"worse on {', '.join(worse)}")
+
+
+def run_gate(
+    client: MlflowClient,
+    *,
+    name: str,
+    alias: str,
+    version: str,
+    split: Split,
+    tolerance: float,
+    force: bool,
+) -> GateDecision:
+    """Score `version` and the champion from the registry, decide, record, move the alias."""
+    try:
+        new = load_version(name, version)
+        new_report = _report(new, split)
+    except Exception as exc:
+        # A version that cannot be loaded and scored here would fail in the consumer too.
+        set_tags(client, name, version, {"gate.decision": "refused", "gate.reason": "unloadable"})
+        log.error("gate_decision", model=name, version=version, decision="refused", error=str(exc))
+        raise RegistryError(f"version {version} cannot be loaded and scored: {exc}") from exc
+    new_scores = gate_scores(new_report)
+
+    current = version_by_alias(client, name, alias)
+    champion_scores: dict[str, float] | None = None
+    if current is not None and str(current.version) == str(version):
+        result = GateDecision(
+            True, "already_champion", new_scores, str(version), new_scores, tolerance, force
+        )
+    elif current is None:
+        result = decide(new_scores, None, tolerance=tolerance, force=force)
+    else:
+        try:
+            champion = load_version(name, str(current.version))
+            champion_scores = gate_scores(_report(champion, split))
+        except Exception as exc:  # noqa: BLE001 - any failure means the champion cannot be judged
+            log.error("champion_unscorable", version=current.version, error=str(exc))
+            reason = "champion_unscorable" + (" (forced)" if force else "")
+            result = GateDecision(force, reason, new_scores, None, None, tolerance, force)
+        else:
+            result = decide(new_scores, champion_scores, tolerance=tolerance, force=force)
+        result = replace(result, champion_version=str(current.version))
+
+    result = replace(result, new_report=new_report)
+    set_tags(client, name, version, result.tags())
+    if result.promote and result.reason != "already_champion":
+        client.set_registered_model_alias(name, alias, version)
+        if current is not None:
+            set_tags(client, name, str(current.version), {"gate.replaced_by": version})
+    log.info(
+        "gate_decision",
+        model=name,
+        version=version,
+        alias=alias,
+        decision="promoted" if result.promote else "refused",
+        reason=result.reason,
+        champion_version=result.champion_version,
+        new_roc_auc=result.new_scores,
+        champion_roc_auc=result.champion_scores,
+        tolerance=tolerance,
+        forced=force,
+    )
+    return result
+
+
+def _report(model: LoadedModel, split: Split) -> dict[str, Any]:
+    return evaluate(model.probabilities, split.x_test, split.y_test, model.threshold)
