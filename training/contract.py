@@ -23,6 +23,7 @@ CONTRIBUTION_METHODS: Final = ("tree_shap", "saabas", "linear")
 
 
 def attribute_entry(spec: AttributeSpec, seen: pd.Series) -> dict[str, Any]:
+    """One attribute of the schema; `seen` gives the valid codes of a categorical one."""
     number = int if spec.dtype == "int" else float
     categories = None
     if spec.kind == "categorical":
@@ -105,6 +106,7 @@ def build_contract(
     risk_bands: list[dict[str, Any]],
     top_k_factors: int,
     x_train: pd.DataFrame,
+    code_domain: pd.DataFrame,
     feature_names: list[str],
     input_example: list[dict[str, float | int]],
     metrics: dict[str, Any],
@@ -120,7 +122,10 @@ def build_contract(
         "risk_bands": risk_bands,
         "top_k_factors": top_k_factors,
         "contributions": contributions,
-        "attributes": [attribute_entry(spec, x_train[spec.name]) for spec in ATTRIBUTES],
+        # Valid codes come from the whole validated file, not the training part: a student of a
+        # course that happens to fall only in the held-out part is still a valid student. Codes
+        # carry no label information; the model treats codes it never trained on as unseen.
+        "attributes": [attribute_entry(spec, code_domain[spec.name]) for spec in ATTRIBUTES],
         "stages": list(STAGES),
         "features": model_features(feature_names),
         "reference": {

@@ -63,6 +63,7 @@ def register_chosen(
             risk_bands=risk_bands(chosen.threshold, split.y_train.to_numpy(), chosen.result.oof),
             top_k_factors=settings.top_k_factors,
             x_train=split.x_train,
+            code_domain=dataset.features,
             feature_names=classifier_features(chosen.pipeline, split.x_train),
             input_example=example_records(split.x_train, split.y_train),
             metrics=chosen.report,

@@ -35,6 +35,12 @@ class ServiceSpec:
     stop_timeout: float = 20.0
 
 
+def inherited_environ() -> dict[str, str]:
+    """This process's environment minus MLflow's variables: `mlflow.set_tracking_uri` writes
+    them into os.environ, and a service must only see the registry its spec names."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+
+
 def _tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -58,7 +64,7 @@ class ManagedProcess:
         return self.proc.pid if self.proc else None
 
     def start(self, *, wait: bool = True) -> ManagedProcess:
-        env = {**os.environ, **self.spec.env}
+        env = {**inherited_environ(), **self.spec.env}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 list(self.spec.argv),

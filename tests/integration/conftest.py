@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import uuid
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stack.processes import ManagedProcess
+from scripts.stack.processes import ManagedProcess, inherited_environ
 from scripts.stack.services import FAKE_AWS_ENV, consumer_service
 from scripts.stack.settings import REPO_ROOT, StackSettings
 from scripts.stack.streams import create_streams
@@ -54,7 +53,7 @@ def run_training(
         [sys.executable, "-m", "training", "train", "--quick", "--data", str(data_path), *extra],
         cwd=REPO_ROOT,
         env={
-            **os.environ,
+            **inherited_environ(),
             "MLFLOW_TRACKING_URI": stack.mlflow_url,
             "MODEL_NAME": stack.model_name,
             "REPORTS_DIR": str(stack.stack_dir / "reports"),

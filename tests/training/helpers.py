@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 
 from training.config import TrainingSettings
 from training.contract import build_contract, example_records
@@ -91,6 +92,7 @@ def register_pipeline(pipeline: Any, split: Split, settings: TrainingSettings) -
             risk_bands=risk_bands(threshold, split.y_train.to_numpy(), p_train),
             top_k_factors=3,
             x_train=split.x_train,
+            code_domain=pd.concat([split.x_train, split.x_test]),
             feature_names=classifier_features(pipeline, split.x_train),
             input_example=example_records(split.x_train, split.y_train),
             metrics=report,

@@ -104,6 +104,19 @@ def test_attributes(contract: dict[str, Any]) -> None:
     assert len(course["categories"]) == 17
 
 
+def test_categories_are_every_code_of_the_data(
+    contract: dict[str, Any], uci_data_path: Path
+) -> None:
+    """A code seen only in the held-out part is still a valid student, never a dead letter."""
+    import pandas as pd
+
+    frame = pd.read_csv(uci_data_path, sep=";", encoding="utf-8-sig")
+    frame.columns = frame.columns.str.strip()
+    for a in contract["attributes"]:
+        if a["kind"] == "categorical":
+            assert a["categories"] == sorted(int(v) for v in frame[a["name"]].unique()), a["name"]
+
+
 def test_features_and_reference(contract: dict[str, Any]) -> None:
     for feature in contract["features"]:
         assert feature["name"] not in ATTRIBUTE_NAMES
