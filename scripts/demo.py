@@ -10,6 +10,7 @@ everything it started.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -35,11 +36,35 @@ from scripts.stack.services import (
 from scripts.stack.settings import REPO_ROOT, StackSettings
 from scripts.stack.streams import create_streams
 
-console = Console()
+# Wide enough for the factor column when the output is not a terminal (CI logs, pipes).
+console = Console(width=None if sys.stdout.isatty() else 160)
 STUDENTS = int(os.environ.get("DEMO_STUDENTS", "400"))
 RATE = float(os.environ.get("DEMO_RATE", "100"))
 MALFORMED_SHARE = 0.05
 SHARED_COPY = REPO_ROOT.parent / "shared" / "data" / "students_dropout_academic_success.csv"
+
+
+# The record producers already send (docs/wire-formats.md); it must score.
+SEED_SAMPLE = {
+    "student_id": 256,
+    "student_features": {
+        "GDP": 1.74,
+        "Inflation rate": 1.4,
+        "Tuition fees up to date": 1,
+        "Scholarship holder": 0,
+        "Curricular units 1st sem (approved)": 5,
+        "Curricular units 1st sem (enrolled)": 6,
+        "Curricular units 2nd sem (approved)": 5,
+    },
+}
+
+
+def wait_ready(settings: StackSettings, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not http_ok(f"{settings.metrics_url}/readyz"):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: the consumer is not ready after {timeout:.0f} s")
+        time.sleep(1)
 
 
 def data_args() -> list[str]:
@@ -157,6 +182,8 @@ def metrics_summary(settings: StackSettings) -> Table:
 def main() -> int:
     settings = StackSettings(stack_dir=REPO_ROOT / ".stack" / "demo")
     ports_free(settings)
+    # Every demo starts from nothing: no registry, streams, leases or metrics of an earlier one.
+    shutil.rmtree(settings.stack_dir, ignore_errors=True)
     started: list[ManagedProcess] = []
 
     def start(spec: Any) -> ManagedProcess:
@@ -180,9 +207,16 @@ def main() -> int:
         step("2/6 training --quick, registering, gating and promoting to @champion")
         run([sys.executable, "-m", "training", "train", "--quick", *data_args()], env)
 
+        console.print("  the seed's sample record, scored offline by the champion:")
+        sample = settings.stack_dir / "seed-sample.jsonl"
+        sample.write_bytes(orjson.dumps(SEED_SAMPLE) + b"\n")
+        run([sys.executable, "-m", "consumer", "score", "--input", str(sample)], env)
+
         step("3/6 consumer service (KCL MultiLangDaemon + shard processors) and Prometheus")
         consumer = start(consumer_service(settings))
         start(prometheus_server(settings, [f"{settings.host}:{settings.metrics_port}"]))
+        console.print("  waiting for the KCL to take its leases (about 40 s on a fresh stream)")
+        wait_ready(settings, timeout=180)
 
         step(f"4/6 replaying {STUDENTS} students at {RATE:.0f}/s ({MALFORMED_SHARE:.0%} malformed)")
         run(
@@ -193,7 +227,6 @@ def main() -> int:
             ],
             env,
         )  # fmt: skip
-        console.print("  the KCL needs about 40 s to take its leases on a fresh stream")
         outputs = wait_for_outputs(env, STUDENTS, timeout=240)
         if len(outputs) < STUDENTS:
             raise SystemExit(f"demo: only {len(outputs)} of {STUDENTS} records have an output")

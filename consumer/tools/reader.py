@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from typing import Any
@@ -13,7 +14,7 @@ from rich.table import Table
 from consumer.aws import kinesis_client
 from consumer.config import ConsumerSettings
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def read_stream(settings: ConsumerSettings, stream: str, wait_seconds: float) -> list[Any]:
