@@ -186,7 +186,7 @@ def prometheus_scraping_a_consumer(tmp_path_factory: pytest.TempPathFactory) -> 
     consumer's own ConsumerMetrics, set as a consumer that scored some records would set them."""
     binary = shutil.which("prometheus")
     if binary is None:
-        pytest.skip(
+        pytest.fail(
             "prometheus is not installed (Debian package prometheus; make setup installs it)"
         )
     from prometheus_client import CollectorRegistry, start_http_server

@@ -120,6 +120,8 @@ def start_consumer(stack: StackSettings) -> Iterator[Callable[..., ConsumerHandl
             metrics_port=port,
             extra_env={
                 "MODEL_POLL_INTERVAL_SECONDS": "2",
+                # Drift gauges appear after this many records per processor.
+                "DRIFT_UPDATE_EVERY_RECORDS": "50",
                 "LOG_LEVEL": "INFO",
                 **(env or {}),
             },
@@ -129,6 +131,7 @@ def start_consumer(stack: StackSettings) -> Iterator[Callable[..., ConsumerHandl
         started.append(handle)
         return handle
 
+    start.running = lambda: [h for h in started if h.proc.alive()]  # type: ignore[attr-defined]
     yield start
     for handle in reversed(started):
         handle.proc.stop()

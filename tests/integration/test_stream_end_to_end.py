@@ -11,21 +11,28 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import orjson
 import pytest
 
 from consumer.tools.producer import events, read_rows
-from scripts.stack.settings import StackSettings
+from scripts.stack.processes import ManagedProcess
+from scripts.stack.services import prometheus_server
+from scripts.stack.settings import REPO_ROOT, StackSettings
+from tests.deploy.deploy_helpers import dashboard_targets
 from tests.integration.conftest import run_training
 from tests.integration.streaming import ConsumerHandle, Position, Streams
 
 pytestmark = [pytest.mark.integration]
 
+DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "dropout-consumer.json"
 RECORDS = 2000
 MALFORMED_SHARE = 0.05
 # What each malformation of the replay producer must be dead-lettered as.
@@ -55,6 +62,15 @@ def consumer(
     champion: str, streams: Streams, start_consumer: Callable[..., ConsumerHandle]
 ) -> ConsumerHandle:
     return start_consumer(streams)
+
+
+def prometheus_query(base: str, expr: str) -> dict[str, Any]:
+    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return dict(orjson.loads(response.read()))
+    except urllib.error.HTTPError as error:  # a bad query: the reason is in the body
+        return dict(orjson.loads(error.read()))
 
 
 def _outputs_for(streams: Streams, positions: list[Position]) -> list[dict[str, Any]]:
@@ -177,3 +193,39 @@ def test_moving_the_alias_switches_versions_without_loss(
         switches = sum(1 for a, b in itertools.pairwise(ordered) if a != b)
         assert switches <= 1, f"{shard} switched versions {switches} times"
         assert ordered[-1] == new_version
+
+
+def test_prometheus_scrapes_the_consumer_and_every_panel_has_data(
+    stack: StackSettings,
+    streams: Streams,
+    rows: list[dict[str, float]],
+    start_consumer: Callable[..., ConsumerHandle],
+) -> None:
+    """Real Prometheus against the running consumer: every dashboard query returns data."""
+    running = start_consumer.running()  # type: ignore[attr-defined]
+    assert running, "the consumer of the earlier phases should still run"
+    target = running[-1].metrics_url.removeprefix("http://")
+    prometheus = ManagedProcess(
+        prometheus_server(stack, [target]), stack.logs_dir, stack.pids_dir
+    ).start()
+    base = f"http://{stack.host}:{stack.prometheus_port}"
+    try:
+        # Traffic while Prometheus scrapes, so that rates and quantiles are defined.
+        for seed in range(200, 215):
+            streams.put(events(rows, 40, MALFORMED_SHARE, seed=seed))
+            time.sleep(1)
+        time.sleep(4)
+        empty, failed = [], []
+        for title, expr in dashboard_targets(DASHBOARD):
+            answer = prometheus_query(base, expr)
+            if answer["status"] != "success":
+                failed.append(f"{title}: {expr}: {answer.get('error')}")
+            elif not answer["data"]["result"]:
+                empty.append(f"{title}: {expr}")
+        assert not failed, "\n".join(failed)
+        assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
+        up = prometheus_query(base, 'up{job="dropout-consumer"}')["data"]["result"]
+        assert up
+        assert up[0]["value"][1] == "1"
+    finally:
+        prometheus.stop()
