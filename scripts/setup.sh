@@ -40,8 +40,9 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing pinned requirements (requirements/dev.txt)"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -r requirements/dev.txt
+  # (The filter drops pip's notes about extra index folders some machines configure.)
+  "$VENV/bin/python" -m pip install --quiet --upgrade pip 2> >(grep -v "is ignored: it is neither" >&2)
+  "$VENV/bin/python" -m pip install --quiet -r requirements/dev.txt 2> >(grep -v "is ignored: it is neither" >&2)
   echo "$want" > "$stamp"
 fi
 
@@ -54,17 +55,21 @@ if [ ! -f "$nstamp" ] || [ "$(cat "$nstamp")" != "$nwant" ]; then
   echo "$nwant" > "$nstamp"
 fi
 
-# --- Prometheus (Debian package), used by the metrics integration test and the demo -----------
-if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+# --- Debian packages: prometheus/promtool (metrics tests, demo), shellcheck (script checks) --
+apt_missing=()
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
+command -v shellcheck >/dev/null 2>&1 || apt_missing+=(shellcheck)
+if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing Debian's prometheus package"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null 2>&1 \
-      || { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
-    # The package starts a system service on :9090; the project runs its own instances.
+    echo "setup: installing Debian packages: ${apt_missing[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null 2>&1 \
+           && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null; }
+    # The package starts a system Prometheus on :9090; the project runs its own instances.
     (systemctl stop prometheus || service prometheus stop || pkill -x prometheus) >/dev/null 2>&1 || true
   else
-    echo "setup: prometheus and promtool are not installed (Debian: apt-get install prometheus);" >&2
-    echo "       the tests that run a real Prometheus will fail until they are." >&2
+    echo "setup: missing Debian packages ${apt_missing[*]} (apt-get install ${apt_missing[*]});" >&2
+    echo "       the tests that run a real Prometheus or shellcheck will fail until they are." >&2
   fi
 fi
 echo "setup: ready"

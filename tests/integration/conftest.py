@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import uuid
@@ -14,14 +15,22 @@ from scripts.stack.processes import ManagedProcess, inherited_environ
 from scripts.stack.services import FAKE_AWS_ENV, consumer_service
 from scripts.stack.settings import REPO_ROOT, StackSettings
 from scripts.stack.streams import create_streams
-from tests.integration.backends import choose_backend, free_port
+from tests.integration.backends import (
+    ContainerBackend,
+    ProcessBackend,
+    choose_backend,
+    free_port,
+)
 from tests.integration.streaming import ConsumerHandle, Streams
 
-_BACKEND = choose_backend()
+
+@functools.cache
+def backend() -> ProcessBackend | ContainerBackend:
+    return choose_backend()
 
 
 def pytest_report_header() -> str:
-    if _BACKEND.name == "local processes":
+    if backend().name == "local processes":
         return (
             "integration services: local processes (no Docker engine answers here, so the "
             "testcontainers path of tests/integration/backends.py does not run)"
@@ -41,7 +50,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
         metrics_port=free_port(),
         prometheus_port=free_port(),
     )
-    with _BACKEND.run(settings):
+    with backend().run(settings):
         yield settings
 
 

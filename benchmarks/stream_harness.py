@@ -1,0 +1,226 @@
+"""Shared pieces of the streaming benchmarks: the embedded stack on free ports, a trained
+champion, a paced producer, output collection and process sampling (CPU, RSS).
+
+Latency is put->prediction: the prediction record's arrival time in the predictions stream
+minus the input record's arrival time in the input stream, both stamped by the same Kinesis
+emulator, so the two clocks are one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+import psutil  # noqa: E402
+
+from consumer.tools.producer import events, read_rows  # noqa: E402
+from scripts.stack.processes import ManagedProcess  # noqa: E402
+from scripts.stack.services import consumer_service  # noqa: E402
+from scripts.stack.settings import StackSettings  # noqa: E402
+from scripts.stack.streams import create_streams  # noqa: E402
+from tests.integration.backends import ProcessBackend, free_port  # noqa: E402
+from tests.integration.conftest import run_training  # noqa: E402
+from tests.integration.streaming import ConsumerHandle, Streams  # noqa: E402
+from tests.support.paths import default_data_path  # noqa: E402
+
+
+@contextlib.contextmanager
+def embedded_stack() -> Iterator[StackSettings]:
+    """kinesis-local, moto and MLflow as local processes, with a --quick champion."""
+    with tempfile.TemporaryDirectory(prefix="dropout-bench-") as tmp:
+        settings = StackSettings(
+            stack_dir=Path(tmp),
+            kinesis_port=free_port(),
+            kinesis_tls_port=free_port(),
+            dynamodb_port=free_port(),
+            mlflow_port=free_port(),
+            metrics_port=free_port(),
+            prometheus_port=free_port(),
+        )
+        with ProcessBackend().run(settings):
+            print("stack up; training --quick for the champion ...", flush=True)
+            run_training(settings, data_path())
+            yield settings
+
+
+def data_path() -> Path:
+    return default_data_path()
+
+
+def new_streams(stack: StackSettings, tag: str, shards: int = 4) -> Streams:
+    settings = stack.model_copy(
+        update={
+            "input_stream": f"events-{tag}",
+            "predictions_stream": f"predictions-{tag}",
+            "dead_letter_stream": f"dead-letters-{tag}",
+            "input_shards": shards,
+            "output_shards": shards,
+            "kcl_application_name": f"consumer-{tag}",
+        }
+    )
+    create_streams(settings)
+    return Streams(settings)
+
+
+@contextlib.contextmanager
+def running_consumer(
+    stack: StackSettings, streams: Streams, env: dict[str, str] | None = None
+) -> Iterator[ConsumerHandle]:
+    port = free_port()
+    spec = consumer_service(
+        streams.settings, worker=f"bench-{streams.tag}", metrics_port=port, extra_env=env
+    )
+    proc = ManagedProcess(spec, stack.logs_dir, stack.pids_dir).start()
+    handle = ConsumerHandle(proc=proc, metrics_url=f"http://{stack.host}:{port}")
+    try:
+        handle.wait_ready(timeout=240)
+        yield handle
+    finally:
+        proc.stop()
+
+
+@dataclass
+class Producer:
+    """Sends dataset rows at a fixed rate in a background thread (batches every 100 ms)."""
+
+    streams: Streams
+    rate: float
+    seconds: float
+    rows: list[dict[str, float]]
+    sent: int = 0
+    started_at: float = 0.0
+    _thread: threading.Thread | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> Producer:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        total = int(self.rate * self.seconds)
+        per_tick = max(1, int(self.rate / 10))
+        self.started_at = time.monotonic()
+        seed = 0
+        while self.sent < total and not self._stop.is_set():
+            n = min(per_tick, total - self.sent)
+            self.streams.put(events(self.rows, n, 0.0, seed=seed))
+            seed += 1
+            self.sent += n
+            delay = self.started_at + self.sent / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self) -> float:
+        assert self._thread is not None
+        self._thread.join()
+        return time.monotonic() - self.started_at
+
+
+@dataclass
+class ProcessSampler:
+    """Samples CPU and RSS of the consumer's processes: supervisor, KCL daemon, processors."""
+
+    root_pid: int
+    interval: float = 1.0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> ProcessSampler:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _processes(self) -> dict[str, list[psutil.Process]]:
+        groups: dict[str, list[psutil.Process]] = {"supervisor": [], "kcl": [], "processor": []}
+        try:
+            root = psutil.Process(self.root_pid)
+            family = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return groups
+        for proc in family:
+            try:
+                cmd = " ".join(proc.cmdline())
+            except psutil.Error:
+                continue
+            if "MultiLangDaemon" in cmd:
+                groups["kcl"].append(proc)
+            elif "consumer process" in cmd:
+                groups["processor"].append(proc)
+            elif proc.pid == self.root_pid:
+                groups["supervisor"].append(proc)
+        return groups
+
+    def _run(self) -> None:
+        groups = self._processes()
+        for procs in groups.values():
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    proc.cpu_percent(None)
+        while not self._stop.wait(self.interval):
+            groups = self._processes()
+            sample: dict[str, Any] = {}
+            for name, procs in groups.items():
+                cpu = rss = 0.0
+                rss_each = []
+                for proc in procs:
+                    with contextlib.suppress(psutil.Error):
+                        cpu += proc.cpu_percent(None)
+                        one = proc.memory_info().rss / 2**20
+                        rss += one
+                        rss_each.append(one)
+                sample[name] = {"cpu": cpu, "rss_mb": rss, "rss_each_mb": rss_each}
+            self.samples.append(sample)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        steady = self.samples[2:] or self.samples  # the first samples have no CPU history
+        for name in ("supervisor", "kcl", "processor"):
+            cpu = [s[name]["cpu"] for s in steady if name in s]
+            rss_each = [r for s in steady if name in s for r in s[name]["rss_each_mb"]]
+            out[name] = {
+                "cpu_mean_pct": round(statistics.fmean(cpu), 1) if cpu else 0.0,
+                "rss_max_each_mb": round(max(rss_each), 1) if rss_each else 0.0,
+            }
+        return out
+
+
+def latencies_ms(streams: Streams) -> list[float]:
+    """put->prediction of every output collected so far."""
+    return [
+        o["_arrival_ms"] - o["source"]["arrival_timestamp_ms"]
+        for o in streams.outputs
+        if o.get("source", {}).get("arrival_timestamp_ms") is not None
+    ]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def uci_rows() -> list[dict[str, float]]:
+    return read_rows(data_path())
