@@ -26,6 +26,13 @@ class ConsumerSettings(BaseSettings):
     dynamodb_endpoint_url: str | None = Field(
         default="http://127.0.0.1:8000", validation_alias="DYNAMODB_ENDPOINT_URL"
     )
+    # Where the shard processors PUBLISH (PutRecords of predictions and dead letters); unset or
+    # empty means KINESIS_ENDPOINT_URL. The KCL daemon always reads from KINESIS_ENDPOINT_URL.
+    # Lets the output path go through something else than the input path, e.g. the
+    # fault-injecting proxy of the reliability tests (tests/integration/faultproxy.py).
+    output_kinesis_endpoint_url: str | None = Field(
+        default=None, validation_alias="OUTPUT_KINESIS_ENDPOINT_URL"
+    )
     input_stream: str = Field(default="student-events", validation_alias="INPUT_STREAM")
     predictions_stream: str = Field(
         default="student-predictions", validation_alias="PREDICTIONS_STREAM"
@@ -54,6 +61,11 @@ class ConsumerSettings(BaseSettings):
     )
     kcl_worker_metrics_report_interval_ms: int = Field(
         default=5000, ge=1000, validation_alias="KCL_WORKER_METRICS_REPORT_INTERVAL_MS"
+    )
+    # At most this many leases per worker (unset: no limit). KCL 3's leader applies its own value
+    # to every worker it assigns leases to.
+    kcl_max_leases_for_worker: int | None = Field(
+        default=None, ge=1, validation_alias="KCL_MAX_LEASES_FOR_WORKER"
     )
     # Also how long the KCL's first shard sync idles before the worker starts (KCL sleeps this
     # long after a sync), so it bounds the start-up time of a fresh application.
@@ -116,10 +128,19 @@ class ConsumerSettings(BaseSettings):
     )
 
     @field_validator(
-        "kinesis_endpoint_url", "dynamodb_endpoint_url", "kcl_worker_id", mode="before"
+        "kinesis_endpoint_url",
+        "dynamodb_endpoint_url",
+        "output_kinesis_endpoint_url",
+        "kcl_worker_id",
+        mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         # An empty variable means "use the AWS default", which is how ECS task definitions
         # switch the emulator endpoints off.
         return None if value == "" else value
+
+    @property
+    def publish_endpoint_url(self) -> str | None:
+        """The endpoint the publisher's PutRecords calls go to (None: the AWS default)."""
+        return self.output_kinesis_endpoint_url or self.kinesis_endpoint_url

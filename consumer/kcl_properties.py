@@ -43,6 +43,8 @@ def render_properties(settings: ConsumerSettings) -> str:
         # The leader only assigns leases to workers whose metrics entry it has seen.
         "workerMetricsReporterFreqInMillis": str(settings.kcl_worker_metrics_report_interval_ms),
     }
+    if settings.kcl_max_leases_for_worker is not None:
+        props["maxLeasesForWorker"] = str(settings.kcl_max_leases_for_worker)
     local = settings.kinesis_endpoint_url is not None or settings.dynamodb_endpoint_url is not None
     if settings.kinesis_endpoint_url:
         props["kinesisEndpoint"] = settings.kinesis_endpoint_url

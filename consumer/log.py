@@ -59,8 +59,13 @@ class _LineSink:
                     # The supervisor went away: keep the line rather than lose it.
                     self._sock.close()
                     self._sock = None
-            self._fallback.write(data.decode("utf-8", "replace") + "\n")
-            self._fallback.flush()
+            try:
+                self._fallback.write(data.decode("utf-8", "replace") + "\n")
+                self._fallback.flush()
+            except (OSError, ValueError):
+                # Nowhere left to write (a processor whose daemon is gone: its standard error
+                # was a pipe to the daemon). Losing the line beats crashing on a log call.
+                return
 
 
 class _SinkLogger:

@@ -14,6 +14,13 @@ calls System.exit(1)), the orchestrator restarts the worker, and the shard resum
 checkpoint: duplicates of at most one batch, never a lost record. (The public kclpy sample
 checkpoints past failed records; this processor never does.)
 
+Waiting for a first model (the registry is unreachable at start) or retrying PutRecords (the
+output is down) blocks inside `process_records`, so the daemon cannot deliver a shutdown request
+meanwhile: on a stop it waits its grace period, then exits without us. Both waits therefore
+watch the daemon (our parent process) and end the process (code 5), without publishing or
+checkpointing, once the daemon is gone; otherwise the orphan would keep polling the registry or
+retrying and, once it could, publish a batch that the shard's next owner publishes too.
+
 Lease lost: never checkpoint again. Shard end: checkpoint() with no arguments (the KCL needs it
 to start the child shards). Shutdown requested: process nothing new, checkpoint the last position
 whose outputs were all published.
@@ -43,7 +50,7 @@ from consumer.hot_reload import ModelHolder, ModelPoller
 from consumer.log import LOG_SOCKET_NAME, configure_logging
 from consumer.metrics import ConsumerMetrics
 from consumer.model_loader import ModelLoader
-from consumer.publisher import Backoff, Publisher, PublishError
+from consumer.publisher import Backoff, PublishAbandonedError, Publisher, PublishError
 from consumer.scoring import ServedModel
 from consumer.status import ProcessorStatus, State
 
@@ -51,6 +58,7 @@ log = structlog.get_logger("consumer.processor")
 
 EXIT_PUBLISH_FAILED = 3
 EXIT_UNEXPECTED_ERROR = 4
+EXIT_DAEMON_GONE = 5
 # How often a processor waiting for its first model re-checks (and re-reports) its state.
 WAIT_FOR_MODEL_TICK_SECONDS = 1.0
 
@@ -67,6 +75,12 @@ def exit_process(code: int) -> NoReturn:
     """Ends the process at once (no exception for kclpy to swallow, no checkpoint)."""
     sys.stderr.flush()
     os._exit(code)
+
+
+def parent_watch() -> Callable[[], bool]:
+    """True while the process that started this one (the KCL daemon) is still its parent."""
+    parent = os.getppid()
+    return lambda: os.getppid() == parent
 
 
 def _field(record: Any, key: str) -> Any:
@@ -109,6 +123,7 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
         on_initialize: Callable[[str], None] | None = None,
         exit_process: Callable[[int], NoReturn] = exit_process,
         clock: Callable[[], float] = time.time,
+        daemon_alive: Callable[[], bool] | None = None,
     ) -> None:
         self._metrics = metrics
         self._holder = holder
@@ -121,6 +136,8 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
         self._on_initialize = on_initialize
         self._exit = exit_process
         self._clock = clock
+        # Checked while a batch waits for a first model (see the module docstring).
+        self.daemon_alive = daemon_alive or parent_watch()
         self.shard_id = "unknown"
         self._status: StatusLike | None = None
         self._model: ServedModel | None = None
@@ -234,6 +251,9 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
         self._metrics.scoring_duration.observe(result.scoring_seconds)
         try:
             self._publisher.publish(result.outputs)
+        except PublishAbandonedError as exc:
+            batch_log.error("daemon_gone_exiting_without_checkpoint", error=str(exc))
+            self._exit(EXIT_DAEMON_GONE)
         except PublishError as exc:
             batch_log.error("publish_failed_exiting_without_checkpoint", error=str(exc))
             self._exit(EXIT_PUBLISH_FAILED)
@@ -299,7 +319,14 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
             return model
         self._set_status("waiting_for_model")
         log.warning("waiting_for_model")
+        started = time.monotonic()
         while model is None:
+            if not self.daemon_alive():
+                log.error(
+                    "daemon_gone_exiting_without_checkpoint",
+                    waited_seconds=round(time.monotonic() - started, 1),
+                )
+                self._exit(EXIT_DAEMON_GONE)
             self._holder.wait_for_offer(WAIT_FOR_MODEL_TICK_SECONDS)
             model = self._holder.for_next_batch()
         return model
@@ -360,11 +387,14 @@ def build_processor(
     backoff = Backoff(
         settings.publish_backoff_initial_seconds, settings.publish_backoff_max_seconds
     )
+    daemon_alive = parent_watch()
     return RecordProcessor(
         metrics=metrics,
         holder=holder,
         poller=poller,
-        publisher=Publisher.from_settings(settings, metrics, kinesis_client),
+        publisher=Publisher.from_settings(
+            settings, metrics, kinesis_client, keep_trying=daemon_alive
+        ),
         checkpointer=ShardCheckpointer(
             max_attempts=settings.checkpoint_max_attempts, backoff=backoff, metrics=metrics
         ),
@@ -373,6 +403,7 @@ def build_processor(
         drift_update_every=settings.drift_update_every_records,
         on_initialize=on_initialize,
         exit_process=exit_process,
+        daemon_alive=daemon_alive,
     )
 
 

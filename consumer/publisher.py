@@ -6,6 +6,9 @@ InternalFailure, KMS throttling, ...) and calls that fail as a whole (throttling
 errors) are retried with exponential backoff and full jitter, each retry counted in
 `publish_retries{stream,error_code}`. When a chunk still has unaccepted entries after
 PUBLISH_MAX_ATTEMPTS calls, `publish` raises `PublishError`: the caller must not checkpoint.
+Before each retry it asks `keep_trying()` (the processor: is the KCL daemon still there?) and
+raises `PublishAbandonedError` when the answer is no: a processor whose worker has gone must not
+publish a batch the shard's next owner publishes again.
 """
 
 from __future__ import annotations
@@ -50,6 +53,10 @@ class PublishError(RuntimeError):
         self.last_error = last_error
 
 
+class PublishAbandonedError(PublishError):
+    """Retries stopped early because `keep_trying()` said no (the daemon is gone)."""
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Exponential backoff with full jitter: uniform(0, min(cap, base * 2**(attempt - 1)))."""
@@ -63,7 +70,9 @@ class Backoff:
 
 
 def make_kinesis_client(settings: ConsumerSettings) -> Any:
-    """A boto3 Kinesis client whose own retries are off: the publisher retries and counts."""
+    """A boto3 Kinesis client whose own retries are off: the publisher retries and counts.
+
+    It talks to OUTPUT_KINESIS_ENDPOINT_URL when set, else to KINESIS_ENDPOINT_URL."""
     config = Config(
         retries={"total_max_attempts": 1, "mode": "standard"},
         connect_timeout=5,
@@ -73,7 +82,7 @@ def make_kinesis_client(settings: ConsumerSettings) -> Any:
     return boto3.client(
         "kinesis",
         region_name=settings.aws_region,
-        endpoint_url=settings.kinesis_endpoint_url,
+        endpoint_url=settings.publish_endpoint_url,
         config=config,
     )
 
@@ -106,6 +115,7 @@ class Publisher:
         metrics: ConsumerMetrics | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        keep_trying: Callable[[], bool] | None = None,
     ) -> None:
         self._client = client
         self._streams = {
@@ -117,6 +127,7 @@ class Publisher:
         self._metrics = metrics
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 (jitter, not security)
+        self._keep_trying = keep_trying
 
     @classmethod
     def from_settings(
@@ -124,6 +135,7 @@ class Publisher:
         settings: ConsumerSettings,
         metrics: ConsumerMetrics | None = None,
         client: KinesisClientLike | None = None,
+        keep_trying: Callable[[], bool] | None = None,
     ) -> Publisher:
         return cls(
             client if client is not None else make_kinesis_client(settings),
@@ -134,6 +146,7 @@ class Publisher:
                 settings.publish_backoff_initial_seconds, settings.publish_backoff_max_seconds
             ),
             metrics=metrics,
+            keep_trying=keep_trying,
         )
 
     def publish(self, outputs: Sequence[OutputRecord]) -> None:
@@ -177,6 +190,10 @@ class Publisher:
                 delay_seconds=round(delay, 3),
             )
             self._sleep(delay)
+            if self._keep_trying is not None and not self._keep_trying():
+                raise PublishAbandonedError(
+                    stream, len(failed), attempt, f"{last_error}; gave up early"
+                )
             pending = failed
 
     def _call(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.stack.processes import ManagedProcess
+from scripts.stack.services import FAKE_AWS_ENV
 from scripts.stack.settings import StackSettings
 from scripts.stack.streams import kinesis_client
 
@@ -45,6 +48,8 @@ class StreamReader:
                     body["_arrival_ms"] = int(
                         record["ApproximateArrivalTimestamp"].timestamp() * 1000
                     )
+                    # Where the output landed: orders the outputs of one partition key.
+                    body["_output_position"] = (shard_id, record["SequenceNumber"])
                     new.append(body)
                 iterator = response.get("NextShardIterator")
                 if not response["Records"]:
@@ -179,3 +184,198 @@ class ConsumerHandle:
             assert self.proc.alive(), f"consumer exited; see {self.proc.log_path}"
             time.sleep(1)
         raise AssertionError(f"consumer not ready after {timeout:.0f} s: {body}")
+
+
+# --- fault tests (issue 5: registry outages, output trouble, hostile input) ---------------------
+
+
+def lease_checkpoints(settings: StackSettings) -> dict[str, str]:
+    """The KCL's checkpoint per shard, read from its lease table in DynamoDB (moto).
+
+    The table is named after the KCL application; `checkpoint` is a sequence number or a
+    sentinel such as TRIM_HORIZON (nothing checkpointed yet) or SHARD_END.
+    """
+    import boto3
+
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=settings.dynamodb_url,
+        region_name=settings.aws_region,
+        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+    checkpoints: dict[str, str] = {}
+    kwargs: dict[str, Any] = {"TableName": settings.kcl_application_name, "ConsistentRead": True}
+    while True:
+        page = client.scan(**kwargs)
+        for item in page["Items"]:
+            if "checkpoint" in item:
+                checkpoints[item["leaseKey"]["S"]] = item["checkpoint"]["S"]
+        if "LastEvaluatedKey" not in page:
+            return checkpoints
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def log_events(path: Path, offset: int = 0) -> list[dict[str, Any]]:
+    """The JSON log lines of a service's log file (from a byte offset); other lines skipped."""
+    events: list[dict[str, Any]] = []
+    with path.open("rb") as log:
+        log.seek(offset)
+        for line in log:
+            try:
+                event = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+    return events
+
+
+def process_running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (Linux /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+# --- fault tests (issue 5: worker killed, stop and restart, resharding) --------------------------
+
+
+def kcl_items(settings: StackSettings, table: str) -> list[dict[str, Any]]:
+    """Every item of one of the KCL's DynamoDB tables (moto), as plain Python values ([] if none).
+
+    Tables: the lease table (named after the application; key `leaseKey` = shard id, with
+    `leaseOwner`, `checkpoint`, `parentShardId`...), `<application>-CoordinatorState` (the
+    leader lock: key `Leader`, `ownerName`) and `<application>-WorkerMetricStats`.
+    """
+    import boto3
+    from boto3.dynamodb.types import TypeDeserializer
+
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=settings.dynamodb_url,
+        region_name=settings.aws_region,
+        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+    )
+    deserializer = TypeDeserializer()
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        try:
+            page = client.scan(**kwargs)
+        except client.exceptions.ResourceNotFoundException:
+            return []  # the KCL has not created it yet
+        items += [
+            {k: deserializer.deserialize(v) for k, v in item.items()} for item in page["Items"]
+        ]
+        if "LastEvaluatedKey" not in page:
+            return items
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def kcl_leases(settings: StackSettings) -> dict[str, dict[str, Any]]:
+    """The lease table by lease key (the shard id)."""
+    return {item["leaseKey"]: item for item in kcl_items(settings, settings.kcl_application_name)}
+
+
+def kcl_leader(settings: StackSettings) -> str | None:
+    """The worker id holding KCL 3's leader lock, if any."""
+    for item in kcl_items(settings, f"{settings.kcl_application_name}-CoordinatorState"):
+        if item.get("key") == "Leader":
+            owner = item.get("ownerName")
+            return None if owner is None else str(owner)
+    return None
+
+
+def serving_shards(handle: ConsumerHandle) -> set[str]:
+    """Shards whose processor this worker reports ready on /readyz (the leases it serves)."""
+    try:
+        _, raw = handle.get("/readyz")
+    except OSError:
+        return set()
+    body = orjson.loads(raw) if raw else {}
+    return {p["shard_id"] for p in body.get("processors", []) if p.get("state") == "ready"}
+
+
+class Producer:
+    """Sends generated events from a background thread, about `rate` records a second.
+
+    `sent` holds (partition key, input position) in the order the records were put, so the
+    send order of one partition key is its input order.
+    """
+
+    def __init__(
+        self,
+        streams: Streams,
+        make_events: Callable[[int, int], list[tuple[str, bytes]]],
+        *,
+        rate: float,
+        batch: int = 100,
+    ) -> None:
+        self._streams = streams
+        self._make_events = make_events
+        self._interval = batch / rate
+        self._batch = batch
+        self.sent: list[tuple[str, Position]] = []
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="producer", daemon=True)
+
+    @property
+    def positions(self) -> list[Position]:
+        return [position for _, position in self.sent]
+
+    def start(self) -> Producer:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        seed = 0
+        next_at = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                batch = self._make_events(self._batch, seed)
+                seed += 1
+                positions = self._streams.put(batch)
+                self.sent += [(key, pos) for (key, _), pos in zip(batch, positions, strict=True)]
+                next_at += self._interval
+                self._stop.wait(max(0.0, next_at - time.monotonic()))
+        except BaseException as exc:  # surfaced by stop(): a test must not pass on a dead producer
+            self.error = exc
+
+    def wait_until(self, count: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.sent) < count:
+            assert self.error is None, f"producer failed: {self.error!r}"
+            assert time.monotonic() < deadline, f"only {len(self.sent)} of {count} records sent"
+            time.sleep(0.2)
+
+    def stop(self) -> list[Position]:
+        self._stop.set()
+        self._thread.join(timeout=60)
+        assert self.error is None, f"producer failed: {self.error!r}"
+        return self.positions
+
+
+def redelivered(streams: Streams, positions: Iterable[Position]) -> dict[str, list[int]]:
+    """Per input shard, the ranks (in the shard's sequence order) of records output twice or more.
+
+    One re-delivered batch is a contiguous run of ranks; a shard absent from the answer had no
+    duplicate.
+    """
+    by_shard: dict[str, list[int]] = {}
+    for shard, sequence in set(positions):
+        by_shard.setdefault(shard, []).append(int(sequence))
+    counts = Counter(
+        (o["source"]["shard_id"], o["source"]["sequence_number"]) for o in streams.outputs
+    )
+    ranks: dict[str, list[int]] = {}
+    for shard, sequences in by_shard.items():
+        sequences.sort()
+        twice = [i for i, seq in enumerate(sequences) if counts[(shard, str(seq))] > 1]
+        if twice:
+            ranks[shard] = twice
+    return ranks

@@ -41,6 +41,7 @@ class Harness:
         checkpoint_errors: list[str | None] | None = None,
         publish_attempts: int = 3,
         drift_update_every: int = 1000,
+        keep_trying: Callable[[], bool] | None = None,
     ) -> None:
         self.events: list[tuple[str, Any]] = []
         self.kinesis = kinesis or FakeKinesis()
@@ -64,6 +65,7 @@ class Harness:
                 backoff=Backoff(0.001, 0.001),
                 metrics=metrics,
                 sleep=no_sleep,
+                keep_trying=keep_trying,
             ),
             checkpointer=ShardCheckpointer(
                 max_attempts=3, backoff=Backoff(0.001, 0.001), metrics=metrics, sleep=no_sleep
