@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup demo test test-fast check lint format typecheck benchmark benchmark-model \
+.PHONY: help setup demo test test-fast check lint format typecheck benchmark benchmark-model benchmark-load \
         stack-up stack-down train clean
 
 help:
@@ -15,6 +15,7 @@ help:
 	@echo "make test-fast        unit tests only"
 	@echo "make benchmark-model  full model search and the held-out quality report"
 	@echo "make benchmark        scoring, latency, reload and memory benchmarks"
+	@echo "make benchmark-load   2,000 records/s over 4 shards for 5 minutes"
 	@echo "make stack-up / stack-down   the embedded stack as local processes"
 
 setup:
@@ -52,6 +53,9 @@ benchmark: setup
 	$(PY) benchmarks/scoring_throughput.py
 	$(PY) benchmarks/stream_latency.py
 	$(PY) benchmarks/hot_reload.py
+
+benchmark-load: setup
+	$(PY) benchmarks/sustained_load.py
 
 stack-up: setup
 	$(PY) -m scripts.stack up

@@ -73,7 +73,7 @@ def main() -> int:
     print()
     print(f"hot reload, poll interval {args.poll_seconds:.1f} s, {args.moves} alias moves")
     print(f"{'':<44}{'seconds':>10}")
-    print(f"{'baseline: poll interval + offline load':<44}{floor:>10.2f}")
+    print(f"{'baseline: poll interval + cold offline load':<44}{floor:>10.2f}")
     for i, seconds in enumerate(reloads, start=1):
         print(f"{f'move {i}: alias set -> first new-version output':<44}{seconds:>10.2f}")
     worst = max(reloads)

@@ -112,8 +112,10 @@ class Producer:
         total = int(self.rate * self.seconds)
         per_tick = max(1, int(self.rate / 10))
         self.started_at = time.monotonic()
+        # A producer the emulator cannot keep up with stops on time; `sent` says how far it got.
+        deadline = self.started_at + self.seconds
         seed = 0
-        while self.sent < total and not self._stop.is_set():
+        while self.sent < total and not self._stop.is_set() and time.monotonic() < deadline:
             n = min(per_tick, total - self.sent)
             self.streams.put(events(self.rows, n, 0.0, seed=seed))
             seed += 1
@@ -138,6 +140,9 @@ class ProcessSampler:
     root_pid: int
     interval: float = 1.0
     samples: list[dict[str, Any]] = field(default_factory=list)
+    # One psutil.Process per pid, kept: cpu_percent() measures since the previous call on the
+    # same object, and a fresh object's first call always answers 0.
+    _known: dict[int, psutil.Process] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -153,7 +158,8 @@ class ProcessSampler:
             family = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return groups
-        for proc in family:
+        for fresh in family:
+            proc = self._known.setdefault(fresh.pid, fresh)
             try:
                 cmd = " ".join(proc.cmdline())
             except psutil.Error:
@@ -203,6 +209,17 @@ class ProcessSampler:
                 "rss_max_each_mb": round(max(rss_each), 1) if rss_each else 0.0,
             }
         return out
+
+
+def emulator_process() -> psutil.Process | None:
+    """The kinesis-local process this benchmark started (a child of this process)."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any("kinesis-local" in part for part in child.cmdline()):
+                return child
+        except psutil.Error:
+            continue
+    return None
 
 
 def latencies_ms(streams: Streams) -> list[float]:

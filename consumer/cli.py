@@ -6,10 +6,17 @@ does nothing.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from consumer.config import ConsumerSettings
+
+# Exit code of a bad configuration value (as for the training CLI).
+EXIT_BAD_CONFIG = 2
 
 app = typer.Typer(
     help="Student dropout consumer: stream service, shard processor, offline scoring, tools.",
@@ -18,22 +25,37 @@ app = typer.Typer(
 )
 
 
+def _settings() -> ConsumerSettings:
+    """The settings from the environment; a bad value is one readable line and exit code 2."""
+    from pydantic import ValidationError
+
+    from consumer.config import ConsumerSettings
+
+    try:
+        return ConsumerSettings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+            for e in exc.errors()
+        )
+        print(f"error: invalid configuration: {problems}", file=sys.stderr)
+        raise typer.Exit(EXIT_BAD_CONFIG) from None
+
+
 @app.command()
 def run() -> None:
     """Run the service: the KCL MultiLangDaemon, its shard processors, /metrics and health."""
-    from consumer.config import ConsumerSettings
     from consumer.supervisor import run_service
 
-    raise typer.Exit(run_service(ConsumerSettings()))
+    raise typer.Exit(run_service(_settings()))
 
 
 @app.command()
 def process() -> None:
     """One shard's record processor; the KCL daemon starts it and talks to it on stdin/stdout."""
-    from consumer.config import ConsumerSettings
     from consumer.processor import main
 
-    main(ConsumerSettings())
+    main(_settings())
 
 
 @app.command()
@@ -55,10 +77,9 @@ def score(
     ] = None,
 ) -> None:
     """Score a JSON lines file offline with exactly the stream's validate/score/encode path."""
-    from consumer.config import ConsumerSettings
     from consumer.offline import score_file
 
-    raise typer.Exit(score_file(ConsumerSettings(), input_path, output_path, model_uri))
+    raise typer.Exit(score_file(_settings(), input_path, output_path, model_uri))
 
 
 @app.command("render-properties")
@@ -68,10 +89,9 @@ def render_properties(
     ] = None,
 ) -> None:
     """Write the KCL MultiLangDaemon properties file rendered from the environment."""
-    from consumer.config import ConsumerSettings
     from consumer.kcl_properties import write_properties
 
-    settings = ConsumerSettings()
+    settings = _settings()
     path = write_properties(settings, output_path or settings.kcl_properties_path)
     typer.echo(str(path))
 
@@ -93,10 +113,9 @@ def replay(
     stream: Annotated[str | None, typer.Option(help="Default: INPUT_STREAM.")] = None,
 ) -> None:
     """Replay dataset rows as student events on the input stream, at a chosen rate."""
-    from consumer.config import ConsumerSettings
     from consumer.tools.producer import replay as do_replay
 
-    settings = ConsumerSettings()
+    settings = _settings()
     do_replay(settings, data, rate, count, malformed_share, seed, stream or settings.input_stream)
 
 
@@ -109,8 +128,7 @@ def tail(
     ] = 5.0,
 ) -> None:
     """Read a predictions (or dead-letter) stream and print it as a table."""
-    from consumer.config import ConsumerSettings
     from consumer.tools.reader import tail as do_tail
 
-    settings = ConsumerSettings()
+    settings = _settings()
     do_tail(settings, stream or settings.predictions_stream, limit, wait_seconds)

@@ -9,7 +9,8 @@
   `get_model_version_by_alias` every MODEL_POLL_INTERVAL_SECONDS. A new version is downloaded,
   checked and self-tested off the scoring path (consumer/model_loader.py) and only then offered.
   A version that failed for a permanent reason (incompatible, load or self-test failure) is not
-  tried again until the alias moves; transient failures (registry, download) are retried on the
+  tried again by this process (a registered version's files are not meant to change: register a
+  fixed version and move the alias); transient failures (registry, download) are retried on the
   next poll. The served model is never dropped.
 """
 

@@ -71,8 +71,9 @@ class _LineSink:
 class _SinkLogger:
     """The minimal logger structlog needs: one method per level, each taking the line."""
 
-    def __init__(self, sink: _LineSink) -> None:
+    def __init__(self, sink: _LineSink, name: str | None) -> None:
         self._sink = sink
+        self.name = name
 
     def msg(self, message: str) -> None:
         self._sink.write(message)
@@ -81,11 +82,25 @@ class _SinkLogger:
 
 
 class _SinkLoggerFactory:
+    """One logger per name (`structlog.get_logger("consumer.processor")`), all on one sink."""
+
     def __init__(self, sink: _LineSink) -> None:
-        self._logger = _SinkLogger(sink)
+        self._sink = sink
+        self._loggers: dict[str | None, _SinkLogger] = {}
 
     def __call__(self, *args: Any) -> _SinkLogger:
-        return self._logger
+        name = str(args[0]) if args else None
+        logger = self._loggers.get(name)
+        if logger is None:
+            logger = self._loggers[name] = _SinkLogger(self._sink, name)
+        return logger
+
+
+def _add_logger_name(logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    name = getattr(logger, "name", None)
+    if name:
+        event.setdefault("logger", name)
+    return event
 
 
 def configure_logging(
@@ -101,6 +116,7 @@ def configure_logging(
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
+        _add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if static_context:

@@ -12,17 +12,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from consumer.status import read_statuses
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from consumer.status import pid_alive, read_statuses
 
 
 def sweep_dead_processes(multiproc_dir: Path) -> None:
@@ -37,7 +27,7 @@ def sweep_dead_processes(multiproc_dir: Path) -> None:
         except ValueError:
             continue
     for pid in pids:
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             mark_process_dead(pid, str(multiproc_dir))  # type: ignore[no-untyped-call]
 
 

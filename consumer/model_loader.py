@@ -242,14 +242,23 @@ class ModelLoader:
             if match["alias"]:
                 return self.load_version(self.resolve_alias(name, match["alias"]))
             return self.load_version(ModelRef(name=name, version=match["version"]))
-        # Any other MLflow artifact URI (runs:/..., s3://...): a one-off download, not cached.
-        path = self._download(uri, Path(tempfile.mkdtemp(dir=self._scratch())) / "model", "uri")
-        return self.load_local(path, name=uri, version=LOCAL_VERSION, uri=uri)
-
-    def _scratch(self) -> Path:
-        scratch = self.cache_dir / ".uris"
-        scratch.mkdir(parents=True, exist_ok=True)
-        return scratch
+        # Any other MLflow artifact URI (runs:/..., s3://...): a one-off download, not cached;
+        # the loaded model lives in memory, so its folder goes once it is loaded.
+        try:
+            scratch = self.cache_dir / ".uris"
+            scratch.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(dir=scratch))
+        except OSError as exc:
+            raise ModelLoadError(
+                LoadOutcome.DOWNLOAD_FAILED,
+                f"cannot make a download folder in {self.cache_dir}: {exc}",
+                LOCAL_VERSION,
+            ) from exc
+        try:
+            path = self._download(uri, work / "model", "uri")
+            return self.load_local(path, name=uri, version=LOCAL_VERSION, uri=uri)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     # --- checks and loading ----------------------------------------------------------------
 

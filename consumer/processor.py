@@ -147,29 +147,42 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
         self.shutting_down = False
         self._stopped = False
         self.skipped_batches = 0
-        self.batches = 0
         # Held for a whole batch: a model swap from the poller thread waits for it to end.
         self._batch_lock = threading.Lock()
-        self._status_lock = threading.Lock()
+        # Reentrant: a check and the status write it decides must not interleave with a swap.
+        self._status_lock = threading.RLock()
         holder.add_listener(self._on_swap)
         holder.add_offer_listener(self._on_offer)
 
     # --- KCL life cycle ------------------------------------------------------------------
 
+    def _guarded(self, step: str, action: Callable[[], None]) -> None:
+        """Runs a life-cycle step; an error ends the process (kclpy would swallow it and leave
+        the shard held by a processor that can never serve it)."""
+        try:
+            action()
+        except Exception:
+            log.exception("processor_failed_exiting_without_checkpoint", step=step)
+            self._exit(EXIT_UNEXPECTED_ERROR)
+
     def initialize(self, initialize_input: Any) -> None:
+        self._guarded("initialize", lambda: self._initialize(initialize_input))
+
+    def _initialize(self, initialize_input: Any) -> None:
         self.shard_id = str(initialize_input.shard_id)
         if self._on_initialize is not None:
             self._on_initialize(self.shard_id)
         structlog.contextvars.bind_contextvars(shard_id=self.shard_id)
-        self._status = self._status_factory(self.shard_id)
         self._metrics.processor_ready.labels(shard_id=self.shard_id).set(0)
-        self._set_status("starting")
+        # The poller first: without it no batch could ever get a model.
         if self._poller is not None:
             self._poller.start()
+        self._status = self._status_factory(self.shard_id)
+        self._set_status("starting")
         with self._status_lock:
             # Unless the poller already swapped a model in, say what we are waiting for.
-            if self._model is None and self._status is not None:
-                self._status.update("waiting_for_model")
+            if self._model is None:
+                self._set_status("waiting_for_model")
         log.info(
             "processor_initialized",
             starting_sequence=getattr(initialize_input, "sequence_number", None),
@@ -185,21 +198,37 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
             self._exit(EXIT_UNEXPECTED_ERROR)
 
     def lease_lost(self, lease_lost_input: Any) -> None:
+        # Before anything that could fail: no checkpoint may follow a lost lease.
         self._checkpointer.lease_lost = True
+        self._guarded("lease_lost", self._lease_lost)
+
+    def _lease_lost(self) -> None:
         log.warning("lease_lost", published=self.published)
         self._stop("lease lost")
 
     def shard_ended(self, shard_ended_input: Any) -> None:
+        self._guarded("shard_ended", lambda: self._shard_ended(shard_ended_input))
+
+    def _shard_ended(self, shard_ended_input: Any) -> None:
         if self.skipped_batches:
             # A skipped batch is unpublished: let the next owner of the shard read it again.
             log.warning("shard_end_not_checkpointed", skipped_batches=self.skipped_batches)
         else:
             outcome = self._checkpointer.checkpoint(shard_ended_input.checkpointer)
-            log.info("shard_ended", checkpoint=outcome.value)
+            if outcome is CheckpointOutcome.SUCCESS:
+                log.info("shard_ended", checkpoint=outcome.value)
+            else:
+                # The KCL runs the shard end again (the child shards wait for this checkpoint).
+                log.error("shard_end_checkpoint_failed", checkpoint=outcome.value)
         self._stop("shard ended")
 
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
         self.shutting_down = True
+        self._guarded(
+            "shutdown_requested", lambda: self._shutdown_requested(shutdown_requested_input)
+        )
+
+    def _shutdown_requested(self, shutdown_requested_input: Any) -> None:
         outcome: CheckpointOutcome | None = None
         if self.published is not None and not self._checkpointer.lease_lost:
             sequence, sub_sequence = self.published
@@ -232,7 +261,12 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
         if self.shutting_down or self._checkpointer.lease_lost:
             # Not ours to finish: no output, no checkpoint; the next owner reads it again.
             self.skipped_batches += 1
-            log.warning("batch_skipped", batch_size=len(records), shutting_down=True)
+            log.warning(
+                "batch_skipped",
+                batch_size=len(records),
+                shutting_down=self.shutting_down,
+                lease_lost=self._checkpointer.lease_lost,
+            )
             return
         model = self._await_model()
         started = time.perf_counter()  # the batch's own time, not the wait for a first model
@@ -249,6 +283,11 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
 
         result = run_batch(model, inputs, clock=self._clock)
         self._metrics.scoring_duration.observe(result.scoring_seconds)
+        if not self.daemon_alive():
+            # The worker is gone (the model may have arrived just as it went): the shard's next
+            # owner publishes this batch, so we must not.
+            batch_log.error("daemon_gone_exiting_without_checkpoint")
+            self._exit(EXIT_DAEMON_GONE)
         try:
             self._publisher.publish(result.outputs)
         except PublishAbandonedError as exc:
@@ -258,16 +297,26 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
             batch_log.error("publish_failed_exiting_without_checkpoint", error=str(exc))
             self._exit(EXIT_PUBLISH_FAILED)
         self.published = (last.sequence_number, last.sub_sequence_number)
-        self._count_published(result)
-        if self.drift is not None:
-            self.drift.add(result.scored_rows)
-
         outcome = self._checkpointer.checkpoint(
             process_records_input.checkpointer, last.sequence_number, last.sub_sequence_number
         )
         if outcome is CheckpointOutcome.SHUTDOWN:
             self._stop("lease lost at checkpoint")
-        self.batches += 1
+        elif outcome is not CheckpointOutcome.SUCCESS:
+            # Published, so nothing is lost: the next batch's checkpoint covers this one.
+            batch_log.error("checkpoint_failed", checkpoint=outcome.value)
+        try:
+            self._count_published(result)
+            if self.drift is not None:
+                self.drift.add(result.scored_rows)
+        except Exception:
+            # Bookkeeping only: the batch is published and checkpointed; failing here would
+            # make a restart publish it again.
+            log.exception(
+                "batch_bookkeeping_failed",
+                first_sequence=first.sequence_number,
+                last_sequence=last.sequence_number,
+            )
         elapsed = time.perf_counter() - started
         self._metrics.batch_duration.observe(elapsed)
         batch_log.info(
@@ -349,18 +398,27 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
         )
         if self.drift.problems:
             log.warning("drift_reference_unusable", problems=self.drift.problems)
-        if not self._stopped:
+        with self._status_lock:
+            stopped = self._stopped
+        if not stopped:
             self._metrics.processor_ready.labels(shard_id=self.shard_id).set(1)
             self._set_status("ready")
 
     def _set_status(self, state: State, detail: str | None = None) -> None:
+        """Writes the status file the supervisor's /readyz reads; best effort, because a full
+        or read-only disk must not stop a processor that can serve."""
         with self._status_lock:
-            if self._status is not None:
-                version = self._model.version if self._model else None
+            if self._status is None or (self._stopped and state != "stopping"):
+                return
+            version = self._model.version if self._model else None
+            try:
                 self._status.update(state, model_version=version, detail=detail)
+            except OSError as exc:
+                log.warning("status_write_failed", state=state, error=str(exc))
 
     def _stop(self, why: str) -> None:
-        self._stopped = True
+        with self._status_lock:
+            self._stopped = True
         if self._poller is not None:
             self._poller.stop()
         self._metrics.processor_ready.labels(shard_id=self.shard_id).set(0)
@@ -411,8 +469,12 @@ def main(settings: ConsumerSettings) -> None:
     """Entry point of `python -m consumer process`: serve one shard until the daemon stops us."""
     relay = settings.state_dir / LOG_SOCKET_NAME
     configure_logging(settings.log_level, relay_socket=relay)
-    protocol_out = sys.stdout
-    # Standard output is the multilang protocol channel: anything else printed goes to stderr.
+    # Standard output is the multilang protocol channel: the protocol gets its own copy of the
+    # descriptor, and descriptor 1 itself (Python's prints, and native code such as OpenMP
+    # warnings) now leads to stderr.
+    protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.stdout = sys.stderr
     processor = build_processor(
         settings,

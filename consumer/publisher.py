@@ -1,9 +1,11 @@
 """Publish a batch's outputs with PutRecords, retrying until every one is accepted.
 
 Predictions go to the predictions stream and dead letters to the dead-letter stream, in calls of
-at most 500 entries and 5 MiB. Entries PutRecords rejects (ProvisionedThroughputExceeded,
-InternalFailure, KMS throttling, ...) and calls that fail as a whole (throttling, 5xx, connection
-errors) are retried with exponential backoff and full jitter, each retry counted in
+at most 500 entries and 5 MiB, and at most one entry per student (partition key) per call, so
+that retries keep each student's records in order. Entries PutRecords rejects
+(ProvisionedThroughputExceeded, InternalFailure, KMS throttling, ...) and calls that fail as a
+whole (throttling, 5xx, connection errors) are retried with exponential backoff and full
+jitter, each retry counted in
 `publish_retries{stream,error_code}`. When a chunk still has unaccepted entries after
 PUBLISH_MAX_ATTEMPTS calls, `publish` raises `PublishError`: the caller must not checkpoint.
 Before each retry it asks `keep_trying()` (the processor: is the KCL daemon still there?) and
@@ -101,6 +103,28 @@ def _chunks(records: Sequence[OutputRecord]) -> Iterator[list[OutputRecord]]:
         yield chunk
 
 
+def _rounds(records: list[OutputRecord]) -> Iterator[list[OutputRecord]]:
+    """Splits records so that each round holds at most one record per partition key, in order.
+
+    Retrying only the refused entries of a call would put a student's retried record after a
+    later one of the same student that was accepted; with one record per key per round, and
+    each round accepted in full before the next, the order per student holds.
+    """
+    remaining = records
+    while remaining:
+        seen: set[str] = set()
+        now: list[OutputRecord] = []
+        later: list[OutputRecord] = []
+        for record in remaining:
+            if record.partition_key in seen:
+                later.append(record)
+            else:
+                seen.add(record.partition_key)
+                now.append(record)
+        yield now
+        remaining = later
+
+
 class Publisher:
     """Publishes outputs to their streams; returns only when every output is accepted."""
 
@@ -153,8 +177,9 @@ class Publisher:
         """Publishes all outputs; raises PublishError if the retry budget runs out."""
         for kind in (OutputKind.PREDICTION, OutputKind.DEAD_LETTER):
             records = [o for o in outputs if o.kind is kind]
-            for chunk in _chunks(records):
-                self._put_chunk(kind, chunk)
+            for round_ in _rounds(records):
+                for chunk in _chunks(round_):
+                    self._put_chunk(kind, chunk)
 
     def _put_chunk(self, kind: OutputKind, chunk: list[OutputRecord]) -> None:
         stream = self._streams[kind]

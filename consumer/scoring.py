@@ -39,12 +39,26 @@ class Scores:
     top_factors: list[Any]
 
 
+# A decision is checked against its probability only this far from the threshold: a model may
+# decide in float32 and report the probability in float64.
+_DECISION_TOLERANCE = 1e-6
+
+
 class Scorer:
     """Calls one model's predict on a float64 matrix and checks what comes back."""
 
-    def __init__(self, predict: PredictFn, columns: list[str]) -> None:
+    def __init__(
+        self,
+        predict: PredictFn,
+        columns: list[str],
+        *,
+        threshold: float | None = None,
+        bands: frozenset[str] | None = None,
+    ) -> None:
         self._predict = predict
         self.columns = list(columns)
+        self._threshold = threshold
+        self._bands = bands
 
     def score(self, rows: np.ndarray) -> Scores:
         n = rows.shape[0]
@@ -53,10 +67,19 @@ class Scorer:
             output = self._predict(frame)
         except Exception as exc:
             raise ScoringError(f"model raised {type(exc).__name__}: {exc}") from exc
-        return _check_output(output, n)
+        try:
+            return _check_output(output, n, self._threshold, self._bands)
+        except ScoringError:
+            raise
+        except Exception as exc:
+            # Anything odd in the output frame (object columns, bad indexes, ...) is the
+            # model's fault, with the same outcome as an explicit check.
+            raise ScoringError(f"model output unusable: {type(exc).__name__}: {exc}") from exc
 
 
-def _check_output(output: Any, n: int) -> Scores:
+def _check_output(
+    output: Any, n: int, threshold: float | None, bands: frozenset[str] | None
+) -> Scores:
     if not isinstance(output, pd.DataFrame):
         raise ScoringError(f"model returned {type(output).__name__}, not a DataFrame")
     missing = [c for c in OUTPUT_COLUMNS if c not in output.columns]
@@ -73,15 +96,29 @@ def _check_output(output: Any, n: int) -> Scores:
         first = float(probability[bad][0])
         raise ScoringError(f"dropout_probability {first} is not in [0, 1]")
     at_risk = output["at_risk"].tolist()
-    bands = output["risk_band"].tolist()
+    risk_bands = output["risk_band"].tolist()
     factors = output["top_factors"].tolist()
-    for flag, band in zip(at_risk, bands, strict=True):
+    for flag, band in zip(at_risk, risk_bands, strict=True):
         if not isinstance(flag, bool | np.bool_) or not isinstance(band, str):
             raise ScoringError("at_risk must be booleans and risk_band strings")
+    if bands is not None:
+        unknown = set(risk_bands) - bands
+        if unknown:
+            raise ScoringError(f"risk_band {sorted(unknown)[0]!r} is not a band of the contract")
+    decisions = np.asarray(at_risk, dtype=bool)
+    if threshold is not None:
+        wrong = (decisions != (probability >= threshold)) & (
+            np.abs(probability - threshold) > _DECISION_TOLERANCE
+        )
+        if wrong.any():
+            first = float(probability[wrong][0])
+            raise ScoringError(
+                f"at_risk contradicts dropout_probability {first} at threshold {threshold}"
+            )
     return Scores(
         probability=probability.tolist(),
-        at_risk=[bool(flag) for flag in at_risk],
-        risk_band=bands,
+        at_risk=decisions.tolist(),
+        risk_band=risk_bands,
         top_factors=factors,
     )
 
@@ -133,7 +170,12 @@ class ServedModel:
             version=version,
             contract=contract,
             validator=RecordValidator(contract, max_record_bytes),
-            scorer=Scorer(predict, contract.attribute_names),
+            scorer=Scorer(
+                predict,
+                contract.attribute_names,
+                threshold=contract.threshold,
+                bands=frozenset(band.name for band in contract.risk_bands),
+            ),
             path=path,
             uri=uri,
         )

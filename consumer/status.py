@@ -57,7 +57,8 @@ class ProcessorStatus:
         self._path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -78,7 +79,7 @@ def read_statuses(state_dir: Path) -> list[ProcessorState]:
             state = ProcessorState(**raw)
         except (OSError, orjson.JSONDecodeError, TypeError):
             continue
-        if _alive(state.pid):
+        if pid_alive(state.pid):
             states.append(state)
         else:
             path.unlink(missing_ok=True)

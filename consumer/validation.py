@@ -1,7 +1,7 @@
 """Decode and validate one input record against the served model's contract.
 
-The rules and reason codes are those of docs/wire-formats.md; checks run in the order of its
-reason table, and the first failing check decides the reason. A valid record becomes one row of
+The rules and reason codes are those of docs/wire-formats.md, which also says in which order
+the checks run; the first failing check decides the reason. A valid record becomes one row of
 float64 values in contract attribute order (NaN = missing), ready to be stacked into the model's
 input frame. The validator is built once per model version and is pure (no I/O, no metrics).
 """

@@ -55,10 +55,9 @@ if [ ! -f "$nstamp" ] || [ "$(cat "$nstamp")" != "$nwant" ]; then
   echo "$nwant" > "$nstamp"
 fi
 
-# --- Debian packages: prometheus/promtool (metrics tests, demo), shellcheck (script checks) --
+# --- Debian package: prometheus/promtool (metrics and alert-rule tests, demo) -------------
 apt_missing=()
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
-command -v shellcheck >/dev/null 2>&1 || apt_missing+=(shellcheck)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian packages: ${apt_missing[*]}"
@@ -69,7 +68,7 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
     (systemctl stop prometheus || service prometheus stop || pkill -x prometheus) >/dev/null 2>&1 || true
   else
     echo "setup: missing Debian packages ${apt_missing[*]} (apt-get install ${apt_missing[*]});" >&2
-    echo "       the tests that run a real Prometheus or shellcheck will fail until they are." >&2
+    echo "       the tests that run a real Prometheus or promtool will fail until they are." >&2
   fi
 fi
 echo "setup: ready"

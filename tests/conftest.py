@@ -13,7 +13,9 @@ DATA_RELATIVE = Path("shared/data/students_dropout_academic_success.csv")
 
 @pytest.fixture(scope="session")
 def uci_data_path() -> Path:
-    """The shared UCI file: TEST_DATA_PATH, else `shared/data/...` beside the repo or above it."""
+    """The UCI file: TEST_DATA_PATH, else the shared copy (`shared/data/...` beside the repo or
+    above it), else the official archive downloaded and checksum-verified into `.cache/data`
+    (a clean clone on a CI runner has no shared copy)."""
     configured = os.environ.get("TEST_DATA_PATH")
     if configured:
         path = Path(configured)
@@ -24,7 +26,21 @@ def uci_data_path() -> Path:
         candidate = parent / DATA_RELATIVE
         if candidate.is_file():
             return candidate
-    pytest.fail(
-        f"the UCI data file was not found: set TEST_DATA_PATH, or put it at ../{DATA_RELATIVE} "
-        "next to the repository (the data is never committed)"
-    )
+    # Imported here: the training package is only needed on this path.
+    from training.config import TrainingSettings
+    from training.download import fetch_uci
+    from training.errors import TrainingError
+
+    settings = TrainingSettings()
+    try:
+        return fetch_uci(
+            settings.data_url,
+            settings.data_sha256,
+            REPO_ROOT / ".cache" / "data",
+            settings.data_download_timeout,
+        ).path
+    except TrainingError as error:
+        pytest.fail(
+            f"the UCI data file was not found at ../{DATA_RELATIVE} (or TEST_DATA_PATH) and "
+            f"the download failed: {error}"
+        )

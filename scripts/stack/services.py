@@ -51,6 +51,16 @@ def tcp_http_answers(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+# kinesis-mock settings that shape its behaviour (the container path of the tests uses them too).
+KINESIS_LOCAL_BEHAVIOUR: dict[str, str] = {
+    "LOG_LEVEL": "WARN",
+    "CREATE_STREAM_DURATION": "200ms",
+    "SPLIT_SHARD_DURATION": "500ms",
+    # Raise the mock's per-account limits well above what a test creates.
+    "SHARD_LIMIT": "200",
+}
+
+
 def kinesis_local(settings: StackSettings, *, persist: bool = False) -> ServiceSpec:
     main_js = KINESIS_LOCAL_DIR / "main.js"
     if not main_js.exists():
@@ -67,14 +77,10 @@ def kinesis_local(settings: StackSettings, *, persist: bool = False) -> ServiceS
         "KINESIS_MOCK_TLS_PORT": str(settings.kinesis_tls_port),
         "KINESIS_MOCK_CERT_PATH": str(KINESIS_LOCAL_DIR / "server.json"),
         "AWS_REGION": settings.aws_region,
-        "LOG_LEVEL": "WARN",
-        "CREATE_STREAM_DURATION": "200ms",
-        "SPLIT_SHARD_DURATION": "500ms",
+        **KINESIS_LOCAL_BEHAVIOUR,
         "SHOULD_PERSIST_DATA": "true" if persist else "false",
         "PERSIST_PATH": str(data_dir),
         "PERSIST_INTERVAL": "1s",
-        # Raise the mock's per-account limits well above what a test creates.
-        "SHARD_LIMIT": "200",
     }
     return ServiceSpec(
         name="kinesis",

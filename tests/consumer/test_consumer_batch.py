@@ -192,6 +192,36 @@ def test_batch_fallback_when_the_model_returns_bad_output(contract: Contract) ->
     assert "not in [0, 1]" in detail
 
 
+@pytest.mark.parametrize(
+    ("tamper", "detail"),
+    [
+        (lambda out: out.assign(at_risk=~out["at_risk"]), "at_risk contradicts"),
+        (lambda out: out.assign(risk_band="purple"), "'purple' is not a band"),
+        (lambda out: out.set_axis(["a", "b", "c", "d"], axis=1), "lacks columns"),
+    ],
+    ids=["decision_contradicts_probability", "unknown_band", "renamed_columns"],
+)
+def test_off_contract_decisions_are_scoring_failures(
+    contract: Contract, tamper: Any, detail: str
+) -> None:
+    """A prediction must never carry a decision or band its own contract contradicts."""
+
+    def predict(frame: pd.DataFrame) -> pd.DataFrame:
+        out = FakeModel()(frame)
+        return tamper(out) if frame["GDP"].iloc[0] == 2.5 else out
+
+    model = ServedModel.build(
+        name="m", version="9", contract=contract, predict=predict, max_record_bytes=65536
+    )
+    result = run_batch(model, inputs(good(1, GDP=2.5), good(2)))
+    kinds = [o.kind for o in result.outputs]
+    # The batch call fails, each row is retried alone: only the tampered one is dead-lettered.
+    assert kinds == [OutputKind.DEAD_LETTER, OutputKind.PREDICTION]
+    letter = orjson.loads(result.outputs[0].data)
+    assert letter["reason"] == "scoring_failed"
+    assert detail in letter["detail"]
+
+
 def test_empty_batch(fake_served: ServedModel) -> None:
     result = run_batch(fake_served, [])
     assert result.outputs == []

@@ -11,7 +11,13 @@ import pytest
 
 from consumer.hot_reload import ModelHolder, ModelPoller
 from consumer.metrics import ConsumerMetrics
-from consumer.model_loader import LoadOutcome, ModelLoader, ModelLoadError, ModelRef
+from consumer.model_loader import (
+    LOCAL_VERSION,
+    LoadOutcome,
+    ModelLoader,
+    ModelLoadError,
+    ModelRef,
+)
 from tests.support.fakes import metric_value
 from tests.support.model_builder import (
     BuiltModel,
@@ -56,6 +62,29 @@ def test_loads_the_champion_into_the_shared_cache(
     )
     assert again.version == version
     assert [p.name for p in (tmp_path / "cache" / model_name).iterdir()] == [version]
+
+
+def test_a_one_off_uri_is_loaded_and_leaves_no_folder(
+    registry_uri: str, built_model: BuiltModel, model_name: str, tmp_path: Path
+) -> None:
+    version = register_model_dir(built_model.path, tracking_uri=registry_uri, name=model_name)
+    loader = loader_for(registry_uri, model_name, tmp_path / "cache")
+    source = loader.client.get_model_version(model_name, version).source
+    model = loader.load_uri(source)
+    # Loading includes the self-test on the contract's example records.
+    assert (model.name, model.version) == (source, LOCAL_VERSION)
+    assert list((tmp_path / "cache" / ".uris").iterdir()) == []
+
+
+def test_an_unwritable_cache_is_a_load_error(
+    registry_uri: str, model_name: str, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    loader = loader_for(registry_uri, model_name, blocker)
+    with pytest.raises(ModelLoadError) as failed:
+        loader.load_uri("runs:/0123456789abcdef/model")
+    assert failed.value.outcome is LoadOutcome.DOWNLOAD_FAILED
 
 
 def test_concurrent_downloads_of_one_version_end_in_one_folder(

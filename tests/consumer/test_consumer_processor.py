@@ -22,6 +22,7 @@ from amazon_kclpy import kcl
 from consumer.hot_reload import ModelHolder
 from consumer.metrics import ConsumerMetrics
 from consumer.processor import (
+    EXIT_DAEMON_GONE,
     EXIT_PUBLISH_FAILED,
     EXIT_UNEXPECTED_ERROR,
     to_input_record,
@@ -29,6 +30,7 @@ from consumer.processor import (
 from consumer.scoring import ServedModel
 from tests.support.fakes import (
     FakeKinesis,
+    FakeStatus,
     kcl_record,
     lease_lost_input,
     metric_value,
@@ -106,9 +108,9 @@ def test_partial_put_failures_are_retried_before_the_checkpoint(
         return ["ProvisionedThroughputExceededException"] + [None] * (len(entries) - 1)
 
     h = Harness(metrics, fake_served, kinesis=FakeKinesis(script=[throttle_first]))
-    h.batch([GOOD, GOOD, GOOD])
+    h.batch([orjson.dumps(sample_record(i)) for i in (1, 2, 3)])
     assert [e[0] for e in h.events] == ["put_records", "put_records", "checkpoint"]
-    assert len(h.outputs(PREDICTIONS)) == 3
+    assert [p["student_id"] for p in h.outputs(PREDICTIONS)] == [2, 3, 1]
     assert (
         metric_value(
             metrics,
@@ -143,6 +145,63 @@ def test_an_unexpected_error_exits_without_checkpoint(
         h.batch([GOOD])
     assert exited.value.code == EXIT_UNEXPECTED_ERROR
     assert h.checkpointer.calls == []
+
+
+class BrokenStatus(FakeStatus):
+    def update(
+        self, state: str, *, model_version: str | None = None, detail: str | None = None
+    ) -> None:
+        raise OSError(28, "No space left on device")
+
+
+def test_a_status_file_that_cannot_be_written_does_not_stop_scoring(
+    metrics: ConsumerMetrics, fake_served: ServedModel
+) -> None:
+    h = Harness(metrics, fake_served, status=BrokenStatus())
+    h.batch([GOOD])
+    assert [e[0] for e in h.events] == ["put_records", "checkpoint"]
+    assert metric_value(metrics, "dropout_consumer_processor_ready", shard_id=SHARD) == 1
+
+
+def test_a_failing_initialize_ends_the_process(
+    metrics: ConsumerMetrics, fake_served: ServedModel
+) -> None:
+    """kclpy would swallow the error and leave the shard with a processor that never serves."""
+    h = Harness(metrics, fake_served, initialize=False)
+
+    def broken_factory(shard_id: str) -> FakeStatus:
+        raise PermissionError(13, "state dir not writable")
+
+    h.processor._status_factory = broken_factory
+    with pytest.raises(SystemExit) as exited:
+        h.initialize()
+    assert exited.value.code == EXIT_UNEXPECTED_ERROR
+
+
+def test_bookkeeping_after_publish_cannot_cause_a_republish(
+    metrics: ConsumerMetrics, fake_served: ServedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = Harness(metrics, fake_served)
+
+    def broken(result: object) -> None:
+        raise RuntimeError("a metrics bug")
+
+    monkeypatch.setattr(h.processor, "_count_published", broken)
+    h.batch([GOOD, GOOD], first_sequence=7)
+    # Published and checkpointed; the process goes on (exiting would publish it again).
+    assert [e[0] for e in h.events] == ["put_records", "put_records", "checkpoint"]
+    assert h.events[-1] == ("checkpoint", ("8", 1))
+
+
+def test_a_batch_whose_daemon_went_away_is_not_published(
+    metrics: ConsumerMetrics, fake_served: ServedModel
+) -> None:
+    h = Harness(metrics, fake_served)
+    h.processor.daemon_alive = lambda: False
+    with pytest.raises(SystemExit) as exited:
+        h.batch([GOOD])
+    assert exited.value.code == EXIT_DAEMON_GONE
+    assert h.events == []
 
 
 def _protocol_lines(*messages: dict[str, Any]) -> io.StringIO:
@@ -367,6 +426,7 @@ def test_each_batch_logs_its_context_as_json(
     events = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     [batch] = [e for e in events if e["event"] == "batch_processed"]
     assert batch["shard_id"] == SHARD
+    assert batch["logger"] == "consumer.processor"
     assert batch["first_sequence"] == "40"
     assert batch["last_sequence"] == "41"
     assert batch["batch_size"] == 2

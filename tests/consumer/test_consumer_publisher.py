@@ -118,6 +118,35 @@ def test_partial_failures_are_retried_until_accepted(metrics: ConsumerMetrics) -
     assert metric_value(metrics, "dropout_consumer_published_records_total", **labels) == 10
 
 
+def test_partial_failures_keep_each_students_order() -> None:
+    """A refused entry is retried before any later record of the same student is sent."""
+
+    def fail_first(entries: list[dict[str, object]]) -> list[str | None]:
+        return ["ProvisionedThroughputExceededException"] + [None] * (len(entries) - 1)
+
+    kinesis = FakeKinesis(script=[fail_first, fail_first])
+    # Three records each of students a and b, interleaved, plus c once.
+    keys = ["a", "b", "a", "c", "b", "a", "b"]
+    batch = [
+        OutputRecord(
+            kind=OutputKind.PREDICTION,
+            data=orjson.dumps({"i": i, "key": key}),
+            partition_key=key,
+            position=SourcePosition("shard", str(i)),
+        )
+        for i, key in enumerate(keys)
+    ]
+    publisher(kinesis, None, []).publish(batch)
+    accepted = [orjson.loads(d) for d in kinesis.records(PREDICTIONS)]
+    assert sorted(r["i"] for r in accepted) == list(range(len(keys)))
+    for key in "abc":
+        assert [r["i"] for r in accepted if r["key"] == key] == [
+            i for i, k in enumerate(keys) if k == key
+        ]
+    # No call carries two records of one student.
+    assert all(n <= 3 for _, n in kinesis.calls)
+
+
 def test_throttled_and_failed_calls_are_retried(metrics: ConsumerMetrics) -> None:
     kinesis = FakeKinesis(
         script=[

@@ -35,7 +35,10 @@ GRAFANA_PROVISIONING = REPO_ROOT / "deploy" / "grafana" / "provisioning"
 def promtool() -> str:
     binary = shutil.which("promtool")
     if binary is None:
-        pytest.skip("promtool is not installed (Debian package prometheus; make setup installs it)")
+        pytest.fail(
+            "promtool is not installed: Debian package prometheus (`make setup` installs it as "
+            "root; otherwise `apt-get install prometheus`)"
+        )
     return binary
 
 

@@ -15,11 +15,18 @@ import time
 from collections.abc import Iterator
 
 from scripts.stack.processes import ManagedProcess, ServiceStartError
-from scripts.stack.services import kinesis_local, mlflow_server, moto_dynamodb
+from scripts.stack.services import (
+    KINESIS_LOCAL_BEHAVIOUR,
+    kinesis_local,
+    mlflow_server,
+    moto_dynamodb,
+)
 from scripts.stack.settings import StackSettings
 
-KINESIS_MOCK_IMAGE = "ghcr.io/etspaceman/kinesis-mock:0.4.13"
-MOTO_IMAGE = "motoserver/moto:5.1.18"
+# The versions of the local processes (scripts/stack/package.json, requirements/dev.txt); a
+# test in tests/deploy keeps them and docker-compose.yml in step.
+KINESIS_MOCK_IMAGE = "ghcr.io/etspaceman/kinesis-mock:0.6.2"
+MOTO_IMAGE = "motoserver/moto:5.2.5"
 MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.17.2"
 
 
@@ -74,10 +81,11 @@ class ContainerBackend:
     def run(self, settings: StackSettings) -> Iterator[list[object]]:
         from testcontainers.core.container import DockerContainer
 
+        kinesis = DockerContainer(KINESIS_MOCK_IMAGE).with_bind_ports(4568, settings.kinesis_port)
+        for key, value in KINESIS_LOCAL_BEHAVIOUR.items():
+            kinesis = kinesis.with_env(key, value)
         containers = [
-            DockerContainer(KINESIS_MOCK_IMAGE)
-            .with_bind_ports(4568, settings.kinesis_port)
-            .with_env("LOG_LEVEL", "WARN"),
+            kinesis,
             DockerContainer(MOTO_IMAGE).with_bind_ports(5000, settings.dynamodb_port),
             DockerContainer(MLFLOW_IMAGE)
             .with_bind_ports(5000, settings.mlflow_port)

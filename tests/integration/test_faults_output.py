@@ -158,6 +158,20 @@ def test_throttling_5xx_and_partial_failures_are_retried_and_nothing_is_lost(
     kinds = Counter(o["schema"] for o in outputs)
     assert kinds["dropout.dead_letter.v1"] > 0
     assert kinds["dropout.prediction.v1"] > 0
+    # Retrying refused entries kept each student's predictions in input order (the positions
+    # are in put order; a student's outputs all land on one shard of the output stream).
+    landed_by_student: dict[object, list[tuple[str, str]]] = {}
+    for output in outputs:
+        if output["schema"] == "dropout.prediction.v1":
+            landed_by_student.setdefault(output["student_id"], []).append(
+                output["_output_position"]
+            )
+    repeated = {k: v for k, v in landed_by_student.items() if len(v) > 1}
+    assert repeated, "no student came twice: the order check would be empty"
+    for student, landed in repeated.items():
+        assert len({shard for shard, _ in landed}) == 1
+        sequences = [int(sequence) for _, sequence in landed]
+        assert sequences == sorted(sequences), f"student {student}: outputs out of input order"
 
     stats = proxy.stats.snapshot()
     faults = Counter(stats["faults"]) - Counter(stats_before["faults"])
@@ -210,7 +224,7 @@ def test_throttling_5xx_and_partial_failures_are_retried_and_nothing_is_lost(
         f"{stats['put_records_calls'] - stats_before['put_records_calls']} PutRecords calls in "
         f"{elapsed:.1f} s; faults injected {dict(faults)}, entries refused in partial calls "
         f"{refused}; publish_retries {dict(retries)}; mean backoff by attempt {mean_delay}; "
-        f"duplicates 0"
+        f"duplicates 0; {len(repeated)} students sent more than once, each in input order"
     )
 
 

@@ -42,12 +42,14 @@ class Harness:
         publish_attempts: int = 3,
         drift_update_every: int = 1000,
         keep_trying: Callable[[], bool] | None = None,
+        status: FakeStatus | None = None,
+        initialize: bool = True,
     ) -> None:
         self.events: list[tuple[str, Any]] = []
         self.kinesis = kinesis or FakeKinesis()
         self.kinesis.events = self.events
         self.checkpointer = FakeCheckpointer(events=self.events, errors=checkpoint_errors or [])
-        self.status = FakeStatus()
+        self.status = status or FakeStatus()
         self.metrics = metrics
         self.holder = ModelHolder(metrics)
         if model is not None:
@@ -75,6 +77,10 @@ class Harness:
             drift_update_every=drift_update_every,
             exit_process=exit_by_raising,
         )
+        if initialize:
+            self.initialize()
+
+    def initialize(self) -> None:
         initialize_input(SHARD).dispatch(None, self.processor)
 
     def batch(self, payloads: list[bytes], first_sequence: int = 100) -> None:

@@ -30,9 +30,9 @@ module "network" {
 
 module "streams" {
   source                  = "../modules/streams"
-  input_stream_name       = var.input_stream_name
-  predictions_stream_name = var.predictions_stream_name
-  dead_letter_stream_name = var.dead_letter_stream_name
+  input_stream_name       = "${local.name}-${var.input_stream_name}"
+  predictions_stream_name = "${local.name}-${var.predictions_stream_name}"
+  dead_letter_stream_name = "${local.name}-${var.dead_letter_stream_name}"
   capacity_mode           = var.stream_capacity_mode
   input_shard_count       = var.input_shard_count
   output_shard_count      = var.output_shard_count
@@ -109,7 +109,7 @@ module "consumer" {
   predictions_stream_arn    = module.streams.predictions_stream_arn
   dead_letter_stream_name   = module.streams.dead_letter_stream_name
   dead_letter_stream_arn    = module.streams.dead_letter_stream_arn
-  application_name          = var.kcl_application_name
+  application_name          = "${local.name}-${var.kcl_application_name}"
   mlflow_tracking_uri       = module.mlflow.tracking_uri
   mlflow_port               = module.mlflow.port
   model_name                = var.model_name

@@ -27,21 +27,21 @@ variable "one_nat_gateway_per_az" {
 }
 
 variable "input_stream_name" {
-  description = "Input stream (student events)."
+  description = "Input stream (student events), after the dropout-<environment>- prefix."
   type        = string
-  default     = "student-events"
+  default     = "events"
 }
 
 variable "predictions_stream_name" {
-  description = "Predictions stream."
+  description = "Predictions stream, after the dropout-<environment>- prefix."
   type        = string
-  default     = "student-predictions"
+  default     = "predictions"
 }
 
 variable "dead_letter_stream_name" {
-  description = "Dead-letter stream."
+  description = "Dead-letter stream, after the dropout-<environment>- prefix."
   type        = string
-  default     = "student-dead-letters"
+  default     = "dead-letters"
 }
 
 variable "stream_capacity_mode" {
@@ -129,9 +129,9 @@ variable "iterator_age_scale_out_ms" {
 }
 
 variable "kcl_application_name" {
-  description = "KCL application name (lease table and CloudWatch namespace)."
+  description = "KCL application name after the dropout-<environment>- prefix: names the KCL's DynamoDB tables and CloudWatch namespace, so environments never share leases."
   type        = string
-  default     = "dropout-consumer"
+  default     = "consumer"
 }
 
 variable "model_name" {
