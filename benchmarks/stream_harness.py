@@ -100,6 +100,7 @@ class Producer:
     rows: list[dict[str, float]]
     sent: int = 0
     started_at: float = 0.0
+    error: BaseException | None = None
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -109,6 +110,12 @@ class Producer:
         return self
 
     def _run(self) -> None:
+        try:
+            self._send()
+        except Exception as exc:  # noqa: BLE001 (reported by join(), not lost with the thread)
+            self.error = exc
+
+    def _send(self) -> None:
         total = int(self.rate * self.seconds)
         per_tick = max(1, int(self.rate / 10))
         self.started_at = time.monotonic()
@@ -130,6 +137,8 @@ class Producer:
     def join(self) -> float:
         assert self._thread is not None
         self._thread.join()
+        if self.error is not None:
+            raise RuntimeError(f"the producer stopped after {self.sent} records") from self.error
         return time.monotonic() - self.started_at
 
 

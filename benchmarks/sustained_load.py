@@ -42,8 +42,10 @@ CAPACITY_PROBE_SECONDS = 20.0
 def emulator_capacity(stack: StackSettings, rows: list[dict[str, float]]) -> float:
     """Records/s kinesis-local accepts from one client, offered far more than it can take."""
     streams = new_streams(stack, "probe")
-    producer = Producer(streams, 100_000.0, CAPACITY_PROBE_SECONDS, rows).start()
-    return producer.sent / producer.join()
+    # 5,000/s: one full PutRecords call (500 records) every 100 ms, more than it takes.
+    producer = Producer(streams, 5_000.0, CAPACITY_PROBE_SECONDS, rows).start()
+    elapsed = producer.join()  # first: `sent` is final only once the producer has stopped
+    return producer.sent / elapsed
 
 
 def main() -> int:

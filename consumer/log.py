@@ -21,8 +21,11 @@ import orjson
 import structlog
 
 LOG_SOCKET_NAME = "log.sock"
-# A log line bigger than this is cut so that it still fits one datagram.
+# A log line bigger than this is replaced by a short JSON line that says so (one datagram).
 MAX_DATAGRAM_BYTES = 60_000
+# How long a log call may wait for a busy relay before the line goes to standard error instead:
+# logging must never stall a batch.
+RELAY_SEND_TIMEOUT_SECONDS = 1.0
 
 
 def _orjson_dumps(obj: Any, default: Any = None) -> str:
@@ -44,17 +47,28 @@ class _LineSink:
             except OSError:
                 sock.close()
             else:
+                sock.settimeout(RELAY_SEND_TIMEOUT_SECONDS)
                 self._sock = sock
 
     def write(self, line: str) -> None:
         data = line.encode("utf-8", "replace")
         if len(data) > MAX_DATAGRAM_BYTES:
-            data = data[:MAX_DATAGRAM_BYTES]
+            # Cutting the line would break its JSON: say what it was instead.
+            data = orjson.dumps(
+                {
+                    "event": "log_line_too_large",
+                    "level": "warning",
+                    "bytes": len(data),
+                    "head": line[:2000],
+                }
+            )
         with self._lock:
             if self._sock is not None:
                 try:
                     self._sock.send(data)
                     return
+                except TimeoutError:
+                    pass  # the relay is busy: this line goes to standard error
                 except OSError:
                     # The supervisor went away: keep the line rather than lose it.
                     self._sock.close()

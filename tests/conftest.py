@@ -7,40 +7,19 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_RELATIVE = Path("shared/data/students_dropout_academic_success.csv")
+from tests.support.paths import default_data_path
 
 
 @pytest.fixture(scope="session")
 def uci_data_path() -> Path:
-    """The UCI file: TEST_DATA_PATH, else the shared copy (`shared/data/...` beside the repo or
-    above it), else the official archive downloaded and checksum-verified into `.cache/data`
-    (a clean clone on a CI runner has no shared copy)."""
-    configured = os.environ.get("TEST_DATA_PATH")
-    if configured:
-        path = Path(configured)
-        if not path.is_file():
-            pytest.fail(f"TEST_DATA_PATH={configured} is not a file")
-        return path
-    for parent in REPO_ROOT.parents:
-        candidate = parent / DATA_RELATIVE
-        if candidate.is_file():
-            return candidate
-    # Imported here: the training package is only needed on this path.
-    from training.config import TrainingSettings
-    from training.download import fetch_uci
+    """The UCI file (tests/support/paths.py: TEST_DATA_PATH, the shared copy, or the checked
+    download); the tests that need it fail with the reason when there is none."""
     from training.errors import TrainingError
 
-    settings = TrainingSettings()
     try:
-        return fetch_uci(
-            settings.data_url,
-            settings.data_sha256,
-            REPO_ROOT / ".cache" / "data",
-            settings.data_download_timeout,
-        ).path
+        path = default_data_path()
     except TrainingError as error:
-        pytest.fail(
-            f"the UCI data file was not found at ../{DATA_RELATIVE} (or TEST_DATA_PATH) and "
-            f"the download failed: {error}"
-        )
+        pytest.fail(f"no UCI data file: no shared copy, and the download failed: {error}")
+    if not path.is_file():
+        pytest.fail(f"TEST_DATA_PATH={os.environ.get('TEST_DATA_PATH')} is not a file")
+    return path
