@@ -7,8 +7,10 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
+from consumer.batch import InputRecord, OutputKind, SourcePosition, run_batch
 from consumer.hot_reload import ModelHolder, ModelPoller
 from consumer.metrics import ConsumerMetrics
 from consumer.model_loader import (
@@ -25,6 +27,7 @@ from tests.support.model_builder import (
     corrupt_pipeline,
     edit_contract,
     register_model_dir,
+    sample_record,
 )
 
 RELOADS = "dropout_consumer_model_reloads_total"
@@ -74,6 +77,11 @@ def test_a_one_off_uri_is_loaded_and_leaves_no_folder(
     # Loading includes the self-test on the contract's example records.
     assert (model.name, model.version) == (source, LOCAL_VERSION)
     assert list((tmp_path / "cache" / ".uris").iterdir()) == []
+    # The model lives in memory: it still scores once its folder is gone.
+    result = run_batch(
+        model, [InputRecord(orjson.dumps(sample_record(1)), SourcePosition("shard", "1"))]
+    )
+    assert [o.kind for o in result.outputs] == [OutputKind.PREDICTION]
 
 
 def test_an_unwritable_cache_is_a_load_error(
