@@ -19,10 +19,10 @@ import time
 
 import mlflow
 from stream_harness import (
-    Producer,
     data_path,
     embedded_stack,
     new_streams,
+    paced_producer,
     percentile,
     run_training,
     running_consumer,
@@ -59,7 +59,7 @@ def main() -> int:
         env = {"MODEL_POLL_INTERVAL_SECONDS": str(args.poll_seconds)}
         reloads: list[float] = []
         with running_consumer(stack, streams, env):
-            producer = Producer(streams, 100, 10_000, rows).start()
+            producer = paced_producer(streams, 100, 10_000, rows)
             target = first
             for _ in range(args.moves):
                 time.sleep(5)
@@ -68,7 +68,6 @@ def main() -> int:
                 client.set_registered_model_alias(stack.model_name, "champion", target)
                 reloads.append(_first_output_with(streams, target, moved_at) / 1000)
             producer.stop()
-            producer.join()
     floor = args.poll_seconds + load_seconds
     print()
     print(f"hot reload, poll interval {args.poll_seconds:.1f} s, {args.moves} alias moves")

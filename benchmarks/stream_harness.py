@@ -13,7 +13,6 @@ import statistics
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from scripts.stack.settings import StackSettings  # noqa: E402
 from scripts.stack.streams import create_streams  # noqa: E402
 from tests.integration.backends import ProcessBackend, free_port  # noqa: E402
 from tests.integration.conftest import run_training  # noqa: E402
-from tests.integration.streaming import ConsumerHandle, Streams  # noqa: E402
+from tests.integration.streaming import ConsumerHandle, Producer, Streams  # noqa: E402
 from tests.support.paths import default_data_path  # noqa: E402
 
 
@@ -90,56 +89,18 @@ def running_consumer(
         proc.stop()
 
 
-@dataclass
-class Producer:
-    """Sends dataset rows at a fixed rate in a background thread (batches every 100 ms)."""
-
-    streams: Streams
-    rate: float
-    seconds: float
-    rows: list[dict[str, float]]
-    sent: int = 0
-    started_at: float = 0.0
-    error: BaseException | None = None
-    _thread: threading.Thread | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def start(self) -> Producer:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        try:
-            self._send()
-        except Exception as exc:  # noqa: BLE001 (reported by join(), not lost with the thread)
-            self.error = exc
-
-    def _send(self) -> None:
-        total = int(self.rate * self.seconds)
-        per_tick = max(1, int(self.rate / 10))
-        self.started_at = time.monotonic()
-        # A producer the emulator cannot keep up with stops on time; `sent` says how far it got.
-        deadline = self.started_at + self.seconds
-        seed = 0
-        while self.sent < total and not self._stop.is_set() and time.monotonic() < deadline:
-            n = min(per_tick, total - self.sent)
-            self.streams.put(events(self.rows, n, 0.0, seed=seed))
-            seed += 1
-            self.sent += n
-            delay = self.started_at + self.sent / self.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self) -> float:
-        assert self._thread is not None
-        self._thread.join()
-        if self.error is not None:
-            raise RuntimeError(f"the producer stopped after {self.sent} records") from self.error
-        return time.monotonic() - self.started_at
+def paced_producer(
+    streams: Streams, rate: float, seconds: float, rows: list[dict[str, float]]
+) -> Producer:
+    """Dataset rows at `rate` records/s (one PutRecords every 100 ms) for `seconds`, started."""
+    return Producer(
+        streams,
+        lambda n, seed: list(events(rows, n, 0.0, seed=seed)),
+        rate=rate,
+        batch=max(1, int(rate / 10)),
+        count=int(rate * seconds),
+        seconds=seconds,
+    ).start()
 
 
 @dataclass

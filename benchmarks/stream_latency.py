@@ -18,10 +18,10 @@ import time
 
 from stream_harness import (
     ProcessSampler,
-    Producer,
     embedded_stack,
     latencies_ms,
     new_streams,
+    paced_producer,
     percentile,
     running_consumer,
     uci_rows,
@@ -37,8 +37,8 @@ def measure(stack, tag: str, idle_ms: int, rate: float, seconds: float, rows) ->
     streams = new_streams(stack, tag)
     env = {"KCL_IDLE_TIME_BETWEEN_READS_MS": str(idle_ms)}
     with running_consumer(stack, streams, env) as consumer:
-        sampler = ProcessSampler(consumer.proc.pid).start()
-        producer = Producer(streams, rate, seconds, rows).start()
+        sampler = ProcessSampler(consumer.proc.pid)
+        producer = paced_producer(streams, rate, seconds, rows)
         producer.join()
         streams.wait_for(list(streams.sent), timeout=120)
         sampler.stop()

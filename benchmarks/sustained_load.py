@@ -25,12 +25,12 @@ import time
 
 from stream_harness import (
     ProcessSampler,
-    Producer,
     StackSettings,
     embedded_stack,
     emulator_process,
     latencies_ms,
     new_streams,
+    paced_producer,
     percentile,
     running_consumer,
     uci_rows,
@@ -43,9 +43,9 @@ def emulator_capacity(stack: StackSettings, rows: list[dict[str, float]]) -> flo
     """Records/s kinesis-local accepts from one client, offered far more than it can take."""
     streams = new_streams(stack, "probe")
     # 5,000/s: one full PutRecords call (500 records) every 100 ms, more than it takes.
-    producer = Producer(streams, 5_000.0, CAPACITY_PROBE_SECONDS, rows).start()
+    producer = paced_producer(streams, 5_000.0, CAPACITY_PROBE_SECONDS, rows)
     elapsed = producer.join()  # first: `sent` is final only once the producer has stopped
-    return producer.sent / elapsed
+    return len(producer.sent) / elapsed
 
 
 def main() -> int:
@@ -62,7 +62,7 @@ def main() -> int:
         capacity = emulator_capacity(stack, rows)
         streams = new_streams(stack, "load")
         with running_consumer(stack, streams) as consumer:
-            sampler = ProcessSampler(consumer.proc.pid, interval=2.0).start()
+            sampler = ProcessSampler(consumer.proc.pid, interval=2.0)
             emulator = emulator_process()
             stop = threading.Event()
 
@@ -82,9 +82,9 @@ def main() -> int:
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
             print(f"load: {args.rate:.0f}/s offered for {args.seconds:.0f} s ...", flush=True)
-            producer = Producer(streams, args.rate, args.seconds, rows).start()
+            producer = paced_producer(streams, args.rate, args.seconds, rows)
             # Read outputs while producing, so the reader does not fall behind the retention.
-            while producer._thread is not None and producer._thread.is_alive():
+            while producer.running:
                 streams.poll()
                 time.sleep(1)
             sent_seconds = producer.join()
@@ -101,14 +101,14 @@ def main() -> int:
     lat = latencies_ms(streams)
     arrivals = [o["_arrival_ms"] for o in streams.outputs]
     out_rate = len(arrivals) / max((max(arrivals) - min(arrivals)) / 1000, 1e-9)
-    in_rate = producer.sent / sent_seconds
+    in_rate = len(producer.sent) / sent_seconds
     usage = sampler.summary()
     dup = sum(streams.duplicates().values())
     lines = [
         f"sustained load: offered {args.rate:.0f} records/s for {args.seconds:.0f} s, 4 shards",
         f"  baseline      kinesis-local alone accepts {capacity:,.0f} records/s "
         "(one PutRecords client, nothing else running)",
-        f"  into stream   {producer.sent} records in {sent_seconds:.0f} s "
+        f"  into stream   {len(producer.sent)} records in {sent_seconds:.0f} s "
         f"({in_rate:,.0f}/s: what the emulator took while also serving the consumer)",
         f"  outputs       {len(streams.outputs)} ({out_rate:,.0f}/s from first to last), "
         f"duplicates {dup}, drain after the last put {drain_seconds:.1f} s, "

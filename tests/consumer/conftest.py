@@ -19,21 +19,14 @@ from consumer.model_loader import ModelLoader
 from consumer.scoring import ServedModel
 from tests.support.fakes import FakeModel
 from tests.support.model_builder import BuiltModel, build_test_model, make_registry
-from tests.support.paths import default_data_path
 
 MAX_RECORD_BYTES = 64 * 1024
 
 
 @pytest.fixture(scope="session")
-def data_path(request: pytest.FixtureRequest) -> Path:
-    """The UCI file: the suite-wide `uci_data_path` fixture when there is one."""
-    try:
-        path = Path(request.getfixturevalue("uci_data_path"))
-    except (pytest.FixtureLookupError, pytest.fail.Exception):
-        # No suite-wide fixture, or one of a narrower scope: use the same rule it follows.
-        path = default_data_path()
-    assert path.is_file(), f"UCI data file not found at {path} (set TEST_DATA_PATH)"
-    return path
+def data_path(uci_data_path: Path) -> Path:
+    """The UCI file (the suite-wide fixture, under the name these tests use)."""
+    return uci_data_path
 
 
 @pytest.fixture(autouse=True)

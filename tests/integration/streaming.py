@@ -189,33 +189,6 @@ class ConsumerHandle:
 # --- fault tests (issue 5: registry outages, output trouble, hostile input) ---------------------
 
 
-def lease_checkpoints(settings: StackSettings) -> dict[str, str]:
-    """The KCL's checkpoint per shard, read from its lease table in DynamoDB (moto).
-
-    The table is named after the KCL application; `checkpoint` is a sequence number or a
-    sentinel such as TRIM_HORIZON (nothing checkpointed yet) or SHARD_END.
-    """
-    import boto3
-
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=settings.dynamodb_url,
-        region_name=settings.aws_region,
-        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
-    checkpoints: dict[str, str] = {}
-    kwargs: dict[str, Any] = {"TableName": settings.kcl_application_name, "ConsistentRead": True}
-    while True:
-        page = client.scan(**kwargs)
-        for item in page["Items"]:
-            if "checkpoint" in item:
-                checkpoints[item["leaseKey"]["S"]] = item["checkpoint"]["S"]
-        if "LastEvaluatedKey" not in page:
-            return checkpoints
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
 def log_events(path: Path, offset: int = 0) -> list[dict[str, Any]]:
     """The JSON log lines of a service's log file (from a byte offset); other lines skipped."""
     events: list[dict[str, Any]] = []
@@ -281,6 +254,16 @@ def kcl_leases(settings: StackSettings) -> dict[str, dict[str, Any]]:
     return {item["leaseKey"]: item for item in kcl_items(settings, settings.kcl_application_name)}
 
 
+def lease_checkpoints(settings: StackSettings) -> dict[str, str]:
+    """The KCL's checkpoint per shard: a sequence number or a sentinel such as TRIM_HORIZON
+    (nothing checkpointed yet) or SHARD_END."""
+    return {
+        shard: str(lease["checkpoint"])
+        for shard, lease in kcl_leases(settings).items()
+        if "checkpoint" in lease
+    }
+
+
 def kcl_leader(settings: StackSettings) -> str | None:
     """The worker id holding KCL 3's leader lock, if any."""
     for item in kcl_items(settings, f"{settings.kcl_application_name}-CoordinatorState"):
@@ -300,11 +283,24 @@ def serving_shards(handle: ConsumerHandle) -> set[str]:
     return {p["shard_id"] for p in body.get("processors", []) if p.get("state") == "ready"}
 
 
+def wait_serving(handle: ConsumerHandle, shards: set[str], timeout: float) -> None:
+    """Waits until the worker serves exactly these shards; fails if it exits or takes longer."""
+    deadline = time.monotonic() + timeout
+    while serving_shards(handle) != shards:
+        assert handle.proc.alive(), f"consumer exited; see {handle.proc.log_path}"
+        assert time.monotonic() < deadline, (
+            f"not serving {sorted(shards)} after {timeout:.0f} s: {sorted(serving_shards(handle))}"
+        )
+        time.sleep(0.5)
+
+
 class Producer:
     """Sends generated events from a background thread, about `rate` records a second.
 
     `sent` holds (partition key, input position) in the order the records were put, so the
-    send order of one partition key is its input order.
+    send order of one partition key is its input order. It sends until `stop()`, or until
+    `count` records or `seconds` have gone by (then `join()` waits for the end): a producer
+    the stream cannot keep up with stops on time, and `sent` says how far it got.
     """
 
     def __init__(
@@ -314,8 +310,13 @@ class Producer:
         *,
         rate: float,
         batch: int = 100,
+        count: int | None = None,
+        seconds: float | None = None,
     ) -> None:
         self._streams = streams
+        self._count = count
+        self._seconds = seconds
+        self.started_at = 0.0
         self._make_events = make_events
         self._interval = batch / rate
         self._batch = batch
@@ -332,12 +333,22 @@ class Producer:
         self._thread.start()
         return self
 
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         seed = 0
-        next_at = time.monotonic()
+        self.started_at = next_at = time.monotonic()
+        deadline = None if self._seconds is None else self.started_at + self._seconds
         try:
             while not self._stop.is_set():
-                batch = self._make_events(self._batch, seed)
+                size = self._batch
+                if self._count is not None:
+                    size = min(size, self._count - len(self.sent))
+                if size <= 0 or (deadline is not None and time.monotonic() >= deadline):
+                    return
+                batch = self._make_events(size, seed)
                 seed += 1
                 positions = self._streams.put(batch)
                 self.sent += [(key, pos) for (key, _), pos in zip(batch, positions, strict=True)]
@@ -352,6 +363,15 @@ class Producer:
             assert self.error is None, f"producer failed: {self.error!r}"
             assert time.monotonic() < deadline, f"only {len(self.sent)} of {count} records sent"
             time.sleep(0.2)
+
+    def join(self) -> float:
+        """Waits until the producer ends by itself (count or seconds); the seconds it sent."""
+        self._thread.join()
+        if self.error is not None:
+            raise RuntimeError(f"the producer stopped after {len(self.sent)} records") from (
+                self.error
+            )
+        return time.monotonic() - self.started_at
 
     def stop(self) -> list[Position]:
         self._stop.set()

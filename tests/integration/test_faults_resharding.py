@@ -26,6 +26,7 @@ from tests.integration.streaming import (
     Streams,
     kcl_leases,
     serving_shards,
+    wait_serving,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -53,11 +54,7 @@ def test_split_shard_mid_stream(
     client, stream = streams.client, streams.settings.input_stream
     shards = client.list_shards(StreamName=stream)["Shards"]
     worker = start_consumer(streams, worker="split", env={"KCL_MAX_RECORDS": "1000"})
-    deadline = time.monotonic() + 300
-    while serving_shards(worker) != {s["ShardId"] for s in shards}:
-        assert worker.proc.alive(), f"consumer exited; see {worker.proc.log_path}"
-        assert time.monotonic() < deadline, "the worker does not serve both shards"
-        time.sleep(0.5)
+    wait_serving(worker, {s["ShardId"] for s in shards}, timeout=300)
 
     producer = Producer(
         streams,

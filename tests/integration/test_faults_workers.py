@@ -27,6 +27,7 @@ from tests.integration.streaming import (
     kcl_leases,
     redelivered,
     serving_shards,
+    wait_serving,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -223,7 +224,7 @@ def test_sigterm_mid_stream_then_restart_resumes_from_checkpoints(
     all_shards = _shard_ids(streams)
     env = {"KCL_MAX_RECORDS": str(MAX_RECORDS)}
     worker = start_consumer(streams, worker="solo", env=env)
-    _wait_serving(worker, all_shards, timeout=300)
+    wait_serving(worker, all_shards, timeout=300)
 
     producer = Producer(streams, _event_maker(rows, 20_000), rate=RATE).start()
     try:
@@ -241,7 +242,7 @@ def test_sigterm_mid_stream_then_restart_resumes_from_checkpoints(
         # Records keep arriving while no worker runs; then the same worker starts again.
         restart_started = time.monotonic()
         restarted = start_consumer(streams, worker="solo", env=env)
-        _wait_serving(restarted, all_shards, timeout=300)
+        wait_serving(restarted, all_shards, timeout=300)
         restart_seconds = time.monotonic() - restart_started
         producer.wait_until(max(10_000, len(producer.sent) + 1000), timeout=180)
     finally:
@@ -265,13 +266,3 @@ def test_sigterm_mid_stream_then_restart_resumes_from_checkpoints(
         f"duplicates {sum(duplicates.values())} {duplicates}; "
         f"restart to all 4 shards served {restart_seconds:.1f} s; test {total:.0f} s"
     )
-
-
-def _wait_serving(handle: ConsumerHandle, shards: set[str], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while serving_shards(handle) != shards:
-        assert handle.proc.alive(), f"consumer exited; see {handle.proc.log_path}"
-        assert time.monotonic() < deadline, (
-            f"not serving {sorted(shards)} after {timeout:.0f} s: {sorted(serving_shards(handle))}"
-        )
-        time.sleep(0.5)
