@@ -1,0 +1,37 @@
+"""Fairness audit of the dropout-risk model across student groups (EU AI Act: high-risk).
+
+Every model version is audited per group before it serves: `select_groups` + `assign_groups`
+label the students, `audit_stages` measures rates and disparities at each scoring stage,
+`fairness_decision` gates the version against the champion and a cap, and `stage_figure` /
+`render_markdown_table` show the result. Self-contained on purpose: this package imports no
+other `training` module, so it can move with the training code or be read by the consumer.
+Importing it does no work (matplotlib is only imported when a figure is drawn).
+"""
+
+from training.fairness.groups import (
+    DEFAULT_GROUP_NAMES,
+    UNKNOWN,
+    GroupDefinition,
+    assign_groups,
+    assign_groups_from_json,
+    available_groups,
+    definitions_from_json,
+    definitions_to_dicts,
+    definitions_to_json,
+    label_from_spec,
+    select_groups,
+)
+
+__all__ = [
+    "DEFAULT_GROUP_NAMES",
+    "UNKNOWN",
+    "GroupDefinition",
+    "assign_groups",
+    "assign_groups_from_json",
+    "available_groups",
+    "definitions_from_json",
+    "definitions_to_dicts",
+    "definitions_to_json",
+    "label_from_spec",
+    "select_groups",
+]
