@@ -8,6 +8,18 @@ other `training` module, so it can move with the training code or be read by the
 Importing it does no work (matplotlib is only imported when a figure is drawn).
 """
 
+from training.fairness.audit import (
+    DISPARITY_KINDS,
+    STAGES,
+    AttributeDisparity,
+    FairnessAudit,
+    GroupResult,
+    StageAudit,
+    WorstDisparity,
+    audit,
+    audit_stages,
+    metric_safe,
+)
 from training.fairness.groups import (
     DEFAULT_GROUP_NAMES,
     UNKNOWN,
@@ -24,14 +36,24 @@ from training.fairness.groups import (
 
 __all__ = [
     "DEFAULT_GROUP_NAMES",
+    "DISPARITY_KINDS",
+    "STAGES",
     "UNKNOWN",
+    "AttributeDisparity",
+    "FairnessAudit",
     "GroupDefinition",
+    "GroupResult",
+    "StageAudit",
+    "WorstDisparity",
     "assign_groups",
     "assign_groups_from_json",
+    "audit",
+    "audit_stages",
     "available_groups",
     "definitions_from_json",
     "definitions_to_dicts",
     "definitions_to_json",
     "label_from_spec",
+    "metric_safe",
     "select_groups",
 ]
