@@ -20,6 +20,7 @@ from training.fairness.audit import (
     audit_stages,
     metric_safe,
 )
+from training.fairness.gate import DEFAULT_GATE_KINDS, FairnessDecision, fairness_decision
 from training.fairness.groups import (
     DEFAULT_GROUP_NAMES,
     UNKNOWN,
@@ -35,12 +36,14 @@ from training.fairness.groups import (
 )
 
 __all__ = [
+    "DEFAULT_GATE_KINDS",
     "DEFAULT_GROUP_NAMES",
     "DISPARITY_KINDS",
     "STAGES",
     "UNKNOWN",
     "AttributeDisparity",
     "FairnessAudit",
+    "FairnessDecision",
     "GroupDefinition",
     "GroupResult",
     "StageAudit",
@@ -53,6 +56,7 @@ __all__ = [
     "definitions_from_json",
     "definitions_to_dicts",
     "definitions_to_json",
+    "fairness_decision",
     "label_from_spec",
     "metric_safe",
     "select_groups",
