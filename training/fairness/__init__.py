@@ -34,6 +34,7 @@ from training.fairness.groups import (
     label_from_spec,
     select_groups,
 )
+from training.fairness.plots import audit_figures, render_markdown_table, stage_figure
 
 __all__ = [
     "DEFAULT_GATE_KINDS",
@@ -51,6 +52,7 @@ __all__ = [
     "assign_groups",
     "assign_groups_from_json",
     "audit",
+    "audit_figures",
     "audit_stages",
     "available_groups",
     "definitions_from_json",
@@ -59,5 +61,7 @@ __all__ = [
     "fairness_decision",
     "label_from_spec",
     "metric_safe",
+    "render_markdown_table",
     "select_groups",
+    "stage_figure",
 ]
