@@ -224,7 +224,8 @@ def test_frame_and_metrics_shapes(biased: StageAudit) -> None:
 
 
 def test_audit_stages_finds_the_stage_with_the_bias() -> None:
-    fair, biased = scored(seed=6), scored(seed=6, shift=2.0, shifted_group="east")
+    fair = scored(n=2000, seed=6)
+    biased = scored(n=2000, seed=6, shift=2.0, shifted_group="east")
     probs = {"enrollment": fair.prob, "first_semester": biased.prob, "second_semester": fair.prob}
     result = audit_stages(fair.y, probs, THRESHOLD, fair.groups, n_bootstrap=50)
     assert [s.stage for s in result.stages] == list(STAGES)
@@ -235,7 +236,10 @@ def test_audit_stages_finds_the_stage_with_the_bias() -> None:
     metrics = result.to_metrics()
     assert metrics["fairness.worst.eo_difference"] == worst.value
     assert "fairness.second_semester.gender.dp_ratio" in metrics
-    per_stage = audit_stages(fair.y, probs, {s: 0.9 for s in STAGES}, fair.groups, n_bootstrap=0)
+    thresholds = {"enrollment": 0.9}
+    per_stage = audit_stages(
+        fair.y, {"enrollment": fair.prob}, thresholds, fair.groups, n_bootstrap=0
+    )
     assert per_stage.stage("enrollment").threshold == 0.9
     assert math.isnan(per_stage.stages[0].groups[0].selection_rate_ci[0])
 

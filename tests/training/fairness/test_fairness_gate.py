@@ -24,8 +24,7 @@ def _worst(**values: float) -> dict[str, WorstDisparity]:
 
 def _audited(shift: float, seed: int) -> FairnessAudit:
     data = scored(n=2000, seed=seed, shift=shift, shifted_group="north")
-    probs = {"enrollment": data.prob, "first_semester": data.prob}
-    return audit_stages(data.y, probs, 0.5, data.groups, n_bootstrap=20)
+    return audit_stages(data.y, {"enrollment": data.prob}, 0.5, data.groups, n_bootstrap=20)
 
 
 @pytest.fixture(scope="module")
