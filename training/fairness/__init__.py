@@ -2,7 +2,8 @@
 
 Every model version is audited per group before it serves: `select_groups` + `assign_groups`
 label the students, `audit_stages` measures rates and disparities at each scoring stage,
-`fairness_decision` gates the version against the champion and a cap, and `stage_figure` /
+`fairness_decision` gates the version against the champion (whose worst disparities
+`worst_from_metrics` reads back from its logged metrics) and a cap, and `stage_figure` /
 `render_markdown_table` show the result. Self-contained on purpose: this package imports no
 other `training` module, so it can move with the training code or be read by the consumer.
 Importing it does no work (matplotlib is only imported when a figure is drawn).
@@ -19,6 +20,7 @@ from training.fairness.audit import (
     audit,
     audit_stages,
     metric_safe,
+    worst_from_metrics,
 )
 from training.fairness.gate import DEFAULT_GATE_KINDS, FairnessDecision, fairness_decision
 from training.fairness.groups import (
@@ -64,4 +66,5 @@ __all__ = [
     "render_markdown_table",
     "select_groups",
     "stage_figure",
+    "worst_from_metrics",
 ]

@@ -1,9 +1,11 @@
 """The fairness audit of one model version: rates per student group, and the gaps between groups.
 
-The point estimates and the disparities are fairlearn's (MetricFrame, demographic parity,
-equalized odds), so the figures a reviewer reads are the ones a standard tool gives. The
-intervals are a percentile bootstrap that resamples rows *within* each group: fairlearn's own
-bootstrap resamples the whole frame, which lets a small group's size change from draw to draw.
+The rates per group (selection, TPR, FPR, precision, ROC-AUC) come from fairlearn's MetricFrame
+and the disparities from its demographic parity and equalized odds functions, so the figures a
+reviewer reads are the ones a standard tool gives; counts, means and calibration are plain sums.
+The intervals are a percentile bootstrap that resamples rows *within* each group: fairlearn's
+own bootstrap resamples the whole frame, which lets a small group's size change from draw to
+draw. Draws in which a rate is undefined (no dropout drawn, say) are left out of its interval.
 
 Groups under `min_group_size`, and `unknown` (a missing attribute), are shown but kept out of
 the disparities: a gap that rests on a dozen students is noise, and "missing" is not a group of
@@ -52,7 +54,7 @@ DISPARITY_TITLES: Final = {
 DEFAULT_N_BOOTSTRAP: Final = 200
 DEFAULT_MIN_GROUP_SIZE: Final = 30  # under ~30 students a rate's 95% interval spans ±0.15 or more
 DEFAULT_CALIBRATION_BINS: Final = 5  # few bins: groups are small
-_STAGE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # stage and attribute names go into metric names
 _BOOTSTRAP_CELLS = 2_000_000  # resampled values held at once (memory bound per chunk)
 
 Interval = tuple[float, float]
@@ -65,9 +67,12 @@ _NAN_INTERVAL: Final[Interval] = (math.nan, math.nan)
 class GroupResult:
     """The figures of one group of one attribute at one stage (rates in [0, 1], NaN if undefined).
 
-    `calibration_gap` is mean predicted probability minus observed dropout rate (positive: the
-    model over-states this group's risk); `ece` is the expected calibration error over
-    equal-width probability bins. `*_ci` are bootstrap percentile intervals.
+    `positives` are the group's dropouts, `flagged` the students at or above the threshold
+    (`selection_rate` = flagged / count). `calibration_gap` is mean predicted probability minus
+    observed dropout rate (positive: the model over-states this group's risk); `ece` is the
+    expected calibration error over equal-width probability bins. `*_ci` are bootstrap
+    percentile intervals. `small`: under the audit's minimum group size, so not compared.
+    `notes` say why a figure is NaN or the group is left out.
     """
 
     attribute: str
@@ -95,7 +100,13 @@ class GroupResult:
 
 @dataclass(frozen=True)
 class AttributeDisparity:
-    """Gaps between the compared groups of one attribute (NaN when under two groups compare)."""
+    """Gaps between the compared groups of one attribute (NaN when under two groups compare).
+
+    `dp_difference` / `dp_ratio`: largest minus smallest / smallest over largest flag rate
+    (fairlearn's demographic parity); `eo_difference`: the larger of the TPR and FPR spreads
+    (fairlearn's equalized odds); `calibration_gap`: largest minus smallest signed calibration
+    gap. `compared_groups`: the groups at or above the minimum size, `unknown` excluded.
+    """
 
     attribute: str
     dp_difference: float
@@ -213,6 +224,25 @@ class FairnessAudit:
         return metrics
 
 
+def worst_from_metrics(metrics: Mapping[str, float]) -> dict[str, WorstDisparity]:
+    """The `worst` of an audit rebuilt from its `to_metrics()` (e.g. a champion's logged MLflow
+    metrics), so a gate needs no stored audit object: the same values, attributes and stages."""
+    found = {kind: WorstDisparity(kind, math.nan, None, None) for kind in DISPARITY_KINDS}
+    for key in sorted(metrics):  # the order of to_metrics is lost in a store: be deterministic
+        parts = key.split(".")
+        if len(parts) != 4 or parts[0] != "fairness" or parts[2] == "worst":
+            continue
+        _, stage, attribute, kind = parts
+        value = float(metrics[key])
+        if kind not in DISPARITY_KINDS or not math.isfinite(value):
+            continue
+        current = found[kind].value
+        lower = kind in LOWER_IS_WORSE
+        if math.isnan(current) or (value < current if lower else value > current):
+            found[kind] = WorstDisparity(kind, value, attribute, stage)
+    return found
+
+
 _GROUP_METRICS: Final = (
     "selection_rate",
     "tpr",
@@ -285,7 +315,8 @@ def expected_calibration_error(
     total = 0.0
     for b in np.unique(which):
         inside = which == b
-        total += inside.mean() * abs(float(np.mean(y_score[inside]) - np.mean(y_true[inside])))
+        gap = float(np.mean(y_score[inside]) - np.mean(y_true[inside]))
+        total += float(inside.mean()) * abs(gap)
     return total
 
 
@@ -389,7 +420,9 @@ def audit(
     disparities: list[AttributeDisparity] = []
     for attribute in groups_frame.columns:
         column = groups_frame[attribute]
-        labels = pd.Series(column.where(column.notna(), UNKNOWN).astype(str).to_numpy())
+        labels = pd.Series(
+            column.astype(object).where(column.notna(), UNKNOWN).astype(str).to_numpy()
+        )
         frame = _metric_frame(y, flags, prob, labels).by_group
         order = sorted(frame.index, key=lambda g: (g == UNKNOWN, str(g)))  # unknown last
         rows = [
@@ -463,7 +496,7 @@ def _check_inputs(
     threshold: float,
     stage: str,
 ) -> tuple[IntArray, FloatArray]:
-    if not _STAGE_NAME.match(stage):
+    if not _NAME.match(stage) or stage == "worst":
         raise ValueError(f"stage {stage!r} must be snake_case (it names metrics)")
     y_raw = np.asarray(y_true, dtype="float64").ravel()
     prob = np.asarray(y_prob, dtype="float64").ravel()
@@ -478,6 +511,9 @@ def _check_inputs(
         )
     if groups_frame.columns.empty or groups_frame.columns.duplicated().any():
         raise ValueError("groups_frame needs at least one attribute column, each named once")
+    bad = [str(c) for c in groups_frame.columns if not _NAME.match(str(c)) or c == "worst"]
+    if bad:
+        raise ValueError(f"attribute names {bad} must be snake_case and not 'worst'")
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold {threshold} is not in [0, 1]")
     return y_raw.astype("int64"), prob

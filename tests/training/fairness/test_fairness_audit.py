@@ -19,6 +19,7 @@ from training.fairness import (
     audit,
     audit_stages,
     select_groups,
+    worst_from_metrics,
 )
 
 THRESHOLD = 0.5
@@ -235,6 +236,8 @@ def test_audit_stages_finds_the_stage_with_the_bias() -> None:
     assert len(result.disparity_frame()) == 3 * 2
     metrics = result.to_metrics()
     assert metrics["fairness.worst.eo_difference"] == worst.value
+    # What a gate reads back from a champion's logged metrics is the audit's own worst.
+    assert worst_from_metrics(metrics) == result.worst
     assert "fairness.second_semester.gender.dp_ratio" in metrics
     thresholds = {"enrollment": 0.9}
     per_stage = audit_stages(
@@ -268,6 +271,8 @@ def test_age_band_label_is_metric_safe_on_real_groups(uci_frame: pd.DataFrame) -
         ({"stage": "First Semester"}, "snake_case"),
         ({"threshold": 1.5}, "threshold"),
         ({"groups_frame": pd.DataFrame(index=range(3))}, "attribute column"),
+        ({"groups_frame": pd.DataFrame({"Gender": ["f", "m", "m"]})}, "snake_case"),
+        ({"stage": "worst"}, "snake_case"),
     ],
 )
 def test_bad_inputs_are_refused(change: dict[str, object], message: str) -> None:

@@ -13,6 +13,7 @@ from training.fairness import (
     WorstDisparity,
     audit_stages,
     fairness_decision,
+    worst_from_metrics,
 )
 
 MLFLOW_TAG_KEY = re.compile(r"^[A-Za-z0-9_\-. /]+$")
@@ -34,9 +35,8 @@ def fair_champion() -> FairnessAudit:
 
 def test_biased_challenger_is_refused_against_a_fair_champion(fair_champion: FairnessAudit) -> None:
     challenger = _audited(2.0, seed=11)
-    decision = fairness_decision(
-        challenger.worst, fair_champion.worst, tolerance=0.05, cap=0.9, force=False
-    )
+    champion = worst_from_metrics(fair_champion.to_metrics())  # as logged in the registry
+    decision = fairness_decision(challenger.worst, champion, tolerance=0.05, cap=0.9, force=False)
     assert not decision.passed
     assert "demographic parity difference" in decision.reason
     assert "equalized odds difference" in decision.reason
