@@ -89,6 +89,9 @@ def _check_config(tolerance: float, cap: float | Mapping[str, float], kinds: Seq
             raise ValueError(f"no cap for disparity kind(s) {missing}")
     if not math.isfinite(tolerance) or tolerance < 0:
         raise ValueError(f"tolerance {tolerance} must be a finite number >= 0")
+    limits = [cap[k] for k in kinds] if isinstance(cap, Mapping) else [cap]
+    if not all(math.isfinite(limit) for limit in limits):
+        raise ValueError(f"caps must be finite numbers, got {cap}")
 
 
 def _judge(

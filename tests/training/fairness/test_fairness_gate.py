@@ -223,6 +223,7 @@ def test_figures_are_tag_safe_strings(fair_champion: FairnessAudit) -> None:
         ({"kinds": ["accuracy"]}, "unknown disparity kind"),
         ({"cap": {"dp_difference": 0.2}}, "no cap"),
         ({"tolerance": -0.1}, "tolerance"),
+        ({"cap": math.nan}, "finite"),
     ],
 )
 def test_bad_configuration_raises(kwargs: dict[str, object], message: str) -> None:
