@@ -39,8 +39,10 @@ class ProblemLog:
             self.examples.append(Problem(reason, where, message))
 
     def extend(self, other: ProblemLog) -> None:
+        shown = Counter(problem.reason for problem in self.examples)
         for problem in other.examples:
-            if self.counts[problem.reason] < self.examples_per_reason:
+            if shown[problem.reason] < self.examples_per_reason:
+                shown[problem.reason] += 1
                 self.examples.append(problem)
         self.counts.update(other.counts)
 

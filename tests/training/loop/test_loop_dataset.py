@@ -6,6 +6,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
+import os
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -201,3 +205,51 @@ def test_a_fraction_in_an_integer_attribute_is_excluded(
     assert "7" not in set(dataset.provenance["student_id"])
     with pytest.raises(ValueError, match="must not include the target"):
         build_dataset(captures, outcomes, attribute_names=[*names, "Target"])
+
+
+_BUILD_IN_A_NEW_PROCESS = """
+import json, sys
+from datetime import date
+from training.loop.captures import read_captures
+from training.loop.dataset import build_dataset
+from training.loop.outcomes import read_outcomes
+from training.loop.store import LocalStore
+root, names, integers = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+store = LocalStore(root)
+dataset = build_dataset(
+    read_captures(store, attribute_names=names).frame,
+    read_outcomes(store, today=date.fromisoformat(sys.argv[4])).frame,
+    attribute_names=names,
+    integer_attributes=integers,
+)
+print(dataset.sha256)
+"""
+
+
+def test_the_hash_is_stable_across_processes(
+    store: LocalStore, uci: tuple[list[str], list[list[str]], list[str]]
+) -> None:
+    names, _, integers = uci
+    expected = build(store, names, integers).sha256
+    repo = Path(__file__).resolve().parents[3]
+    for hash_seed in ("1", "2"):  # set and dict orders change with the hash seed
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _BUILD_IN_A_NEW_PROCESS,
+                str(store.root),
+                json.dumps(names),
+                json.dumps(integers),
+                TODAY.isoformat(),
+            ],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected

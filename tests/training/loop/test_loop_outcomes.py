@@ -19,6 +19,7 @@ from training.loop.outcomes import (
     parse_outcomes,
     read_outcomes,
 )
+from training.loop.problems import ProblemLog
 from training.loop.store import LocalStore
 
 TODAY = date(2026, 12, 1)
@@ -243,3 +244,15 @@ def test_read_outcomes_reports_bad_rows_of_dropped_files(tmp_path: Path) -> None
     assert outcomes.summary.problems.by_reason() == {"unknown_outcome": 1}
     assert outcomes.summary.objects_read == 2
     assert str(outcomes.frame["decision_date"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_problem_logs_merge_counts_and_keep_few_examples() -> None:
+    first, second = ProblemLog(examples_per_reason=2), ProblemLog(examples_per_reason=2)
+    for number in range(3):
+        first.add("invalid_date", f"a.csv line {number}", "bad")
+        second.add("invalid_date", f"b.csv line {number}", "bad")
+    second.add("future_date", "b.csv line 9", "later")
+    first.extend(second)
+    assert first.by_reason() == {"future_date": 1, "invalid_date": 6}
+    assert [p.where for p in first.examples] == ["a.csv line 0", "a.csv line 1", "b.csv line 9"]
+    assert first.describe().startswith("future_date: 1, invalid_date: 6\n  a.csv line 0: bad")
