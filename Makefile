@@ -58,10 +58,10 @@ benchmark-load: setup
 	$(PY) benchmarks/sustained_load.py
 
 stack-up: setup
-	$(PY) -m scripts.stack up
+	$(PY) -m devstack up
 
 stack-down:
-	$(PY) -m scripts.stack down
+	$(PY) -m devstack down
 
 clean:
 	rm -rf .stack .cache reports .pytest_cache .mypy_cache .ruff_cache

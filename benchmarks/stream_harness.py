@@ -24,13 +24,16 @@ sys.path.insert(0, str(REPO_ROOT))
 import psutil  # noqa: E402
 
 from consumer.tools.producer import events, read_rows  # noqa: E402
-from scripts.stack.processes import ManagedProcess  # noqa: E402
-from scripts.stack.services import consumer_service  # noqa: E402
-from scripts.stack.settings import StackSettings  # noqa: E402
-from scripts.stack.streams import create_streams  # noqa: E402
-from tests.integration.backends import ProcessBackend, free_port  # noqa: E402
-from tests.integration.conftest import run_training  # noqa: E402
-from tests.integration.streaming import ConsumerHandle, Producer, Streams  # noqa: E402
+from devstack.backends import ProcessBackend  # noqa: E402
+from devstack.consumers import ConsumerHandle  # noqa: E402
+from devstack.ports import free_port  # noqa: E402
+from devstack.processes import ManagedProcess  # noqa: E402
+from devstack.producer import Producer  # noqa: E402
+from devstack.services import consumer_service  # noqa: E402
+from devstack.settings import StackSettings  # noqa: E402
+from devstack.streaming import Streams  # noqa: E402
+from devstack.streams import create_streams  # noqa: E402
+from devstack.training import run_training  # noqa: E402
 from tests.support.paths import default_data_path  # noqa: E402
 
 
@@ -38,15 +41,7 @@ from tests.support.paths import default_data_path  # noqa: E402
 def embedded_stack() -> Iterator[StackSettings]:
     """kinesis-local, moto and MLflow as local processes, with a --quick champion."""
     with tempfile.TemporaryDirectory(prefix="dropout-bench-") as tmp:
-        settings = StackSettings(
-            stack_dir=Path(tmp),
-            kinesis_port=free_port(),
-            kinesis_tls_port=free_port(),
-            dynamodb_port=free_port(),
-            mlflow_port=free_port(),
-            metrics_port=free_port(),
-            prometheus_port=free_port(),
-        )
+        settings = StackSettings.on_free_ports(Path(tmp))
         with ProcessBackend().run(settings):
             print("stack up; training --quick for the champion ...", flush=True)
             run_training(settings, data_path())

@@ -1,6 +1,6 @@
 """Consumer configuration, read from environment variables.
 
-Defaults run against the embedded stack on loopback (see scripts/stack). In AWS the endpoint
+Defaults run against the embedded stack on loopback (see devstack). In AWS the endpoint
 variables are left unset so that boto3 and the KCL use the regional endpoints.
 """
 
@@ -71,6 +71,14 @@ class ConsumerSettings(BaseSettings):
     # long after a sync), so it bounds the start-up time of a fresh application.
     kcl_shard_sync_interval_ms: int = Field(
         default=10000, ge=1000, validation_alias="KCL_SHARD_SYNC_INTERVAL_MS"
+    )
+    # How long the daemon lets a processor finish its batch and checkpoint at a shutdown
+    # before it stops waiting (ECS gives the task stopTimeout, 120 s, in all).
+    kcl_shutdown_grace_ms: int = Field(
+        default=20000, ge=1000, validation_alias="KCL_SHUTDOWN_GRACE_MS"
+    )
+    kcl_parent_shard_poll_interval_ms: int = Field(
+        default=1000, ge=100, validation_alias="KCL_PARENT_SHARD_POLL_INTERVAL_MS"
     )
     kcl_properties_path: Path = Field(
         default=Path(".stack/consumer/kcl.properties"), validation_alias="KCL_PROPERTIES_PATH"

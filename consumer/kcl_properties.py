@@ -33,10 +33,10 @@ def render_properties(settings: ConsumerSettings) -> str:
         "idleTimeBetweenReadsInMillis": str(settings.kcl_idle_time_between_reads_ms),
         "failoverTimeMillis": str(settings.kcl_failover_time_ms),
         "shardSyncIntervalMillis": str(settings.kcl_shard_sync_interval_ms),
-        "parentShardPollIntervalMillis": "1000",
+        "parentShardPollIntervalMillis": str(settings.kcl_parent_shard_poll_interval_ms),
         "cleanupLeasesUponShardCompletion": "true",
         # The daemon waits this long for a processor to finish its last batch on shutdown.
-        "shutdownGraceMillis": "20000",
+        "shutdownGraceMillis": str(settings.kcl_shutdown_grace_ms),
         # KCL 3 assigns leases from its leader on this period (default: twice the fail-over
         # time); shorter means new workers and orphaned shards get work sooner.
         "leaseAssignmentIntervalMillis": str(settings.kcl_lease_assignment_interval_ms),

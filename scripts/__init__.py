@@ -1,1 +1,1 @@
-"""Project scripts; `scripts.stack` runs the embedded stack as local processes."""
+"""Project scripts; `devstack` runs the embedded stack as local processes."""

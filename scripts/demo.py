@@ -22,8 +22,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from scripts.stack.processes import ManagedProcess
-from scripts.stack.services import (
+from devstack.processes import ManagedProcess
+from devstack.services import (
     FAKE_AWS_ENV,
     consumer_env,
     consumer_service,
@@ -33,8 +33,8 @@ from scripts.stack.services import (
     moto_dynamodb,
     prometheus_server,
 )
-from scripts.stack.settings import REPO_ROOT, StackSettings
-from scripts.stack.streams import create_streams
+from devstack.settings import REPO_ROOT, StackSettings
+from devstack.streams import create_streams
 
 # Wide enough for the factor column when the output is not a terminal (CI logs, pipes).
 console = Console(width=None if sys.stdout.isatty() else 160)

@@ -47,11 +47,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 
 # --- Node tools of the embedded stack ---------------------------------------------------------
-nstamp=scripts/stack/node_modules/.lock.sha256
-nwant=$(sha256sum scripts/stack/package-lock.json | cut -d' ' -f1)
+nstamp=devstack/node_modules/.lock.sha256
+nwant=$(sha256sum devstack/package-lock.json | cut -d' ' -f1)
 if [ ! -f "$nstamp" ] || [ "$(cat "$nstamp")" != "$nwant" ]; then
   echo "setup: installing kinesis-local (npm ci)"
-  npm ci --prefix scripts/stack --no-audit --no-fund --loglevel=error
+  npm ci --prefix devstack --no-audit --no-fund --loglevel=error
   echo "$nwant" > "$nstamp"
 fi
 

@@ -1,4 +1,10 @@
-"""Fixtures shared by the whole suite. Keep this file small: parts keep their own conftest.py."""
+"""Fixtures and rules shared by the whole suite. Parts keep their own conftest.py.
+
+Markers say what runs (pyproject.toml lists them): `unit` (added here to every test that is
+not one of the others), `static` (checks of the deployment files), `integration` (real
+services), `faults` (integration under injected faults), `docker` (needs a Docker engine),
+`slow`. `make test-fast` runs `unit or static`; `make test` everything this machine can run.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,54 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
+from tests.support.champion import SessionChampion, session_champion
 from tests.support.paths import default_data_path
+
+# Hypothesis: a fixed, derandomized profile for CI (the same examples every run), and a
+# nightly one with many more examples from a random seed (.github/workflows/nightly.yml).
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "nightly",
+    derandomize=False,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+_KIND_MARKERS = ("integration", "static", "docker")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.get_closest_marker(name) for name in _KIND_MARKERS):
+            item.add_marker(pytest.mark.unit)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from devstack.backends import BackendError, choose_backend
+
+    try:
+        backend = choose_backend()
+        services = f"integration services: {backend.name} ({backend.description})"
+    except BackendError as error:
+        services = f"integration services: {error}"
+    workers = config.getoption("numprocesses", default=None)
+    return [
+        services + "; set STACK_BACKEND=processes|containers to choose",
+        f"hypothesis profile: {os.environ.get('HYPOTHESIS_PROFILE', 'ci')}",
+        f"xdist workers: {workers or 'none (one process)'}",
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +75,22 @@ def uci_data_path() -> Path:
     if not path.is_file():
         pytest.fail(f"TEST_DATA_PATH={os.environ.get('TEST_DATA_PATH')} is not a file")
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every xdist worker of this session sees (the session's base folder)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def champion_run(shared_tmp: Path, uci_data_path: Path) -> SessionChampion:
+    """The one `train --quick` of the session (tests/support/champion.py); fails with the
+    job's output if training failed."""
+    from devstack.ports import free_port
+
+    run = session_champion(shared_tmp, uci_data_path, free_port())
+    if run.returncode != 0:
+        pytest.fail(f"the session's training run failed:\n{run.stdout}\n{run.stderr[-5000:]}")
+    return run

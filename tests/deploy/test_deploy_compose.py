@@ -121,7 +121,7 @@ def test_emulator_versions_match_the_embedded_stack() -> None:
     assert moto, "moto is pinned in requirements/dev.txt"
     assert services()["dynamodb"]["image"] == f"motoserver/moto:{moto.group(1)}"
     # The integration tests' container path runs the same images.
-    from tests.integration.backends import KINESIS_MOCK_IMAGE, MOTO_IMAGE
+    from devstack.backends import KINESIS_MOCK_IMAGE, MOTO_IMAGE
 
     assert services()["kinesis"]["image"] == KINESIS_MOCK_IMAGE
     assert services()["dynamodb"]["image"] == MOTO_IMAGE

@@ -1,27 +1,30 @@
-"""Fixtures that start the real stack: emulators, MLflow, a trained champion, consumer workers."""
+"""Fixtures that start the real stack: emulators, MLflow, the champion, consumer workers.
+
+Each xdist worker runs its own stack (kinesis-local, moto, an MLflow server) on ports of its
+own block (devstack/ports.py); every test module makes its own streams and KCL application,
+so modules never see each other's records, leases or metrics. The champion is the session's
+one quick training run (tests/support/champion.py), registered here as a copy.
+"""
 
 from __future__ import annotations
 
 import functools
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from scripts.stack.processes import ManagedProcess, inherited_environ
-from scripts.stack.services import FAKE_AWS_ENV, consumer_service
-from scripts.stack.settings import REPO_ROOT, StackSettings
-from scripts.stack.streams import create_streams
-from tests.integration.backends import (
-    ContainerBackend,
-    ProcessBackend,
-    choose_backend,
-    free_port,
-)
-from tests.integration.streaming import ConsumerHandle, Streams
+from devstack.backends import ContainerBackend, ProcessBackend, choose_backend
+from devstack.consumers import ConsumerHandle
+from devstack.ports import free_port
+from devstack.processes import ManagedProcess
+from devstack.services import FAKE_AWS_ENV, consumer_service
+from devstack.settings import StackSettings
+from devstack.streaming import Streams
+from devstack.streams import create_streams
+from tests.support.champion import SessionChampion
+from tests.support.model_builder import register_model_dir
 
 
 @functools.cache
@@ -29,70 +32,48 @@ def backend() -> ProcessBackend | ContainerBackend:
     return choose_backend()
 
 
-def pytest_report_header() -> str:
-    if backend().name == "local processes":
-        return (
-            "integration services: local processes (no Docker engine answers here, so the "
-            "testcontainers path of tests/integration/backends.py does not run)"
-        )
-    return "integration services: testcontainers (Docker engine found)"
-
-
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackSettings]:
-    """kinesis-local, moto (DynamoDB) and an MLflow server on free loopback ports."""
-    settings = StackSettings(
-        stack_dir=tmp_path_factory.mktemp("stack"),
-        kinesis_port=free_port(),
-        kinesis_tls_port=free_port(),
-        dynamodb_port=free_port(),
-        mlflow_port=free_port(),
-        metrics_port=free_port(),
-        prometheus_port=free_port(),
-    )
+    """kinesis-local, moto (DynamoDB) and an MLflow server on this worker's loopback ports."""
+    settings = StackSettings.on_free_ports(tmp_path_factory.mktemp("stack"))
     with backend().run(settings):
         yield settings
 
 
-def run_training(
-    stack: StackSettings, data_path: Path, *extra: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`python -m training train --quick` against the stack's MLflow server."""
-    result = subprocess.run(
-        [sys.executable, "-m", "training", "train", "--quick", "--data", str(data_path), *extra],
-        cwd=REPO_ROOT,
-        env={
-            **inherited_environ(),
-            "MLFLOW_TRACKING_URI": stack.mlflow_url,
-            "MODEL_NAME": stack.model_name,
-            "REPORTS_DIR": str(stack.stack_dir / "reports"),
-            "LOG_FORMAT": "json",
-            **(env or {}),
-        },
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+@pytest.fixture(scope="session")
+def champion(stack: StackSettings, champion_run: SessionChampion) -> str:
+    """The session's trained champion, registered in this stack's MLflow as
+    `student-dropout@champion`; returns its version there."""
+    return register_model_dir(
+        champion_run.model_dir, tracking_uri=stack.mlflow_url, name=stack.model_name
     )
-    assert result.returncode == 0, f"training failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 @pytest.fixture(scope="session")
-def champion(stack: StackSettings, uci_data_path: Path) -> str:
-    """Trains --quick and promotes; returns the version behind @champion."""
-    import mlflow
+def register_champion_copy(
+    stack: StackSettings, champion_run: SessionChampion
+) -> Callable[..., str]:
+    """Registers the champion's files again as a new version of `name` (a model of the
+    test's own, so that moving its alias touches no other test); returns the version."""
 
-    run_training(stack, uci_data_path)
-    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_url)
-    return str(client.get_model_version_by_alias(stack.model_name, "champion").version)
+    def register(
+        name: str, *, alias: str | None = "champion", model_dir: Path | None = None
+    ) -> str:
+        return register_model_dir(
+            model_dir or champion_run.model_dir,
+            tracking_uri=stack.mlflow_url,
+            name=name,
+            alias=alias,
+        )
+
+    return register
 
 
 @pytest.fixture(scope="module")
 def make_streams(stack: StackSettings) -> Callable[..., Streams]:
     """Fresh input/predictions/dead-letter streams and a fresh KCL application per call."""
 
-    def make(input_shards: int = 4) -> Streams:
+    def make(input_shards: int = 4, **overrides: object) -> Streams:
         tag = uuid.uuid4().hex[:8]
         settings = stack.model_copy(
             update={
@@ -101,6 +82,7 @@ def make_streams(stack: StackSettings) -> Callable[..., Streams]:
                 "dead_letter_stream": f"dead-letters-{tag}",
                 "input_shards": input_shards,
                 "kcl_application_name": f"consumer-{tag}",
+                **overrides,
             }
         )
         create_streams(settings)

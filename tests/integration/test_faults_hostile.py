@@ -38,15 +38,16 @@ from consumer.metrics import ConsumerMetrics
 from consumer.model_loader import ModelLoader
 from consumer.reasons import Reason
 from consumer.scoring import ServedModel
-from scripts.stack.processes import inherited_environ
-from scripts.stack.settings import REPO_ROOT, StackSettings
+from devstack.consumers import ConsumerHandle, log_events
+from devstack.processes import inherited_environ
+from devstack.settings import REPO_ROOT, StackSettings
+from devstack.streaming import Position, Streams
 from tests.consumer.test_consumer_hostile_input import (
     EVERY_REASON,
     HOSTILE_SETTINGS,
     batches,
     check_outputs,
 )
-from tests.integration.streaming import ConsumerHandle, Position, Streams, log_events
 from tests.support.harness import DEAD_LETTERS, PREDICTIONS, Harness
 from tests.support.model_builder import dataset_records
 

@@ -29,16 +29,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from consumer.tools.producer import events, read_rows
-from scripts.stack.settings import StackSettings
+from devstack.consumers import ConsumerHandle, log_events, process_running
+from devstack.kcl_tables import lease_checkpoints
+from devstack.settings import StackSettings
+from devstack.streaming import Position, Streams
 from tests.integration.faultproxy import Fault, FaultProxy, always, cycle
-from tests.integration.streaming import (
-    ConsumerHandle,
-    Position,
-    Streams,
-    lease_checkpoints,
-    log_events,
-    process_running,
-)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -110,7 +105,7 @@ def retries_by_code(consumer: ConsumerHandle) -> Counter[str]:
 
 def seq_by_shard(positions: list[Position]) -> dict[str, int]:
     last: dict[str, int] = {}
-    for shard, sequence in positions:
+    for shard, sequence, _ in positions:
         last[shard] = max(last.get(shard, 0), int(sequence))
     return last
 

@@ -37,19 +37,14 @@ import pytest
 from mlflow import MlflowClient
 
 from consumer.tools.producer import events, read_rows
-from scripts.stack.processes import ManagedProcess
-from scripts.stack.services import mlflow_server
-from scripts.stack.settings import StackSettings
-from tests.integration.backends import free_port
-from tests.integration.conftest import run_training
-from tests.integration.streaming import (
-    ConsumerHandle,
-    Position,
-    Streams,
-    lease_checkpoints,
-    log_events,
-    process_running,
-)
+from devstack.consumers import ConsumerHandle, log_events, process_running
+from devstack.kcl_tables import lease_checkpoints
+from devstack.ports import free_port
+from devstack.processes import ManagedProcess
+from devstack.services import mlflow_server
+from devstack.settings import StackSettings
+from devstack.streaming import Position, Streams
+from tests.support.champion import SessionChampion
 from tests.support.model_builder import EXPERIMENT, corrupt_pipeline, register_model_dir
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -129,7 +124,9 @@ class Registry:
 
 @pytest.fixture(scope="module")
 def registry(
-    stack: StackSettings, uci_data_path: Path, tmp_path_factory: pytest.TempPathFactory
+    stack: StackSettings,
+    champion_run: SessionChampion,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Registry]:
     settings = stack.model_copy(
         update={
@@ -141,9 +138,8 @@ def registry(
     proc = ManagedProcess(mlflow_server(settings), settings.logs_dir, settings.pids_dir).start()
     registry = Registry(settings, proc)
     try:
-        # Passive OpenMP waits: with spinning ones, xgboost crawls on a CPU shared with other
-        # processes (measured: minutes instead of seconds for --quick).
-        run_training(settings, uci_data_path, env={"OMP_WAIT_POLICY": "PASSIVE"})
+        # Version 1: the session's trained champion, as files in this registry.
+        registry.register(champion_run.model_dir, alias=True)
         assert registry.champion() == "1"
         yield registry
     finally:

@@ -19,15 +19,11 @@ from typing import Any
 import pytest
 
 from consumer.tools.producer import events, read_rows
-from scripts.stack.streams import wait_active
-from tests.integration.streaming import (
-    ConsumerHandle,
-    Producer,
-    Streams,
-    kcl_leases,
-    serving_shards,
-    wait_serving,
-)
+from devstack.consumers import ConsumerHandle, serving_shards, wait_serving
+from devstack.kcl_tables import kcl_leases
+from devstack.producer import Producer
+from devstack.streaming import Streams
+from devstack.streams import wait_active
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

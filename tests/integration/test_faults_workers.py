@@ -18,17 +18,10 @@ from pathlib import Path
 import pytest
 
 from consumer.tools.producer import events, read_rows
-from tests.integration.streaming import (
-    ConsumerHandle,
-    Position,
-    Producer,
-    Streams,
-    kcl_leader,
-    kcl_leases,
-    redelivered,
-    serving_shards,
-    wait_serving,
-)
+from devstack.consumers import ConsumerHandle, serving_shards, wait_serving
+from devstack.kcl_tables import kcl_leader, kcl_leases
+from devstack.producer import Producer
+from devstack.streaming import Position, Streams, redelivered
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -93,12 +86,14 @@ def _published_past_checkpoint(
     by_position = streams.outputs_by_position()
     found: dict[str, list[int]] = {}
     for shard in shards:
-        sequences = sorted(int(seq) for s, seq in set(positions) if s == shard)
+        keys = sorted((int(seq), sub) for s, seq, sub in set(positions) if s == shard)
         ranks = [
             rank
-            for rank, seq in enumerate(sequences)
+            for rank, (seq, sub) in enumerate(keys)
             if seq > checkpoints.get(shard, -1)
-            and any(o["_arrival_ms"] < until_ms for o in by_position.get((shard, str(seq)), []))
+            and any(
+                o["_arrival_ms"] < until_ms for o in by_position.get((shard, str(seq), sub), [])
+            )
         ]
         if ranks:
             found[shard] = ranks

@@ -1,20 +1,23 @@
 """The whole stream on real components: KCL daemon, kinesis-local, moto, MLflow server.
 
-One consumer application on a 4-shard input stream, driven through three phases that share it
-(starting a fresh KCL application costs about 40 s): every record gets exactly one output, a
-stop and restart resumes from the checkpoints, and moving the alias mid-stream switches the
-model version in the outputs without losing a record.
+One KCL application on a 4-shard input stream serves the module (a fresh application costs
+the KCL's own random 1-30 s wait on an empty lease table). Each test sends records of its own
+and judges only those, so the tests pass in any order and alone: every record gets exactly one
+output, a stop and restart resumes from the checkpoints, moving the alias mid-stream switches
+the model version without losing a record, and a real Prometheus scrapes it all.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import threading
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +26,13 @@ import orjson
 import pytest
 
 from consumer.tools.producer import events, read_rows
-from scripts.stack.processes import ManagedProcess
-from scripts.stack.services import prometheus_server
-from scripts.stack.settings import REPO_ROOT, StackSettings
+from devstack.consumers import ConsumerHandle
+from devstack.kcl_tables import wait_checkpointed
+from devstack.processes import ManagedProcess
+from devstack.services import prometheus_server
+from devstack.settings import REPO_ROOT, StackSettings
+from devstack.streaming import Position, Streams, source_position
 from tests.deploy.deploy_helpers import dashboard_targets
-from tests.integration.conftest import run_training
-from tests.integration.streaming import ConsumerHandle, Position, Streams
 
 pytestmark = [pytest.mark.integration]
 
@@ -47,21 +51,63 @@ EXPECTED_REASON = {
 }
 
 
+class ConsumerSlot:
+    """The module's one running worker: started on first use, and again after a test stopped
+    it, so no test depends on what an earlier one left behind."""
+
+    def __init__(self, start: Callable[[], ConsumerHandle]) -> None:
+        self._start = start
+        self._handle: ConsumerHandle | None = None
+
+    def current(self) -> ConsumerHandle:
+        if self._handle is None or not self._handle.proc.alive():
+            self._handle = self._start()
+            self._handle.wait_ready()
+        return self._handle
+
+    def replace(self, handle: ConsumerHandle) -> None:
+        self._handle = handle
+
+
 @pytest.fixture(scope="module")
 def rows(uci_data_path: Path) -> list[dict[str, float]]:
     return read_rows(uci_data_path)
 
 
 @pytest.fixture(scope="module")
-def streams(make_streams: Callable[..., Streams]) -> Streams:
-    return make_streams(4)
+def model_name(register_champion_copy: Callable[..., str]) -> str:
+    """A registered model of this module's own (a copy of the session's champion): the alias
+    test moves its alias without touching any other module."""
+    name = f"student-dropout-e2e-{uuid.uuid4().hex[:6]}"
+    register_champion_copy(name)
+    return name
 
 
 @pytest.fixture(scope="module")
-def consumer(
-    champion: str, streams: Streams, start_consumer: Callable[..., ConsumerHandle]
-) -> ConsumerHandle:
-    return start_consumer(streams)
+def streams(make_streams: Callable[..., Streams], model_name: str) -> Streams:
+    return make_streams(4, model_name=model_name)
+
+
+@pytest.fixture(scope="module")
+def slot(streams: Streams, start_consumer: Callable[..., ConsumerHandle]) -> ConsumerSlot:
+    return ConsumerSlot(lambda: start_consumer(streams, worker="worker-1", wait=True))
+
+
+def champion_version(stack: StackSettings, name: str) -> str:
+    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_url)
+    return str(client.get_model_version_by_alias(name, "champion").version)
+
+
+def served_versions(consumer: ConsumerHandle) -> set[str]:
+    _, raw = consumer.get("/readyz")
+    return {str(p["model_version"]) for p in orjson.loads(raw)["processors"]}
+
+
+def wait_serving_version(consumer: ConsumerHandle, version: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while served_versions(consumer) != {version}:
+        assert time.monotonic() < deadline, f"not serving v{version}: {served_versions(consumer)}"
+        time.sleep(0.5)
 
 
 def prometheus_query(base: str, expr: str) -> dict[str, Any]:
@@ -73,159 +119,212 @@ def prometheus_query(base: str, expr: str) -> dict[str, Any]:
         return dict(orjson.loads(error.read()))
 
 
-def _outputs_for(streams: Streams, positions: list[Position]) -> list[dict[str, Any]]:
-    by_position = streams.outputs_by_position()
-    return [output for position in positions for output in by_position[position]]
-
-
 def test_every_record_gets_exactly_one_output(
-    consumer: ConsumerHandle, streams: Streams, rows: list[dict[str, float]], champion: str
+    slot: ConsumerSlot,
+    streams: Streams,
+    rows: list[dict[str, float]],
+    stack: StackSettings,
+    model_name: str,
 ) -> None:
+    consumer = slot.current()
+    version = champion_version(stack, model_name)
+    wait_serving_version(consumer, version)
+    counted = {
+        name: consumer.metric_sum(name)
+        for name in (
+            "dropout_consumer_records_received_total",
+            "dropout_consumer_predictions_total",
+            "dropout_consumer_dead_letters_total",
+        )
+    }
     sent = list(events(rows, RECORDS, MALFORMED_SHARE, seed=11))
     positions = streams.put(sent)
     streams.wait_for(positions, timeout=300)
+    # The positive signal that everything of this test is out: every shard checkpointed past
+    # its last record (a checkpoint follows the publish of its whole batch).
+    wait_checkpointed(streams.settings, positions, timeout=60)
+    streams.poll()
 
-    assert not streams.duplicates(), "nothing failed, so nothing may be delivered twice"
-    outputs = _outputs_for(streams, positions)
+    mine = set(positions)
+    assert not {p: n for p, n in streams.duplicates().items() if p in mine}, (
+        "nothing failed, so nothing may be delivered twice"
+    )
+    outputs = streams.outputs_for(positions)
     assert len(outputs) == RECORDS
     predictions = [o for o in outputs if o["schema"] == "dropout.prediction.v1"]
     dead_letters = [o for o in outputs if o["schema"] == "dropout.dead_letter.v1"]
     assert len(predictions) + len(dead_letters) == RECORDS
     assert 0 < len(dead_letters) < RECORDS * 0.15
-    assert {p["model"]["version"] for p in predictions} == {champion}
+    assert {p["model"]["version"] for p in predictions} == {version}
     assert all(0.0 <= p["dropout_probability"] <= 1.0 for p in predictions)
     assert all(len(p["top_factors"]) >= 1 for p in predictions)
-    # Each dead letter carries the raw payload that was sent at its position.
+    # Each dead letter carries the raw payload that was sent at its position: as text when it
+    # is UTF-8, in base64 otherwise (the producer's invalid_encoding records).
+    encodings: Counter[str] = Counter()
     for letter in dead_letters:
-        position = (letter["source"]["shard_id"], letter["source"]["sequence_number"])
-        raw = streams.sent[position]
+        raw = streams.sent[source_position(letter)]
         if letter["payload"] is not None:
             assert letter["payload"].encode() == raw
+            assert letter["payload_base64"] is None
+            encodings["text"] += 1
+        else:
+            assert base64.b64decode(letter["payload_base64"]) == raw
+            encodings["base64"] += 1
+        assert letter["payload_bytes"] == len(raw)
+        assert letter["payload_truncated"] is False
+    assert encodings["text"], encodings
+    assert encodings["base64"], encodings
     reasons = Counter(d["reason"] for d in dead_letters)
     assert set(reasons) <= set(EXPECTED_REASON.values()), reasons
 
     # The metrics endpoint counts what was sent (counters move right after each publish).
+    expected = {
+        "dropout_consumer_records_received_total": RECORDS,
+        "dropout_consumer_predictions_total": len(predictions),
+        "dropout_consumer_dead_letters_total": len(dead_letters),
+    }
     deadline = time.monotonic() + 30
     while True:
-        received = consumer.metric_sum("dropout_consumer_records_received_total")
-        scored = consumer.metric_sum("dropout_consumer_predictions_total")
-        lettered = consumer.metric_sum("dropout_consumer_dead_letters_total")
-        if (received, scored, lettered) == (RECORDS, len(predictions), len(dead_letters)):
+        moved = {name: consumer.metric_sum(name) - before for name, before in counted.items()}
+        if moved == expected:
             break
-        assert time.monotonic() < deadline, (received, scored, lettered)
+        assert time.monotonic() < deadline, (moved, expected)
         time.sleep(1)
-    for reason, count in reasons.items():
-        assert consumer.metric_sum("dropout_consumer_dead_letters_total", reason=reason) == count
-    assert consumer.metric_sum("dropout_consumer_model_info", model_version=champion) >= 1
+    assert consumer.metric_sum("dropout_consumer_model_info", model_version=version) >= 1
     assert consumer.metric_sum("dropout_consumer_checkpoints_total", outcome="success") >= 4
 
 
 def test_stop_and_restart_resume_from_checkpoints(
-    consumer: ConsumerHandle,
+    slot: ConsumerSlot,
     streams: Streams,
     rows: list[dict[str, float]],
     start_consumer: Callable[..., ConsumerHandle],
 ) -> None:
-    before = len(streams.outputs)
+    consumer = slot.current()
+    # Records of this test before the stop, all out and checkpointed.
+    before_stop = streams.put(events(rows, 200, 0.0, seed=12))
+    streams.wait_for(before_stop, timeout=120)
+    wait_checkpointed(streams.settings, before_stop, timeout=60)
+
     started = time.monotonic()
     assert consumer.proc.stop(timeout=120) == 0, "a graceful stop exits 0"
     stop_seconds = time.monotonic() - started
-    assert stop_seconds < 60, f"graceful stop took {stop_seconds:.1f} s"
+    assert stop_seconds < 30, f"graceful stop took {stop_seconds:.1f} s"
 
     # Records sent while no consumer runs wait in the stream.
-    positions = streams.put(events(rows, 500, 0.0, seed=12))
+    while_stopped = streams.put(events(rows, 500, 0.0, seed=13))
     restarted = start_consumer(streams, worker="worker-1")
-    streams.wait_for(positions, timeout=240)
-    time.sleep(3)
+    slot.replace(restarted)
+    streams.wait_for(while_stopped, timeout=240)
+    wait_checkpointed(streams.settings, while_stopped, timeout=60)
     streams.poll()
-    # Resumed from the checkpoints: nothing before the stop came out a second time.
-    assert not streams.duplicates()
-    assert len(streams.outputs) == before + 500
+    # Resumed from the checkpoints: nothing of before the stop came out a second time, and
+    # each record sent while stopped came out once.
+    mine = set(before_stop) | set(while_stopped)
+    assert not {p: n for p, n in streams.duplicates().items() if p in mine}
+    assert len(streams.outputs_for(while_stopped)) == 500
     assert restarted.metric_sum("dropout_consumer_records_received_total") == 500
 
 
 def test_moving_the_alias_switches_versions_without_loss(
+    slot: ConsumerSlot,
     stack: StackSettings,
     streams: Streams,
     rows: list[dict[str, float]],
-    uci_data_path: Path,
-    champion: str,
-    start_consumer: Callable[..., ConsumerHandle],
+    model_name: str,
+    register_champion_copy: Callable[..., str],
 ) -> None:
+    consumer = slot.current()
+    old = champion_version(stack, model_name)
+    wait_serving_version(consumer, old)
     positions: list[Position] = []
     stop = threading.Event()
 
     def produce() -> None:
-        seed = 100
-        while not stop.is_set():
+        for seed in itertools.count(100):
+            if stop.is_set():
+                return
             positions.extend(streams.put(events(rows, 20, 0.0, seed=seed)))
-            seed += 1
             time.sleep(0.2)
 
     producer = threading.Thread(target=produce)
     producer.start()
     try:
-        time.sleep(5)
-        # A second version; --force so the gate cannot refuse an equal model.
-        run_training(stack, uci_data_path, "--force")
-        client = mlflow.MlflowClient(tracking_uri=stack.mlflow_url)
-        new_version = str(client.get_model_version_by_alias(stack.model_name, "champion").version)
-        assert new_version != champion
-        # Poll interval is 2 s; keep sending well past the reload.
-        time.sleep(20)
+        # Records flow under the old version first ...
+        deadline = time.monotonic() + 60
+        while len(streams.outputs_for(list(positions))) < 100:
+            assert time.monotonic() < deadline, "no outputs under the old version"
+            streams.poll()
+            time.sleep(0.5)
+        # ... then a new version takes the alias (a copy of the same files: a new version).
+        new = register_champion_copy(model_name)
+        assert new != old
+        wait_serving_version(consumer, new)
+        # ... and records keep flowing under it.
+        switched = len(positions)
+        deadline = time.monotonic() + 60
+        while len(streams.outputs_for(positions[switched:])) < 100:
+            assert time.monotonic() < deadline, "no outputs under the new version"
+            streams.poll()
+            time.sleep(0.5)
     finally:
         stop.set()
         producer.join()
     streams.wait_for(positions, timeout=240)
 
-    outputs = _outputs_for(streams, positions)
+    outputs = streams.outputs_for(positions)
     versions = Counter(o["model"]["version"] for o in outputs)
-    assert set(versions) == {champion, new_version}, versions
+    assert set(versions) == {old, new}, versions
     # Per shard, in stream order, the version switches once and never back.
-    per_shard: dict[str, list[tuple[int, str]]] = {}
+    per_shard: dict[str, list[tuple[int, int, str]]] = {}
     for output in outputs:
-        source = output["source"]
-        per_shard.setdefault(source["shard_id"], []).append(
-            (int(source["sequence_number"]), output["model"]["version"])
-        )
+        shard, sequence, sub = source_position(output)
+        per_shard.setdefault(shard, []).append((int(sequence), sub, output["model"]["version"]))
     for shard, seen in per_shard.items():
-        ordered = [version for _, version in sorted(seen)]
+        ordered = [version for _, _, version in sorted(seen)]
         switches = sum(1 for a, b in itertools.pairwise(ordered) if a != b)
         assert switches <= 1, f"{shard} switched versions {switches} times"
-        assert ordered[-1] == new_version
+        assert ordered[-1] == new
+
+
+@pytest.fixture
+def prometheus(stack: StackSettings, slot: ConsumerSlot) -> Iterator[str]:
+    target = slot.current().metrics_url.removeprefix("http://")
+    proc = ManagedProcess(prometheus_server(stack, [target]), stack.logs_dir, stack.pids_dir)
+    proc.start()
+    try:
+        yield f"http://{stack.host}:{stack.prometheus_port}"
+    finally:
+        proc.stop()
 
 
 def test_prometheus_scrapes_the_consumer_and_every_panel_has_data(
-    stack: StackSettings,
+    prometheus: str,
     streams: Streams,
     rows: list[dict[str, float]],
-    start_consumer: Callable[..., ConsumerHandle],
 ) -> None:
     """Real Prometheus against the running consumer: every dashboard query returns data."""
-    running = start_consumer.running()  # type: ignore[attr-defined]
-    assert running, "the consumer of the earlier phases should still run"
-    target = running[-1].metrics_url.removeprefix("http://")
-    prometheus = ManagedProcess(
-        prometheus_server(stack, [target]), stack.logs_dir, stack.pids_dir
-    ).start()
-    base = f"http://{stack.host}:{stack.prometheus_port}"
-    try:
-        # Traffic while Prometheus scrapes, so that rates and quantiles are defined.
-        for seed in range(200, 215):
-            streams.put(events(rows, 40, MALFORMED_SHARE, seed=seed))
-            time.sleep(1)
-        time.sleep(4)
+    # Traffic while Prometheus scrapes (every 2 s), so that rates and quantiles are defined.
+    positions: list[Position] = []
+    for seed in range(200, 215):
+        positions += streams.put(events(rows, 40, MALFORMED_SHARE, seed=seed))
+        time.sleep(1)
+    streams.wait_for(positions, timeout=120)
+    deadline = time.monotonic() + 60
+    while True:
         empty, failed = [], []
         for title, expr in dashboard_targets(DASHBOARD):
-            answer = prometheus_query(base, expr)
+            answer = prometheus_query(prometheus, expr)
             if answer["status"] != "success":
                 failed.append(f"{title}: {expr}: {answer.get('error')}")
             elif not answer["data"]["result"]:
                 empty.append(f"{title}: {expr}")
         assert not failed, "\n".join(failed)
-        assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
-        up = prometheus_query(base, 'up{job="dropout-consumer"}')["data"]["result"]
-        assert up
-        assert up[0]["value"][1] == "1"
-    finally:
-        prometheus.stop()
+        if not empty:
+            break
+        # Scrapes lag the traffic by up to an interval; wait for data, not for a fixed time.
+        assert time.monotonic() < deadline, "dashboard queries without data:\n" + "\n".join(empty)
+        time.sleep(2)
+    up = prometheus_query(prometheus, 'up{job="dropout-consumer"}')["data"]["result"]
+    assert up
+    assert up[0]["value"][1] == "1"

@@ -344,8 +344,12 @@ def register_model_dir(
     """
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     experiment = client.get_experiment_by_name(EXPERIMENT)
-    assert experiment is not None, "create the registry with make_registry()"
-    run = client.create_run(experiment.experiment_id)
+    if experiment is None:
+        # A tracking server: its own artifact store (sqlite registries come from make_registry).
+        experiment_id = client.create_experiment(EXPERIMENT)
+    else:
+        experiment_id = experiment.experiment_id
+    run = client.create_run(experiment_id)
     client.log_artifacts(run.info.run_id, str(model_dir), artifact_path="model")
     client.set_terminated(run.info.run_id)
     if not client.search_registered_models(filter_string=f"name = '{name}'"):

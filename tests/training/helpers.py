@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def make_settings(tracking_uri: str, data_path: Path, tmp: Path, **extra: Any) -> TrainingSettings:
     """Settings for a test, independent of the caller's environment variables."""
     values: dict[str, Any] = {
@@ -58,10 +51,13 @@ def make_settings(tracking_uri: str, data_path: Path, tmp: Path, **extra: Any) -
 
 @dataclass(frozen=True)
 class Trained:
-    """A quick training run in a sqlite registry, and the champion it produced."""
+    """The session's quick training run (tests/support/champion.py) and its champion."""
 
-    settings: TrainingSettings
-    result: Any  # training.train.TrainingResult
+    model_name: str
+    version: str
+    run_id: str
+    reports_dir: Path
+    summary: dict[str, Any]  # training-summary.json
     model_dir: Path  # the champion's files, downloaded as the consumer does
     pyfunc: Any  # the champion loaded with mlflow.pyfunc
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.training.helpers import clean_env, free_port
+from devstack.ports import free_port
+from tests.training.helpers import clean_env
 from training.cli import app
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -54,11 +54,11 @@ def test_contract_is_valid(contract: dict[str, Any]) -> None:
 
 def test_contract_top_level(contract: dict[str, Any], trained: Trained) -> None:
     assert contract["contract_version"] == 1
-    assert contract["model_name"] == trained.settings.model_name
+    assert contract["model_name"] == trained.model_name
     assert contract["model_kind"] in ("xgboost", "logistic_regression")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", contract["created_at"])
     training = contract["training"]
-    assert training["run_id"] == trained.result.run_id
+    assert training["run_id"] == trained.run_id
     assert re.fullmatch(r"[0-9a-f]{64}", training["data_sha256"])
     assert training["git_commit"]
     assert (training["split_seed"], training["test_size"]) == (42, 0.2)
@@ -180,8 +180,8 @@ def test_check_contract_catches(contract: dict[str, Any], change: Any, words: st
 
 
 def test_reports_written(trained: Trained) -> None:
-    card = Path(trained.settings.reports_dir / "model-card.md").read_text(encoding="utf-8")
+    card = Path(trained.reports_dir / "model-card.md").read_text(encoding="utf-8")
     assert "seed 7-feature baseline" in card
     assert "## Limitations" in card
-    summary = json.loads((trained.settings.reports_dir / "training-summary.json").read_text())
-    assert summary["version"] == trained.result.version
+    summary = json.loads((trained.reports_dir / "training-summary.json").read_text())
+    assert summary["version"] == trained.version

@@ -1,5 +1,6 @@
-"""End to end against a real `mlflow server`: train --quick through the CLI, then load
-`models:/<name>@champion` in a fresh Python process, as the consumer does."""
+"""End to end against a real `mlflow server`: train --quick through the CLI (the session's one
+training run), then load `models:/<name>@champion` in a fresh Python process, as the consumer
+does."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from devstack.ports import free_port
+from tests.support.champion import SessionChampion
 from tests.training.helpers import clean_env
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 OUTPUT_COLUMNS = ["dropout_probability", "at_risk", "risk_band", "top_factors"]
 
 # Runs in a new interpreter without the training package on its path: only the registry.
@@ -52,48 +54,36 @@ LOAD_AND_SCORE = textwrap.dedent(
 
 @pytest.mark.integration
 def test_train_quick_then_load_champion_in_a_fresh_process(
-    mlflow_server: str, uci_data_path: Path, tmp_path: Path
+    champion_run: SessionChampion, tmp_path: Path
 ) -> None:
-    model_name = "student-dropout-it"
-    env = clean_env(
-        PYTHONPATH=str(REPO_ROOT),
-        MLFLOW_TRACKING_URI=mlflow_server,
-        MODEL_NAME=model_name,
-        REPORTS_DIR=str(tmp_path / "reports"),
-        LOG_FORMAT="json",
-    )
-    train = subprocess.run(
-        [sys.executable, "-m", "training", "train", "--quick", "--data", str(uci_data_path)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert train.returncode == 0, f"{train.stdout}\n{train.stderr}"
-    assert "promoted to @champion: first_model" in " ".join(train.stdout.split())
-    events = [json.loads(line) for line in train.stderr.splitlines() if line.startswith("{")]
+    """The session's one training run (tests/support/champion.py) went through the CLI against
+    a real `mlflow server`; its registry, served again, gives the champion to a fresh process."""
+    assert champion_run.returncode == 0, f"{champion_run.stdout}\n{champion_run.stderr}"
+    assert "promoted to @champion: first_model" in " ".join(champion_run.stdout.split())
+    events = [json.loads(line) for line in champion_run.stderr.splitlines() if line.startswith("{")]
     decisions = [e for e in events if e.get("event") == "gate_decision"]
     assert decisions
     assert decisions[0]["decision"] == "promoted"
 
-    client = MlflowClient(mlflow_server, mlflow_server)
-    version = client.get_model_version_by_alias(model_name, "champion")
-    assert version.tags["gate.decision"] == "promoted"
-    assert version.tags["model_kind"] in ("xgboost", "logistic_regression")
+    model_name = champion_run.model_name
+    with champion_run.open_registry(free_port()) as url:
+        client = MlflowClient(url, url)
+        version = client.get_model_version_by_alias(model_name, "champion")
+        assert str(version.version) == champion_run.version
+        assert version.tags["gate.decision"] == "promoted"
+        assert version.tags["model_kind"] in ("xgboost", "logistic_regression")
 
-    # A fresh interpreter outside the repository, as a consumer process would be.
-    fresh_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
-    fresh = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_SCORE, mlflow_server, model_name],
-        cwd=tmp_path,
-        env=fresh_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+        # A fresh interpreter outside the repository, as a consumer process would be.
+        fresh = subprocess.run(
+            [sys.executable, "-c", LOAD_AND_SCORE, url, model_name],
+            cwd=tmp_path,
+            # Without the repository on its path: only the registry can give it the model.
+            env={k: v for k, v in clean_env().items() if k != "PYTHONPATH"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     assert fresh.returncode == 0, fresh.stderr
     result = json.loads(fresh.stdout.strip().splitlines()[-1])
     assert result["modules"] == []

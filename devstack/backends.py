@@ -1,44 +1,44 @@
-"""One interface to start the stack's emulators and MLflow for integration tests.
+"""One interface to start the stack's emulators and MLflow, as local processes or containers.
 
-Where a Docker engine answers (GitHub's runners), each service runs from its image through
-testcontainers; otherwise (this project's development machines) as a local process, exactly as
-the embedded stack starts it. The consumer under test always runs as a local process.
+`STACK_BACKEND` chooses, explicitly: `processes` (the default; exactly how the embedded stack
+starts them) or `containers` (each service from its image through testcontainers, as on
+GitHub's runners). Nothing switches silently: `containers` without a Docker engine is an
+error that says so. The consumer under test always runs as a local process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from typing import Final
 
-from scripts.stack.processes import ManagedProcess, ServiceStartError
-from scripts.stack.services import (
+from devstack.processes import ManagedProcess, ServiceStartError
+from devstack.services import (
     KINESIS_LOCAL_BEHAVIOUR,
     kinesis_local,
     mlflow_server,
     moto_dynamodb,
 )
-from scripts.stack.settings import StackSettings
+from devstack.settings import StackSettings
 
-# The versions of the local processes (scripts/stack/package.json, requirements/dev.txt); a
+# The versions of the local processes (devstack/package.json, requirements/dev.txt); a
 # test in tests/deploy keeps them and docker-compose.yml in step.
 KINESIS_MOCK_IMAGE = "ghcr.io/etspaceman/kinesis-mock:0.6.2"
 MOTO_IMAGE = "motoserver/moto:5.2.5"
 MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.17.2"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+BACKENDS: Final = ("processes", "containers")
+
+
+class BackendError(RuntimeError):
+    """STACK_BACKEND names no backend, or the one it names cannot run here."""
 
 
 def docker_available() -> bool:
-    if os.environ.get("STACK_BACKEND") == "process":
-        return False
     try:
         result = subprocess.run(
             ["docker", "info", "--format", "{{.ServerVersion}}"],
@@ -54,7 +54,8 @@ def docker_available() -> bool:
 class ProcessBackend:
     """kinesis-local (Node), moto_server and `mlflow server` as local processes."""
 
-    name = "local processes"
+    name = "processes"
+    description = "local processes, as the embedded stack starts them"
 
     @contextlib.contextmanager
     def run(self, settings: StackSettings) -> Iterator[list[ManagedProcess]]:
@@ -75,7 +76,8 @@ class ProcessBackend:
 class ContainerBackend:
     """The same services from their images, through testcontainers."""
 
-    name = "testcontainers"
+    name = "containers"
+    description = "containers from the upstream images, through testcontainers"
 
     @contextlib.contextmanager
     def run(self, settings: StackSettings) -> Iterator[list[object]]:
@@ -114,5 +116,17 @@ class ContainerBackend:
                     container.stop()
 
 
-def choose_backend() -> ProcessBackend | ContainerBackend:
-    return ContainerBackend() if docker_available() else ProcessBackend()
+def choose_backend(name: str | None = None) -> ProcessBackend | ContainerBackend:
+    """The backend STACK_BACKEND (or `name`) names; `processes` when unset."""
+    chosen = (name or os.environ.get("STACK_BACKEND") or "processes").strip().lower()
+    if chosen not in BACKENDS:
+        raise BackendError(f"STACK_BACKEND={chosen!r}: expected one of {', '.join(BACKENDS)}")
+    if chosen == "processes":
+        return ProcessBackend()
+    if not docker_available():
+        raise BackendError(
+            "STACK_BACKEND=containers but no Docker engine answers `docker info`; start one "
+            "(on a machine without registries: ../shared/containers/standins.sh up) or use "
+            "STACK_BACKEND=processes"
+        )
+    return ContainerBackend()

@@ -1,4 +1,4 @@
-"""`python -m scripts.stack up|down|status`: the embedded stack as local processes."""
+"""`python -m devstack up|down|status`: the embedded stack as local processes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from scripts.stack.processes import ManagedProcess, ServiceSpec, stop_from_pid_files
-from scripts.stack.services import (
+from devstack.processes import ManagedProcess, ServiceSpec, stop_from_pid_files
+from devstack.services import (
     consumer_service,
     http_ok,
     kinesis_local,
@@ -17,8 +17,8 @@ from scripts.stack.services import (
     moto_dynamodb,
     prometheus_server,
 )
-from scripts.stack.settings import StackSettings
-from scripts.stack.streams import create_streams
+from devstack.settings import StackSettings
+from devstack.streams import create_streams
 
 app = typer.Typer(help="The embedded stack (no Docker): start, stop, status.", no_args_is_help=True)
 

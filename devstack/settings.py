@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class StackSettings(BaseSettings):
@@ -35,6 +35,24 @@ class StackSettings(BaseSettings):
         default="dropout-consumer", validation_alias="KCL_APPLICATION_NAME"
     )
     model_name: str = Field(default="student-dropout", validation_alias="MODEL_NAME")
+
+    @classmethod
+    def on_free_ports(cls, stack_dir: Path, **values: object) -> StackSettings:
+        """Settings of a stack in `stack_dir` whose services take ports no one else holds."""
+        from devstack.ports import free_port
+
+        ports = {
+            name: free_port()
+            for name in (
+                "kinesis_port",
+                "kinesis_tls_port",
+                "dynamodb_port",
+                "mlflow_port",
+                "metrics_port",
+                "prometheus_port",
+            )
+        }
+        return cls(stack_dir=stack_dir, **{**ports, **values})
 
     @property
     def kinesis_url(self) -> str:

@@ -7,8 +7,8 @@ from typing import Any
 
 import boto3
 
-from scripts.stack.services import FAKE_AWS_ENV
-from scripts.stack.settings import StackSettings
+from devstack.services import FAKE_AWS_ENV
+from devstack.settings import StackSettings
 
 
 def kinesis_client(settings: StackSettings) -> Any:

@@ -1,0 +1,198 @@
+"""Send student events into a stack's input stream and follow its two output streams.
+
+An input record is known by its position: shard id, sequence number and sub-sequence number
+(0 for a plain record; a KPL-aggregated record holds several user records, one per
+sub-sequence number). Every output carries the position of its input in `source`, which is
+also the key a downstream consumer de-duplicates on (docs/wire-formats.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from devstack.settings import StackSettings
+from devstack.streams import kinesis_client
+
+Position = tuple[str, str, int]  # (shard id, sequence number, sub-sequence number)
+
+
+def source_position(output: dict[str, Any]) -> Position:
+    """The input position an output (prediction or dead letter) says it came from."""
+    source = output["source"]
+    return (
+        str(source["shard_id"]),
+        str(source["sequence_number"]),
+        int(source.get("sub_sequence_number") or 0),
+    )
+
+
+@dataclass
+class StreamReader:
+    """Follows every shard of a stream from its start; `poll()` returns what is new."""
+
+    client: Any
+    stream: str
+    iterators: dict[str, str | None] = field(default_factory=dict)
+
+    def poll(self) -> list[dict[str, Any]]:
+        for shard in self.client.list_shards(StreamName=self.stream)["Shards"]:
+            if shard["ShardId"] not in self.iterators:
+                self.iterators[shard["ShardId"]] = self.client.get_shard_iterator(
+                    StreamName=self.stream,
+                    ShardId=shard["ShardId"],
+                    ShardIteratorType="TRIM_HORIZON",
+                )["ShardIterator"]
+        new: list[dict[str, Any]] = []
+        for shard_id, start in list(self.iterators.items()):
+            iterator = start
+            while iterator:
+                response = _get_records(self.client, iterator)
+                for record in response["Records"]:
+                    body = orjson.loads(record["Data"])
+                    body["_arrival_ms"] = int(
+                        record["ApproximateArrivalTimestamp"].timestamp() * 1000
+                    )
+                    # Where the output landed: orders the outputs of one partition key.
+                    body["_output_position"] = (shard_id, record["SequenceNumber"])
+                    new.append(body)
+                iterator = response.get("NextShardIterator")
+                if not response["Records"]:
+                    break
+            self.iterators[shard_id] = iterator
+        return new
+
+
+def _get_records(client: Any, iterator: str) -> dict[str, Any]:
+    for attempt in range(20):
+        try:
+            return dict(client.get_records(ShardIterator=iterator, Limit=10000))
+        except client.exceptions.ProvisionedThroughputExceededException:
+            time.sleep(0.2 * (attempt + 1))
+    raise TimeoutError("GetRecords stayed throttled")
+
+
+class Streams:
+    """The three streams of one test and the records that went through them."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+        self.tag = settings.input_stream.removeprefix("events-")
+        self.client = kinesis_client(settings)
+        self.sent: dict[Position, bytes] = {}
+        self.outputs: list[dict[str, Any]] = []
+        self._predictions = StreamReader(self.client, settings.predictions_stream)
+        self._dead_letters = StreamReader(self.client, settings.dead_letter_stream)
+
+    def put(self, events: Iterable[tuple[str, bytes]]) -> list[Position]:
+        """PutRecords in batches of 500, retrying failed entries; returns input positions."""
+        positions: list[Position] = []
+        batch = list(events)
+        for start in range(0, len(batch), 500):
+            chunk = batch[start : start + 500]
+            pending = list(range(len(chunk)))
+            placed: dict[int, Position] = {}
+            while pending:
+                response = self.client.put_records(
+                    StreamName=self.settings.input_stream,
+                    Records=[{"PartitionKey": chunk[i][0], "Data": chunk[i][1]} for i in pending],
+                )
+                retry = []
+                for i, result in zip(pending, response["Records"], strict=True):
+                    if "ErrorCode" in result:
+                        retry.append(i)
+                    else:
+                        placed[i] = (result["ShardId"], result["SequenceNumber"], 0)
+                pending = retry
+                if pending:
+                    time.sleep(0.1)
+            for i in range(len(chunk)):
+                positions.append(placed[i])
+                self.sent[placed[i]] = chunk[i][1]
+        return positions
+
+    def put_aggregated(self, aggregates: Sequence[list[tuple[str, bytes]]]) -> list[Position]:
+        """Each list of (partition key, data) as ONE KPL-aggregated Kinesis record (the format
+        the KPL writes, built with aws-kinesis-agg); returns the user records' positions, the
+        i-th user record of an aggregate at sub-sequence number i."""
+        from aws_kinesis_agg.aggregator import RecordAggregator
+
+        positions: list[Position] = []
+        for users in aggregates:
+            aggregator = RecordAggregator()
+            for key, data in users:
+                # An aggregate that fills up would be handed back here; tests keep them small.
+                if aggregator.add_user_record(key, data) is not None:
+                    raise ValueError("aggregate larger than one Kinesis record")
+            record = aggregator.clear_and_get()
+            assert record is not None
+            key, explicit_hash_key, data = record.get_contents()
+            extra = {"ExplicitHashKey": explicit_hash_key} if explicit_hash_key else {}
+            result = self.client.put_record(
+                StreamName=self.settings.input_stream, PartitionKey=key, Data=data, **extra
+            )
+            for i, (_, user_data) in enumerate(users):
+                position = (result["ShardId"], result["SequenceNumber"], i)
+                positions.append(position)
+                self.sent[position] = user_data
+        return positions
+
+    def poll(self) -> list[dict[str, Any]]:
+        new = self._predictions.poll() + self._dead_letters.poll()
+        self.outputs.extend(new)
+        return new
+
+    def outputs_by_position(self) -> dict[Position, list[dict[str, Any]]]:
+        grouped: dict[Position, list[dict[str, Any]]] = {}
+        for output in self.outputs:
+            grouped.setdefault(source_position(output), []).append(output)
+        return grouped
+
+    def outputs_for(self, positions: Iterable[Position]) -> list[dict[str, Any]]:
+        """The outputs of these inputs, in the order of `positions`."""
+        by_position = self.outputs_by_position()
+        return [output for position in positions for output in by_position.get(position, [])]
+
+    def wait_for(self, positions: Iterable[Position], timeout: float) -> None:
+        """Polls the outputs until every position has one; fails naming what is missing."""
+        wanted = set(positions)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll()
+            missing = wanted - self.outputs_by_position().keys()
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{len(missing)} of {len(wanted)} input records have no output after "
+                    f"{timeout:.0f} s, e.g. {sorted(missing)[:3]}"
+                )
+            time.sleep(0.5)
+
+    def duplicates(self) -> Counter[Position]:
+        counts = Counter(source_position(o) for o in self.outputs)
+        return Counter({position: n - 1 for position, n in counts.items() if n > 1})
+
+
+def redelivered(streams: Streams, positions: Iterable[Position]) -> dict[str, list[int]]:
+    """Per input shard, the ranks (in the shard's sequence order) of records output twice or more.
+
+    One re-delivered batch is a contiguous run of ranks; a shard absent from the answer had no
+    duplicate.
+    """
+    by_shard: dict[str, list[tuple[int, int]]] = {}
+    for shard, sequence, sub in set(positions):
+        by_shard.setdefault(shard, []).append((int(sequence), sub))
+    counts = Counter(source_position(o) for o in streams.outputs)
+    ranks: dict[str, list[int]] = {}
+    for shard, keys in by_shard.items():
+        keys.sort()
+        twice = [i for i, (seq, sub) in enumerate(keys) if counts[(shard, str(seq), sub)] > 1]
+        if twice:
+            ranks[shard] = twice
+    return ranks

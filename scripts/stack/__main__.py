@@ -1,3 +1,0 @@
-from scripts.stack.cli import app
-
-app(prog_name="python -m scripts.stack")
