@@ -46,12 +46,15 @@ RUNTIME_ENV = frozenset(
 
 
 def tool(name: str) -> str | None:
-    """A checker from the project's virtualenv (pinned in requirements/dev.txt), else PATH."""
+    """A checker from the project's virtualenv (pinned in requirements/dev.txt): the one next to
+    the running interpreter (a work tree may run another tree's .venv), else ./.venv, else PATH."""
     import shutil
+    import sys
 
-    candidate = VENV_BIN / name
-    if candidate.exists():
-        return str(candidate)
+    for folder in (Path(sys.executable).parent, VENV_BIN):
+        candidate = folder / name
+        if candidate.exists():
+            return str(candidate)
     return shutil.which(name)
 
 
