@@ -44,6 +44,7 @@ COPY --from=jre /opt/java/openjdk /opt/java/openjdk
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY consumer/ ./consumer/
+COPY docker/env_from_files.py /opt/dropout/
 # With a read-only root file system (the ECS task definition sets one) these two paths are the
 # writable volumes; declaring them here makes Fargate copy their ownership into the volume.
 VOLUME ["/var/lib/consumer", "/tmp"]
@@ -55,5 +56,7 @@ EXPOSE 9108
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('METRICS_PORT', '9108'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status == 200 else 1)"]
-ENTRYPOINT ["python", "-m", "consumer"]
+# env_from_files.py turns NAME_FILE secrets (compose) into NAME (the MLflow credentials), then
+# execs the package: the same process, so signals still reach it.
+ENTRYPOINT ["python", "/opt/dropout/env_from_files.py", "python", "-m", "consumer"]
 CMD ["run"]

@@ -33,10 +33,13 @@ RUN groupadd --system --gid 10001 app \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY training/ ./training/
+COPY docker/env_from_files.py /opt/dropout/
 VOLUME ["/var/lib/training", "/tmp"]
 USER 10001:10001
 # A batch job has no endpoint to probe: its exit code is its health.
 HEALTHCHECK NONE
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["python", "-m", "training"]
+# env_from_files.py turns NAME_FILE secrets (compose) into NAME (the MLflow credentials), then
+# execs the package: the same process, so signals still reach it.
+ENTRYPOINT ["python", "/opt/dropout/env_from_files.py", "python", "-m", "training"]
 CMD ["train"]
