@@ -590,3 +590,146 @@ def test_task_env_vars_are_read_by_the_code(
         assert strip_quotes(environment["KINESIS_ENDPOINT_URL"]) == ""
         assert strip_quotes(environment["DYNAMODB_ENDPOINT_URL"]) == ""
         assert strip_quotes(environment["METRICS_HOST"]) == "0.0.0.0"
+
+
+# --- MLflow: IAM database authentication, authenticated registry ----------------------------
+def _statement_by_sid(
+    parsed: dict[Path, dict[str, Any]], directory: Path, sid: str
+) -> dict[str, Any]:
+    for path, _, body in policy_documents(parsed):
+        if path.parent != directory:
+            continue
+        for statement in as_list(body.get("statement")):
+            if strip_quotes(statement.get("sid", "")) == sid:
+                return statement
+    raise AssertionError(f"no statement {sid} in {directory.name}")
+
+
+def test_mlflow_logs_in_to_the_database_with_iam_tokens(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    """A password read at task start breaks when RDS rotates its managed secret; IAM tokens are
+    made per connection (docker/dropout_mlflow_db_auth.py), so the task role may connect as the
+    one database user of this instance, and the server gets no DB_PASSWORD."""
+    ((_, _, db),) = resources(parsed_terraform, "aws_db_instance")
+    assert db["iam_database_authentication_enabled"] is True
+    text = dir_text(MODULES / "mlflow")
+    assert '{ name = "DB_IAM_AUTH", value = "true" }' in text
+    assert '"DB_PASSWORD"' not in text, "no password for the server: IAM tokens"
+    assert re.search(r'\{ name = "DB_MASTER_PASSWORD", valueFrom = "\$\{aws_db_instance', text), (
+        "the master password only for the one-time rds_iam grant"
+    )
+    connect = _statement_by_sid(parsed_terraform, MODULES / "mlflow", "ConnectToTheDatabase")
+    assert [strip_quotes(a) for a in connect["actions"]] == ["rds-db:connect"]
+    assert [strip_quotes(r) for r in connect["resources"]] == [
+        "arn:${local.partition}:rds-db:${local.region}:${local.account}:dbuser:"
+        "${aws_db_instance.this.resource_id}/${local.db_user}"
+    ]
+    task = next(b for _, n, b in policy_documents(parsed_terraform) if n == "task" and
+                "ConnectToTheDatabase" in str(b))  # fmt: skip
+    assert task, "the statement is in the task role's policy (the server process signs)"
+
+
+def test_registry_passwords_never_reach_the_terraform_state(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    """Terraform creates the secrets, scripts/aws/secrets.sh gives them values: no secret
+    version, no random_password, so the state holds no password and the plan role needs no
+    secretsmanager:GetSecretValue."""
+    assert not resources(parsed_terraform, "aws_secretsmanager_secret_version")
+    assert not resources(parsed_terraform, "random_password")
+    ((_, _, secret),) = resources(parsed_terraform, "aws_secretsmanager_secret")
+    assert secret["kms_key_id"] == "${var.kms_key_arn}"
+    assert strip_quotes(secret["name"]) == "${var.name}/${each.key}"
+    text = dir_text(MODULES / "mlflow")
+    keys = re.search(r"auth_secrets\s*=\s*toset\(\[([^\]]*)\]\)", text)
+    assert keys
+    names = set(re.findall(r'"([a-z-]+)"', keys.group(1)))
+    script = (REPO_ROOT / "scripts" / "aws" / "secrets.sh").read_text(encoding="utf-8")
+    seeded = re.search(r"for name in ([a-z -]+); do", script)
+    assert seeded
+    assert set(seeded.group(1).split()) == names, "secrets.sh seeds exactly the module's secrets"
+    assert 'id="dropout-$env_name-mlflow/$name"' in script
+    stack = dir_text(TERRAFORM_DIR / "stack")
+    assert 'name                     = "${local.name}-mlflow"' in stack
+    tf_sh = (REPO_ROOT / "scripts" / "aws" / "tf.sh").read_text(encoding="utf-8")
+    assert "-target=module.stack.module.mlflow.aws_secretsmanager_secret.auth" in tf_sh
+
+
+@pytest.mark.parametrize(
+    ("module", "identity"), [("consumer", "consumer"), ("training", "trainer")]
+)
+def test_each_registry_client_has_its_own_identity_from_secrets_manager(
+    module: str, identity: str, parsed_terraform: dict[Path, dict[str, Any]]
+) -> None:
+    text = dir_text(MODULES / module)
+    assert re.search(r"MLFLOW_TRACKING_USERNAME\s*=\s*var\.mlflow_username", text)
+    assert (
+        'secrets                = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = '
+        "var.mlflow_password_secret_arn }]"
+    ) in text
+    read = _statement_by_sid(parsed_terraform, MODULES / module, "ReadTheRegistryPassword")
+    assert [strip_quotes(a) for a in read["actions"]] == ["secretsmanager:GetSecretValue"]
+    assert [strip_quotes(r) for r in read["resources"]] == ["${var.mlflow_password_secret_arn}"]
+    stack = dir_text(TERRAFORM_DIR / "stack")
+    call = re.search(rf'module "{module}" \{{(.*?)\n\}}', stack, re.S)
+    assert call
+    assert re.search(
+        rf"mlflow_password_secret_arn\s*=\s*module\.mlflow\.{identity}_password_secret_arn",
+        call.group(1),
+    )
+    assert re.search(rf"mlflow_username\s*=\s*module\.mlflow\.{identity}_username", call.group(1))
+
+
+def test_mlflow_task_runs_basic_auth_and_bootstraps_its_grants() -> None:
+    text = dir_text(MODULES / "mlflow")
+    assert 'valueFrom = aws_secretsmanager_secret.auth["admin-password"].arn' in text
+    assert 'valueFrom = aws_secretsmanager_secret.auth["flask-secret-key"].arn' in text
+    bootstrap = text[text.index('name                   = "auth-bootstrap"') :]
+    assert "essential              = false" in bootstrap
+    assert (
+        'entryPoint             = ["python", "/opt/dropout/mlflow_auth_bootstrap.py"]' in bootstrap
+    )
+    assert (
+        'dependsOn              = [{ containerName = "mlflow", condition = "HEALTHY" }]'
+        in bootstrap
+    )
+    for name in (
+        "MLFLOW_TRAINER_PASSWORD",
+        "MLFLOW_CONSUMER_PASSWORD",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+    ):
+        assert f'name = "{name}", valueFrom = aws_secretsmanager_secret.auth' in bootstrap
+    entry = (REPO_ROOT / "docker" / "mlflow_entrypoint.py").read_text(encoding="utf-8")
+    assert '"--app-name", "basic-auth"' in entry
+
+
+def test_the_registry_is_not_open_to_the_vpc(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
+    """Only tasks carrying the clients group (consumer, training) and the operators' CIDRs
+    (VPN/bastion, empty by default) reach port 5000; no rule opens it to the VPC's CIDR."""
+    server = next(
+        b for p, n, b in resources(parsed_terraform, "aws_security_group")
+        if p.parent.name == "mlflow" and n == "server"
+    )  # fmt: skip
+    assert "ingress" not in server, "ingress rules are separate resources, listed below"
+    rules = [
+        (p, n, b)
+        for p, n, b in resources(parsed_terraform, "aws_vpc_security_group_ingress_rule")
+        if b["security_group_id"] == "${aws_security_group.server.id}"
+    ]
+    assert {n for _, n, _ in rules} == {"server_from_clients", "server_from_operators"}
+    for _, name, rule in rules:
+        if name == "server_from_clients":
+            assert rule["referenced_security_group_id"] == "${aws_security_group.clients.id}"
+        else:
+            assert rule["cidr_ipv4"] == "${each.value}"
+            assert rule["for_each"] == "${toset(var.operator_cidr_blocks)}"
+    variables = parse_hcl(MODULES / "mlflow" / "variables.tf")["variable"]
+    operators = next(v["operator_cidr_blocks"] for v in variables if "operator_cidr_blocks" in v)
+    assert operators["default"] == []
+    for module in ("consumer", "training"):
+        for _, _, group in resources(parsed_terraform, "aws_security_group"):
+            for egress in as_list(group.get("egress")):
+                assert "mlflow_port" not in str(egress), f"{module}: MLflow egress to the VPC"
+    ((_, _, egress),) = resources(parsed_terraform, "aws_vpc_security_group_egress_rule")
+    assert egress["referenced_security_group_id"] == "${aws_security_group.server.id}"

@@ -162,12 +162,15 @@ def test_cd_plans_pull_requests_and_deploys_main_behind_environments() -> None:
     commands = runs(deploy)
     sequence = (
         'tf.sh "$ENVIRONMENT" repositories',
+        'secrets.sh "$ENVIRONMENT"',
         'tf.sh "$ENVIRONMENT" apply',
         "aws ecs wait services-stable",
         "train.sh",
     )
     order = [commands.index(step) for step in sequence]
-    assert order == sorted(order), "repositories, apply, wait for stable services, then train"
+    assert order == sorted(order), (
+        "repositories, secrets, apply, wait for stable services, then train"
+    )
     pushes = [
         s for s in steps(deploy) if str(s.get("uses", "")).startswith("docker/build-push-action@")
     ]

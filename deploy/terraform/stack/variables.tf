@@ -230,6 +230,12 @@ variable "mlflow_db_backup_retention_days" {
   default     = 14
 }
 
+variable "mlflow_operator_cidr_blocks" {
+  description = "CIDRs of your VPN or bastion that may open the MLflow UI (port 5000). Empty: only the consumer and training tasks reach it."
+  type        = list(string)
+  default     = []
+}
+
 variable "allow_destroy_with_data" {
   description = "Let `terraform destroy` delete the database (no final snapshot kept), the artifact bucket and image repositories with their contents. Only for throwaway environments."
   type        = bool
