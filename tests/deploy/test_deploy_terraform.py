@@ -733,3 +733,52 @@ def test_the_registry_is_not_open_to_the_vpc(parsed_terraform: dict[Path, dict[s
                 assert "mlflow_port" not in str(egress), f"{module}: MLflow egress to the VPC"
     ((_, _, egress),) = resources(parsed_terraform, "aws_vpc_security_group_egress_rule")
     assert egress["referenced_security_group_id"] == "${aws_security_group.server.id}"
+
+
+# --- KMS: EC2 capacity's encrypted volumes ---------------------------------------------------
+def test_auto_scaling_may_use_the_key_for_the_instances_volumes(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    """EC2 capacity launches instances whose EBS volumes the project key encrypts; EC2 Auto
+    Scaling does that as its service-linked role, which the key policy must allow (use of the
+    key, and grants for AWS resources only), or no instance ever launches."""
+    documents = {
+        name: body for p, name, body in policy_documents(parsed_terraform) if p.parent.name == "kms"
+    }
+    key = documents["key"]
+    assert key["source_policy_documents"] == "${data.aws_iam_policy_document.autoscaling[*].json}"
+    autoscaling = documents["autoscaling"]
+    assert re.fullmatch(
+        r"\$\{var\.autoscaling_service_linked_role_arn == (null|None) \? 0 : 1\}",
+        autoscaling["count"],
+    )
+    statements = {strip_quotes(s["sid"]): s for s in as_list(autoscaling["statement"])}
+    for statement in statements.values():
+        (principal,) = as_list(statement["principals"])
+        assert strip_quotes(principal["type"]) == "AWS"
+        assert principal["identifiers"] == ["${var.autoscaling_service_linked_role_arn}"]
+    use = {strip_quotes(a) for a in statements["AutoScalingUsesTheKeyForEbs"]["actions"]}
+    assert use == {
+        "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+    }  # fmt: skip
+    grant = statements["AutoScalingGrantsForAttachedVolumes"]
+    assert [strip_quotes(a) for a in grant["actions"]] == ["kms:CreateGrant"]
+    (condition,) = as_list(grant["condition"])
+    assert (strip_quotes(condition["test"]), strip_quotes(condition["variable"])) == (
+        "Bool",
+        "kms:GrantIsForAWSResource",
+    )
+    assert [strip_quotes(v) for v in condition["values"]] == ["true"]
+
+    stack = dir_text(TERRAFORM_DIR / "stack")
+    assert re.search(r'ec2_capacity\s*=\s*var\.ecs_capacity_type == "EC2"', stack)
+    assert "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling" in stack
+    assert re.search(r"autoscaling_service_linked_role_arn = local\.ec2_capacity \?", stack)
+    (role,) = [b for _, _, b in resources(parsed_terraform, "aws_iam_service_linked_role")]
+    assert strip_quotes(role["aws_service_name"]) == "autoscaling.amazonaws.com"
+    # The volumes are encrypted with that same key.
+    cluster = dir_text(MODULES / "ecs_cluster")
+    assert re.search(r"encrypted\s*=\s*true", cluster)
+    assert re.search(r"kms_key_id\s*=\s*var\.kms_key_arn", cluster)
+    assert re.search(r'module "cluster" \{[^}]*kms_key_arn\s*=\s*module\.kms\.key_arn', stack)

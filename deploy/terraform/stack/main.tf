@@ -9,12 +9,28 @@ locals {
     for image in ["consumer", "training", "mlflow"] :
     image => "${module.ecr.repository_urls[image]}:${var.image_tag}"
   }
+
+  ec2_capacity = var.ecs_capacity_type == "EC2"
+  # Its ARN is fixed; naming the resource (when this stack creates it) orders it before the key.
+  autoscaling_role_arn = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+}
+
+# EC2 capacity: the key policy must name Auto Scaling's service-linked role, and KMS rejects a
+# policy naming a role that does not exist yet. An account that has the role already (any Auto
+# Scaling group made it) sets create_autoscaling_service_linked_role = false.
+resource "aws_iam_service_linked_role" "autoscaling" {
+  count            = local.ec2_capacity && var.create_autoscaling_service_linked_role ? 1 : 0
+  aws_service_name = "autoscaling.amazonaws.com"
+  tags             = local.tags
 }
 
 module "kms" {
   source = "../modules/kms"
   name   = local.name
-  tags   = local.tags
+  autoscaling_service_linked_role_arn = local.ec2_capacity ? coalesce(
+    one(aws_iam_service_linked_role.autoscaling[*].arn), local.autoscaling_role_arn
+  ) : null
+  tags = local.tags
 }
 
 module "network" {

@@ -74,6 +74,12 @@ variable "ecs_capacity_type" {
   default     = "FARGATE"
 }
 
+variable "create_autoscaling_service_linked_role" {
+  description = "EC2 capacity: create AWSServiceRoleForAutoScaling (false when the account has it already)."
+  type        = bool
+  default     = true
+}
+
 variable "ec2_instance_type" {
   description = "Container instance type (EC2 capacity)."
   type        = string
