@@ -782,3 +782,129 @@ def test_auto_scaling_may_use_the_key_for_the_instances_volumes(
     assert re.search(r"encrypted\s*=\s*true", cluster)
     assert re.search(r"kms_key_id\s*=\s*var\.kms_key_arn", cluster)
     assert re.search(r'module "cluster" \{[^}]*kms_key_arn\s*=\s*module\.kms\.key_arn', stack)
+
+
+# --- bootstrap: GitHub OIDC trust ------------------------------------------------------------
+BOOTSTRAP = TERRAFORM_DIR / "bootstrap"
+
+
+def _trusted_subjects(
+    parsed: dict[Path, dict[str, Any]], role: str, values: dict[str, Any]
+) -> tuple[str, set[str]]:
+    """The `sub` values a trust policy accepts, its templates rendered with `values` (the
+    variables and locals they use): (condition test, subjects)."""
+    main = parse_hcl(BOOTSTRAP / "main.tf")
+    locals_ = {k: v for entry in main["locals"] for k, v in entry.items()}
+
+    def render(template: str, extra: dict[str, Any]) -> str:
+        return re.sub(
+            r"\$\{(?:var|local)?\.?(\w+)\}",
+            lambda m: str({**values, **extra}[m.group(1)]),
+            template,
+        )
+
+    repos_expression = locals_["github_subject_repos"]
+    # concat(classic if trust_classic_subject, immutable if the IDs are given)
+    assert re.search(r"var\.trust_classic_subject \? \['repo:", repos_expression)
+    assert re.search(r"var\.github_owner_id == (None|null) \? \[\] : \['repo:", repos_expression)
+    classic, immutable = re.findall(r"'(repo:[^']+)'", repos_expression)
+    repos = []
+    if values["trust_classic_subject"]:
+        repos.append(render(classic, {}))
+    if values["github_owner_id"] is not None:
+        repos.append(render(immutable, {}))
+    document = next(b for _, n, b in blocks(main, "data") if n == f"{role}_assume")
+    (statement,) = as_list(document["statement"])
+    (sub,) = [c for c in statement["condition"] if c["variable"].endswith(":sub")]
+    suffixes = re.findall(r"""["']\$\{repo\}(:[^"']+)["']""", sub["values"])
+    assert suffixes, sub["values"]
+    subjects = set()
+    for repo in repos:
+        for suffix in suffixes:
+            if "${env}" in suffix:
+                subjects |= {
+                    repo + suffix.replace("${env}", env) for env in values["github_environments"]
+                }
+            else:
+                subjects.add(repo + suffix)
+    return sub["test"], subjects
+
+
+def _accepts(test: str, subjects: set[str], claim: str) -> bool:
+    import fnmatch
+
+    if test == "StringEquals":
+        return claim in subjects
+    assert test == "StringLike", test
+    return any(fnmatch.fnmatchcase(claim, s) for s in subjects)
+
+
+OIDC_VALUES = {
+    "github_repository": "octocat/my-repo",
+    "github_owner": "octocat",
+    "github_repo": "my-repo",
+    "github_owner_id": "123456",
+    "github_repository_id": "456789",
+    "trust_classic_subject": True,
+    "github_environments": ["stg", "prod"],
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "claim", "accepted"),
+    [
+        # GitHub's documented immutable form: repo:OWNER@OWNER_ID/REPO@REPO_ID:...
+        ("plan", "repo:octocat@123456/my-repo@456789:ref:refs/heads/main", True),
+        ("plan", "repo:octocat@123456/my-repo@456789:pull_request", True),
+        ("deploy", "repo:octocat@123456/my-repo@456789:environment:prod", True),
+        # The classic form, still sent by older repositories.
+        ("plan", "repo:octocat/my-repo:ref:refs/heads/main", True),
+        ("deploy", "repo:octocat/my-repo:environment:stg", True),
+        # A recreated owner or repository of the same name has other IDs.
+        ("plan", "repo:octocat@999999/my-repo@456789:ref:refs/heads/main", False),
+        ("deploy", "repo:octocat@123456/my-repo@111111:environment:prod", False),
+        # Other branches, environments, repositories, and jobs outside an environment.
+        ("plan", "repo:octocat/my-repo:ref:refs/heads/feature", False),
+        ("deploy", "repo:octocat@123456/my-repo@456789:environment:dev", False),
+        ("deploy", "repo:octocat/my-repo:ref:refs/heads/main", False),
+        ("plan", "repo:other/my-repo:pull_request", False),
+    ],
+)
+def test_oidc_trust_accepts_the_subject_forms_github_sends(
+    role: str, claim: str, accepted: bool, parsed_terraform: dict[Path, dict[str, Any]]
+) -> None:
+    test, subjects = _trusted_subjects(parsed_terraform, role, OIDC_VALUES)
+    assert _accepts(test, subjects, claim) is accepted, (claim, sorted(subjects))
+
+
+def test_oidc_trust_can_drop_the_classic_subject(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    immutable_only = {**OIDC_VALUES, "trust_classic_subject": False}
+    test, subjects = _trusted_subjects(parsed_terraform, "plan", immutable_only)
+    assert not _accepts(test, subjects, "repo:octocat/my-repo:ref:refs/heads/main")
+    assert _accepts(test, subjects, "repo:octocat@123456/my-repo@456789:ref:refs/heads/main")
+    classic_only = {**OIDC_VALUES, "github_owner_id": None, "github_repository_id": None}
+    test, subjects = _trusted_subjects(parsed_terraform, "deploy", classic_only)
+    assert subjects == {
+        "repo:octocat/my-repo:environment:stg",
+        "repo:octocat/my-repo:environment:prod",
+    }
+    variables = dir_text(BOOTSTRAP)
+    assert "var.trust_classic_subject || var.github_owner_id != null" in variables
+    assert "(var.github_repository_id == null) == (var.github_owner_id == null)" in variables
+
+
+def test_oidc_roles_trust_only_github_with_the_sts_audience_and_allow_session_tags(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    main = parse_hcl(BOOTSTRAP / "main.tf")
+    for role in ("plan", "deploy"):
+        document = next(b for _, n, b in blocks(main, "data") if n == f"{role}_assume")
+        (statement,) = as_list(document["statement"])
+        assert set(statement["actions"]) == {"sts:AssumeRoleWithWebIdentity", "sts:TagSession"}
+        (principal,) = as_list(statement["principals"])
+        assert principal["type"] == "Federated"
+        assert principal["identifiers"] == ["${local.oidc_provider_arn}"]
+        (aud,) = [c for c in statement["condition"] if c["variable"].endswith(":aud")]
+        assert (aud["test"], aud["values"]) == ("StringEquals", ["sts.amazonaws.com"])

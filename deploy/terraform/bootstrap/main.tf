@@ -1,5 +1,6 @@
 # Run once per AWS account, with local state, before any environment:
-#   terraform init && terraform apply -var github_repository=OWNER/REPO -var 'deploy_policy_arns=[...]'
+#   terraform init && terraform apply -var github_repository=OWNER/REPO \
+#     -var github_owner_id=N -var github_repository_id=N -var 'deploy_policy_arns=[...]'
 # It creates what the environments' S3 backend and the CD workflow need: the state bucket
 # (versioned, KMS-encrypted, private; locking is a lock file in the same bucket) and the roles
 # GitHub Actions assumes through OIDC (no stored keys).
@@ -26,6 +27,18 @@ locals {
   oidc   = "token.actions.githubusercontent.com"
   # The provider's ARN is fixed by its URL, whether this stack creates it or it exists already.
   oidc_provider_arn = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:oidc-provider/${local.oidc}"
+
+  # The `sub` claim names the repository in one of two forms. Classic: repo:OWNER/REPO:...
+  # Immutable IDs (default for repositories created or renamed since 15 July 2026, opt-in for
+  # others): repo:OWNER@OWNER_ID/REPO@REPO_ID:..., which a deleted-and-recreated owner or
+  # repository name can never match. Both are trusted when the IDs are given; set
+  # trust_classic_subject = false once the repository sends the immutable form.
+  github_owner = split("/", var.github_repository)[0]
+  github_repo  = split("/", var.github_repository)[1]
+  github_subject_repos = concat(
+    var.trust_classic_subject ? ["repo:${var.github_repository}"] : [],
+    var.github_owner_id == null ? [] : ["repo:${local.github_owner}@${var.github_owner_id}/${local.github_repo}@${var.github_repository_id}"],
+  )
 }
 
 module "kms" {
@@ -126,11 +139,14 @@ resource "aws_iam_openid_connect_provider" "github" {
 }
 
 # Plan role: pull requests and main, read-only plus the state (terraform plan takes the lock).
+# Both trust policies also allow sts:TagSession: configure-aws-credentials passes no tags with
+# a web identity (GitHub's token carries none), but tags that do arrive (role chaining, a token
+# with session tags) need it, and without it AssumeRoleWithWebIdentity would be refused.
 data "aws_iam_policy_document" "plan_assume" {
-  #checkov:skip=CKV_AWS_358:The sub condition pins repo:<github_repository> (a required variable that checkov cannot resolve) and its pull requests, main branch or environments.
+  #checkov:skip=CKV_AWS_358:The sub condition pins the repository (classic or immutable-ID form, from required variables that checkov cannot resolve) and its pull requests, main branch or environments.
   statement {
     effect  = "Allow"
-    actions = ["sts:AssumeRoleWithWebIdentity"]
+    actions = ["sts:AssumeRoleWithWebIdentity", "sts:TagSession"]
     principals {
       type        = "Federated"
       identifiers = [local.oidc_provider_arn]
@@ -141,12 +157,11 @@ data "aws_iam_policy_document" "plan_assume" {
       values   = ["sts.amazonaws.com"]
     }
     condition {
-      test     = "StringLike"
+      test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values = [
-        "repo:${var.github_repository}:pull_request",
-        "repo:${var.github_repository}:ref:refs/heads/main",
-      ]
+      values = flatten([
+        for repo in local.github_subject_repos : ["${repo}:pull_request", "${repo}:ref:refs/heads/main"]
+      ])
     }
   }
 }
@@ -203,10 +218,10 @@ resource "aws_iam_role_policy" "plan_state" {
 # approval rule lives. Its permissions are whatever your organisation grants deployers
 # (deploy_policy_arns), plus the state.
 data "aws_iam_policy_document" "deploy_assume" {
-  #checkov:skip=CKV_AWS_358:The sub condition pins repo:<github_repository> (a required variable that checkov cannot resolve) and its pull requests, main branch or environments.
+  #checkov:skip=CKV_AWS_358:The sub condition pins the repository (classic or immutable-ID form, from required variables that checkov cannot resolve) and its environments.
   statement {
     effect  = "Allow"
-    actions = ["sts:AssumeRoleWithWebIdentity"]
+    actions = ["sts:AssumeRoleWithWebIdentity", "sts:TagSession"]
     principals {
       type        = "Federated"
       identifiers = [local.oidc_provider_arn]
@@ -219,7 +234,9 @@ data "aws_iam_policy_document" "deploy_assume" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values   = [for env in var.github_environments : "repo:${var.github_repository}:environment:${env}"]
+      values = flatten([
+        for repo in local.github_subject_repos : [for env in var.github_environments : "${repo}:environment:${env}"]
+      ])
     }
   }
 }
