@@ -339,10 +339,18 @@ def test_cloudwatch_metrics_limited_to_the_kcl_namespace(
     assert [strip_quotes(v) for v in condition["values"]] == ["${var.application_name}"]
 
 
+KMS_METADATA = frozenset(
+    {"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"}
+)
+
+
 def test_kms_is_scoped_to_the_project_key(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
     for path, statement in _statements(parsed_terraform, "kms:"):
         if path.parent.name == "kms":
             continue  # the key policy itself
+        actions = {strip_quotes(a) for a in as_list(statement["actions"])}
+        if {a for a in actions if a.startswith("kms:")} <= KMS_METADATA | {"kms:ListAliases"}:
+            continue  # the plan role reads key metadata, never uses a key
         targets = {strip_quotes(r) for r in as_list(statement["resources"])}
         assert targets <= {"${var.kms_key_arn}", "${module.kms.key_arn}"}, (path, targets)
 
@@ -908,3 +916,112 @@ def test_oidc_roles_trust_only_github_with_the_sts_audience_and_allow_session_ta
         assert principal["identifiers"] == ["${local.oidc_provider_arn}"]
         (aud,) = [c for c in statement["condition"] if c["variable"].endswith(":aud")]
         assert (aud["test"], aud["values"]) == ("StringEquals", ["sts.amazonaws.com"])
+
+
+# --- bootstrap: the plan role reads configuration, not data ----------------------------------
+# Actions that return data (objects, secret values, records, items, logs, image layers, run
+# histories) or use a key: the plan role that pull requests assume must have none of them,
+# except the state's own objects and key (statement ReadWriteStateAndLock / StateKey).
+DATA_ACTIONS = frozenset(
+    {
+        "s3:GetObject", "s3:GetObjectVersion", "secretsmanager:GetSecretValue",
+        "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:SubscribeToShard",
+        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
+        "logs:GetLogEvents", "logs:FilterLogEvents", "logs:StartQuery",
+        "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "states:GetExecutionHistory",
+        "ssm:GetParameters", "ssm:GetParametersByPath", "sqs:ReceiveMessage",
+        "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "rds-db:connect",
+    }
+)  # fmt: skip
+
+
+def _plan_role_statements() -> list[tuple[str, dict[str, Any]]]:
+    main = parse_hcl(BOOTSTRAP / "main.tf")
+    documents = {name: body for _, name, body in blocks(main, "data")}
+    attached = {
+        body["policy"]
+        for _, _, body in blocks(main, "resource")
+        if body.get("role") == "${aws_iam_role.plan.id}"
+    }
+    assert attached == {
+        "${data.aws_iam_policy_document.plan_read.json}",
+        "${data.aws_iam_policy_document.state_access.json}",
+    }
+    return [
+        (name, statement)
+        for name in ("plan_read", "state_access")
+        for statement in as_list(documents[name]["statement"])
+    ]
+
+
+def test_the_plan_role_reads_configuration_not_data() -> None:
+    variables = parse_hcl(BOOTSTRAP / "variables.tf")["variable"]
+    managed = next(v["plan_policy_arns"] for v in variables if "plan_policy_arns" in v)
+    assert managed["default"] == [], "no managed policy (ReadOnlyAccess reads data)"
+    assert "ReadOnlyAccess" in str(managed["validation"])
+    for document, statement in _plan_role_statements():
+        actions = {strip_quotes(a) for a in as_list(statement["actions"])}
+        resources_ = [strip_quotes(r) for r in as_list(statement["resources"])]
+        sid = strip_quotes(statement.get("sid", ""))
+        assert strip_quotes(statement.get("effect", "Allow")) == "Allow"
+        if document == "state_access":
+            # Only the state: its objects under dropout/ and its key.
+            assert all(
+                r in {"${aws_s3_bucket.state.arn}", "${aws_s3_bucket.state.arn}/dropout/*",
+                      "${module.kms.key_arn}"}
+                for r in resources_
+            ), (sid, resources_)  # fmt: skip
+            continue
+        data = actions & DATA_ACTIONS
+        assert not data, f"{sid} reads data: {sorted(data)}"
+        for action in actions:
+            verb = action.split(":")[1]
+            assert re.match(r"(Describe|Get|List)", verb), f"{sid}: {action} is not a read"
+            assert not verb.startswith("GetObject"), action
+        if "s3:" in " ".join(actions):
+            assert resources_ == ["arn:${local.partition}:s3:::dropout-*"], resources_
+        if any(a.startswith("secretsmanager:") for a in actions):
+            assert actions == {"secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy"}
+        if "ssm:GetParameter" in actions:
+            assert resources_ == [
+                "arn:${local.partition}:ssm:*::parameter/aws/service/ecs/optimized-ami/*"
+            ]
+
+
+def test_the_plan_role_can_read_every_kind_of_resource_the_stack_manages(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    """Each resource type of the environments (not the bootstrap, which runs with an admin's
+    credentials) has a read action of its service in the plan role's policy."""
+    service_of = {
+        "appautoscaling": "application-autoscaling", "autoscaling": "autoscaling",
+        "cloudwatch_log": "logs", "cloudwatch_metric": "cloudwatch", "db": "rds",
+        "default_security": "ec2", "ecr": "ecr", "ecs": "ecs", "eip": "ec2", "flow": "ec2",
+        "iam": "iam", "internet": "ec2", "kinesis": "kinesis", "kms": "kms", "launch": "ec2",
+        "nat": "ec2", "route": "ec2", "s3": "s3", "scheduler": "scheduler",
+        "secretsmanager": "secretsmanager", "security": "ec2", "service_discovery":
+        "servicediscovery", "sfn": "states", "sns": "sns", "subnet": "ec2", "vpc": "ec2",
+        "ssm": "ssm", "availability": "ec2",
+    }  # fmt: skip
+    readable = {
+        strip_quotes(a).split(":")[0]
+        for _, statement in _plan_role_statements()
+        for a in as_list(statement["actions"])
+    }
+    kinds = set()
+    for path, doc in parsed_terraform.items():
+        if BOOTSTRAP in path.parents or path.parent == BOOTSTRAP:
+            continue
+        for kind in ("resource", "data"):
+            for type_name, _, _ in blocks(doc, kind):
+                if type_name in {"aws_iam_policy_document", "aws_caller_identity",
+                                 "aws_partition", "aws_region"}:  # fmt: skip
+                    continue
+                kinds.add(type_name)
+    for type_name in sorted(kinds):
+        rest = type_name.removeprefix("aws_")
+        prefix = next(
+            (k for k in sorted(service_of, key=len, reverse=True) if rest.startswith(k)), None
+        )
+        assert prefix, f"{type_name}: which service reads it? (extend the map and plan_read)"
+        assert service_of[prefix] in readable, f"the plan role cannot read {type_name}"

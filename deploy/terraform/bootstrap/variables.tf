@@ -61,9 +61,13 @@ variable "create_github_oidc_provider" {
 }
 
 variable "plan_policy_arns" {
-  description = "Managed policies of the plan role (terraform plan reads every resource)."
+  description = "Extra managed policies of the plan role, on top of its scoped plan_read policy (for resources you add to the stack). Never ReadOnlyAccess: pull requests assume this role, and that policy reads data (objects, secrets, items, records)."
   type        = list(string)
-  default     = ["arn:aws:iam::aws:policy/ReadOnlyAccess"]
+  default     = []
+  validation {
+    condition     = !anytrue([for arn in var.plan_policy_arns : endswith(arn, ":policy/ReadOnlyAccess")])
+    error_message = "ReadOnlyAccess reads data (S3 objects, table items, stream records): extend plan_read instead."
+  }
 }
 
 variable "deploy_policy_arns" {
