@@ -19,6 +19,7 @@ from tests.deploy.deploy_helpers import (
     dockerfile_env,
     env_vars_read_by,
     load_module,
+    load_yaml,
     parse_dockerfile,
     tool,
 )
@@ -68,10 +69,60 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
     assert "DL3013" in result.stdout or "DL3042" in result.stdout  # unpinned / cached pip
 
 
+DIGEST_REF = re.compile(r"^(?P<name>[a-z0-9./-]+):(?P<tag>[A-Za-z0-9._-]+)@sha256:[0-9a-f]{64}$")
+
+
+def global_args(path: Path) -> dict[str, str]:
+    """ARG defaults declared before the first FROM (the ones a FROM line may use)."""
+    args: dict[str, str] = {}
+    for ins in parse_dockerfile(path):
+        if ins.keyword == "FROM":
+            break
+        if ins.keyword == "ARG":
+            name, _, default = ins.args.partition("=")
+            args[name.strip()] = default.strip()
+    return args
+
+
+def base_images(image: str) -> list[str]:
+    """Each FROM's image with its ARG resolved, as Docker and Renovate resolve it; stage
+    names (FROM build) are kept as they are."""
+    args = global_args(dockerfile(image))
+    resolved = []
+    for ins in parse_dockerfile(dockerfile(image)):
+        if ins.keyword == "FROM":
+            reference = ins.args.split()[0]
+            match = re.fullmatch(r"\$\{?(\w+)\}?", reference)
+            resolved.append(args[match.group(1)] if match else reference)
+    return resolved
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_base_images_are_pinned_by_digest_and_overridable(image: str) -> None:
+    """Every base is a global ARG whose default is image:tag@sha256:<digest> (Renovate resolves
+    ARG-based FROMs and updates the default; a local build overrides it with --build-arg), and
+    compose passes the same ARG names through only when they are set."""
+    args = global_args(dockerfile(image))
+    froms = [
+        ins.args.split()[0] for ins in parse_dockerfile(dockerfile(image)) if ins.keyword == "FROM"
+    ]
+    assert froms
+    for reference in froms:
+        match = re.fullmatch(r"\$\{(\w+)\}", reference)
+        assert match, f"{image}: FROM {reference} should be FROM ${{AN_ARG}}"
+        assert match.group(1) in args, f"{image}: {match.group(1)} is not a global ARG"
+    for name, default in args.items():
+        assert DIGEST_REF.match(default), f"{image}: ARG {name}={default} is not tag@sha256"
+    compose = load_yaml(REPO_ROOT / "docker-compose.yml")
+    builds = [s["build"] for s in compose["services"].values() if isinstance(s.get("build"), dict)]
+    build = next(b for b in builds if b["dockerfile"] == f"docker/{image}.Dockerfile")
+    assert sorted(build["args"]) == sorted(args), "compose passes the ARGs only when set"
+
+
 @pytest.mark.parametrize("image", IMAGES)
 def test_images_are_slim_multi_stage_non_root(image: str) -> None:
     instructions = parse_dockerfile(dockerfile(image))
-    froms = [ins.args.split()[0] for ins in instructions if ins.keyword == "FROM"]
+    froms = base_images(image)
     assert len(froms) >= 2, "multi-stage: build tools and caches stay out of the final image"
     assert froms[-1].startswith("python:3.11-slim"), froms[-1]
     for base in froms:
@@ -112,7 +163,7 @@ def test_entry_point_is_exec_form_with_a_stop_signal(image: str) -> None:
 
 def test_consumer_image_has_java_17_and_a_healthz_check() -> None:
     instructions = parse_dockerfile(dockerfile("consumer"))
-    froms = [ins.args for ins in instructions if ins.keyword == "FROM"]
+    froms = base_images("consumer")
     assert any(re.match(r"eclipse-temurin:17-jre", base) for base in froms), froms
     final = final_stage(instructions)
     assert any(ins.keyword == "COPY" and "/opt/java/openjdk" in ins.args for ins in final), (

@@ -1025,3 +1025,42 @@ def test_the_plan_role_can_read_every_kind_of_resource_the_stack_manages(
         )
         assert prefix, f"{type_name}: which service reads it? (extend the map and plan_read)"
         assert service_of[prefix] in readable, f"the plan role cannot read {type_name}"
+
+
+# --- service trust policies: confused deputy -------------------------------------------------
+# EC2 assumes the container instances' role through their instance profile, a path for which
+# AWS documents no aws:SourceAccount: a condition on a key the request lacks would lock the
+# instances out (modules/ecs_cluster says so where the policy is).
+NO_SOURCE_ACCOUNT = frozenset({"ec2.amazonaws.com"})
+
+
+def test_service_roles_can_only_be_assumed_for_this_account(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    checked = set()
+    for path, name, body in policy_documents(parsed_terraform):
+        for statement in as_list(body.get("statement")):
+            actions = {strip_quotes(a) for a in as_list(statement.get("actions"))}
+            if "sts:AssumeRole" not in actions:
+                continue
+            services = {
+                strip_quotes(i)
+                for p in as_list(statement.get("principals"))
+                if strip_quotes(p["type"]) == "Service"
+                for i in as_list(p["identifiers"])
+            }
+            if not services or services <= NO_SOURCE_ACCOUNT:
+                continue
+            conditions = {
+                strip_quotes(c["variable"]): c for c in as_list(statement.get("condition"))
+            }
+            assert "aws:SourceAccount" in conditions, f"{path.parent.name}/{name}: {services}"
+            condition = conditions["aws:SourceAccount"]
+            assert strip_quotes(condition["test"]) == "StringEquals"
+            (value,) = as_list(condition["values"])
+            assert "account" in value, f"{name}: the caller's own account, not {value}"
+            checked |= services
+    assert {
+        "ecs-tasks.amazonaws.com", "states.amazonaws.com", "scheduler.amazonaws.com",
+        "vpc-flow-logs.amazonaws.com",
+    } <= checked  # fmt: skip

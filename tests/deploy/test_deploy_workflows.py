@@ -64,14 +64,34 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     assert "evnt" in result.stdout
 
 
+USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>.*)$", re.MULTILINE)
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
-def test_actions_are_pinned(name: str) -> None:
-    for ref in uses(workflow(name)):
+def test_actions_are_pinned_by_commit_sha_with_the_version_in_a_comment(name: str) -> None:
+    """A tag can be moved to other code; a commit SHA cannot. The comment is what Renovate
+    (helpers:pinGitHubActionDigestsToSemver) and a reader need to know the version."""
+    text = (WORKFLOWS / name).read_text(encoding="utf-8")
+    lines = list(USES_LINE.finditer(text))
+    assert len(lines) == len(uses(workflow(name))), "one `uses:` per line"
+    for line in lines:
+        ref, comment = line.group("ref"), line.group("comment").strip()
         if ref.startswith("./"):
             continue
-        assert re.search(r"@(v\d+(\.\d+)*|[0-9a-f]{40})$", ref), (
-            f"{name}: pin {ref} to a version or SHA"
-        )
+        assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", ref), f"{name}: pin {ref} by SHA"
+        assert re.fullmatch(r"# v\d+\.\d+\.\d+", comment), f"{name}: {ref} needs `# vX.Y.Z`"
+
+
+def test_each_action_is_pinned_to_one_commit_everywhere() -> None:
+    pins: dict[str, set[str]] = {}
+    for path in WORKFLOWS.glob("*.yml"):
+        for line in USES_LINE.finditer(path.read_text(encoding="utf-8")):
+            action, _, sha = line.group("ref").partition("@")
+            if not action.startswith("./"):
+                pins.setdefault(action, set()).add(f"{sha} {line.group('comment').strip()}")
+    assert len(pins) >= 9
+    several = {action: refs for action, refs in pins.items() if len(refs) > 1}
+    assert not several, f"one version per action: {several}"
 
 
 def test_ci_runs_on_pull_requests_and_main() -> None:
@@ -300,3 +320,44 @@ def test_a_redeploy_of_the_same_commit_skips_images_whose_tag_exists() -> None:
         assert names.index("existing") < deploy_steps.index(step)
     script = (REPO_ROOT / "scripts" / "aws" / "push-images.sh").read_text(encoding="utf-8")
     assert "exists already (tags are immutable): skipped" in script
+
+
+# --- Renovate keeps the pins current ---------------------------------------------------------
+def test_renovate_updates_actions_base_image_digests_compose_and_pip_pins() -> None:
+    import json
+
+    config = json.loads((REPO_ROOT / "renovate.json").read_text(encoding="utf-8"))
+    assert not (REPO_ROOT / ".github" / "dependabot.yml").exists(), "one update bot"
+    assert set(config["enabledManagers"]) == {
+        "github-actions", "dockerfile", "docker-compose", "pip-compile",
+    }  # fmt: skip
+    assert "helpers:pinGitHubActionDigestsToSemver" in config["extends"]
+    rules = config["packageRules"]
+    assert any(r.get("matchManagers") == ["dockerfile"] and r.get("pinDigests") for r in rules)
+    assert any(
+        r.get("matchManagers") == ["docker-compose"] and r.get("pinDigests") is False for r in rules
+    )
+
+    def matched(manager: str, path: str) -> bool:
+        patterns = config[manager]["managerFilePatterns"]
+        return any(re.search(p.strip("/"), path) for p in patterns)
+
+    # pip-compile reads the command from each lock file's header: every pinned file is covered.
+    locks = [
+        *sorted((REPO_ROOT / "requirements").glob("*.txt")),
+        REPO_ROOT / "docker" / "mlflow.requirements.txt",
+    ]
+    for lock in locks:
+        relative = str(lock.relative_to(REPO_ROOT))
+        assert matched("pip-compile", relative), relative
+        assert "#    pip-compile " in lock.read_text(encoding="utf-8"), f"{relative}: header"
+    for dockerfile in sorted((REPO_ROOT / "docker").glob("*.Dockerfile")):
+        assert matched("dockerfile", str(dockerfile.relative_to(REPO_ROOT)))
+    # The Python pin stays on 3.11 and MLflow below 3.18 (which cannot install).
+    python = next(r for r in rules if r.get("matchPackageNames") == ["python"])
+    assert re.search(python["allowedVersions"].strip("/"), "3.11-slim-bookworm")
+    assert not re.search(python["allowedVersions"].strip("/"), "3.12-slim-bookworm")
+    assert any(
+        "mlflow" in r.get("matchPackageNames", []) and r["allowedVersions"] == "<3.18"
+        for r in rules
+    )
