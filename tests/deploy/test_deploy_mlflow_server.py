@@ -255,3 +255,61 @@ def test_a_user_without_grants_sees_nothing(
         stranger,
     )  # fmt: skip
     assert status == 403
+
+
+def test_iam_mode_uri_connects_with_a_token_per_connection(stack: Stack) -> None:
+    """IAM mode: the entry point's URI has no password; the image's hook supplies one for each
+    new connection (here the token function returns the local password: RDS is not here)."""
+    from sqlalchemy import create_engine, event, text
+    from sqlalchemy.pool import NullPool
+
+    from tests.deploy.deploy_helpers import load_module
+
+    entry = load_module(REPO_ROOT / "docker" / "mlflow_entrypoint.py")
+    hook_module = load_module(REPO_ROOT / "docker" / "dropout_mlflow_db_auth.py")
+    uri = entry.backend_store_uri(
+        {
+            "DB_HOST": stack.db.host,
+            "DB_PORT": str(stack.db.port),
+            "DB_USER": stack.db.user,
+            "DB_NAME": stack.db.database,
+            "DB_SSLMODE": "disable",
+            "DB_IAM_AUTH": "true",
+        }
+    )
+    issued: list[tuple[str, int, str]] = []
+
+    def token(host: str, port: int, user: str) -> str:
+        issued.append((host, port, user))
+        return stack.db.password
+
+    engine = create_engine(uri, poolclass=NullPool)  # a new connection (and token) each time
+    event.listen(engine, "do_connect", hook_module.make_hook(stack.db.host, token))
+    try:
+        for _ in range(2):
+            with engine.connect() as connection:
+                assert connection.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
+    assert issued == [(stack.db.host, stack.db.port, stack.db.user)] * 2, "one token each"
+
+
+def test_the_pth_line_installs_the_hook_in_a_new_interpreter(tmp_path: Path) -> None:
+    """The image puts the module and its .pth into site-packages: every interpreter (the
+    server process, each worker) then listens on every Engine when DB_IAM_AUTH=true."""
+    import shutil
+
+    for name in ("dropout_mlflow_db_auth.py", "dropout_mlflow_db_auth.pth"):
+        shutil.copy(REPO_ROOT / "docker" / name, tmp_path / name)
+    probe = (
+        "import site, sys; site.addsitedir(sys.argv[1]); import dropout_mlflow_db_auth as m; "
+        "print(m._state['installed'])"
+    )
+    for iam, expected in (("true", "True"), ("false", "False")):
+        env = venv_env(DB_IAM_AUTH=iam, DB_HOST="db.internal")
+        result = subprocess.run(
+            [sys.executable, "-c", probe, str(tmp_path)],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == expected, (iam, result.stdout, result.stderr)
