@@ -313,3 +313,44 @@ def test_the_pth_line_installs_the_hook_in_a_new_interpreter(tmp_path: Path) -> 
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == expected, (iam, result.stdout, result.stderr)
+
+
+def test_consumer_downloads_the_champion_models_files_through_the_proxy(
+    stack: Stack,
+    bootstrapped: subprocess.CompletedProcess[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """With MLflow's own client, as training and the consumer use it (credentials from
+    MLFLOW_TRACKING_USERNAME/PASSWORD): the trainer uploads a model's files and promotes the
+    version; the consumer's READ grants suffice to resolve @champion and download them."""
+    import mlflow.artifacts
+    from mlflow import MlflowClient
+
+    assert bootstrapped.returncode == 0
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", stack.server.url)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", TRAINER[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", TRAINER[1])
+    trainer = MlflowClient(tracking_uri=stack.server.url, registry_uri=stack.server.url)
+    experiment = trainer.get_experiment_by_name(EXPERIMENT)
+    assert experiment is not None
+    run = trainer.create_run(experiment.experiment_id)
+    model_file = tmp_path / "MLmodel"
+    model_file.write_text("flavors: {}\n", encoding="utf-8")
+    trainer.log_artifact(run.info.run_id, str(model_file), artifact_path="model")
+    trainer.set_terminated(run.info.run_id)
+    version = trainer.create_model_version(
+        MODEL, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id
+    )
+    trainer.set_registered_model_alias(MODEL, "champion", version.version)
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", CONSUMER[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", CONSUMER[1])
+    consumer = MlflowClient(tracking_uri=stack.server.url, registry_uri=stack.server.url)
+    assert consumer.get_model_version_by_alias(MODEL, "champion").version == version.version
+    folder = mlflow.artifacts.download_artifacts(
+        f"models:/{MODEL}@champion", dst_path=str(tmp_path / "downloaded")
+    )
+    assert (Path(folder) / "MLmodel").read_text(encoding="utf-8") == "flavors: {}\n"
+    with pytest.raises(mlflow.exceptions.MlflowException, match=r"PERMISSION_DENIED|403"):
+        consumer.set_registered_model_alias(MODEL, "champion", "1")
