@@ -8,9 +8,16 @@
 # no apt); `build` installs the pinned requirements into a virtualenv; the final stage copies the
 # two folders onto a clean slim Python, so no compiler, pip cache or build file ships.
 
-FROM eclipse-temurin:17-jre-noble AS jre
+# Base images by digest: Renovate (renovate.json) keeps these ARG defaults current. A build
+# against local copies that carry the tag but not this digest (a mirror, stand-in images)
+# overrides them, e.g. --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm.
+#checkov:skip=CKV_DOCKER_7:The FROM images are ARGs whose defaults are pinned to tag@sha256 digests (tests/deploy checks them); checkov does not resolve ARGs.
+ARG JRE_IMAGE=eclipse-temurin:17-jre-noble@sha256:900322f4cc1b9da9d730ae4bb56d8a1dabbaa9cfa32809fc8b542b600370a045
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
-FROM python:3.11-slim-bookworm AS build
+FROM ${JRE_IMAGE} AS jre
+
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
@@ -19,7 +26,7 @@ ENV PATH=/opt/venv/bin:$PATH
 COPY requirements/consumer.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir -r /tmp/requirements.txt
 
-FROM python:3.11-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="dropout-consumer" \
       org.opencontainers.image.description="Student dropout early warning: KCL stream consumer" \
       org.opencontainers.image.licenses="Apache-2.0"
@@ -44,6 +51,7 @@ COPY --from=jre /opt/java/openjdk /opt/java/openjdk
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY consumer/ ./consumer/
+COPY docker/env_from_files.py /opt/dropout/
 # With a read-only root file system (the ECS task definition sets one) these two paths are the
 # writable volumes; declaring them here makes Fargate copy their ownership into the volume.
 VOLUME ["/var/lib/consumer", "/tmp"]
@@ -55,5 +63,7 @@ EXPOSE 9108
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["python", "-c", "import os, sys, urllib.request; port = os.environ.get('METRICS_PORT', '9108'); sys.exit(0 if urllib.request.urlopen(f'http://127.0.0.1:{port}/healthz', timeout=4).status == 200 else 1)"]
-ENTRYPOINT ["python", "-m", "consumer"]
+# env_from_files.py turns NAME_FILE secrets (compose) into NAME (the MLflow credentials), then
+# execs the package: the same process, so signals still reach it.
+ENTRYPOINT ["python", "/opt/dropout/env_from_files.py", "python", "-m", "consumer"]
 CMD ["run"]

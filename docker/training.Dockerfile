@@ -5,7 +5,13 @@
 #   docker build -f docker/training.Dockerfile -t dropout-training .
 #   docker run --rm -e MLFLOW_TRACKING_URI=http://mlflow:5000 dropout-training train --quick
 
-FROM python:3.11-slim-bookworm AS build
+# Base images by digest: Renovate (renovate.json) keeps these ARG defaults current. A build
+# against local copies that carry the tag but not this digest (a mirror, stand-in images)
+# overrides them, e.g. --build-arg PYTHON_IMAGE=python:3.11-slim-bookworm.
+#checkov:skip=CKV_DOCKER_7:The FROM images are ARGs whose defaults are pinned to tag@sha256 digests (tests/deploy checks them); checkov does not resolve ARGs.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
+
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
@@ -13,7 +19,7 @@ ENV PATH=/opt/venv/bin:$PATH
 COPY requirements/training.txt /tmp/requirements.txt
 RUN pip install --no-cache-dir -r /tmp/requirements.txt
 
-FROM python:3.11-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="dropout-training" \
       org.opencontainers.image.description="Student dropout early warning: training job" \
       org.opencontainers.image.licenses="Apache-2.0"
@@ -33,10 +39,13 @@ RUN groupadd --system --gid 10001 app \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY training/ ./training/
+COPY docker/env_from_files.py /opt/dropout/
 VOLUME ["/var/lib/training", "/tmp"]
 USER 10001:10001
 # A batch job has no endpoint to probe: its exit code is its health.
 HEALTHCHECK NONE
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["python", "-m", "training"]
+# env_from_files.py turns NAME_FILE secrets (compose) into NAME (the MLflow credentials), then
+# execs the package: the same process, so signals still reach it.
+ENTRYPOINT ["python", "/opt/dropout/env_from_files.py", "python", "-m", "training"]
 CMD ["train"]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets the project up on a fresh machine: checks the prerequisites, creates .venv with the
 # pinned requirements, installs the Node tools of the embedded stack, and (when it can) the
-# Debian prometheus package. Idempotent: a second run with nothing changed takes a second.
+# Debian prometheus and postgresql packages. Idempotent: a second run with nothing changed takes
+# a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -55,17 +56,21 @@ if [ ! -f "$nstamp" ] || [ "$(cat "$nstamp")" != "$nwant" ]; then
   echo "$nwant" > "$nstamp"
 fi
 
-# --- Debian package: prometheus/promtool (metrics and alert-rule tests, demo) -------------
+# --- Debian packages: prometheus/promtool (metrics and alert-rule tests, demo) and postgresql
+# (tests/deploy run the MLflow image's entry point against a throwaway PostgreSQL) -------------
 apt_missing=()
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
+command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_missing+=(postgresql)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing Debian packages: ${apt_missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null 2>&1 \
       || { apt-get update -qq >/dev/null 2>&1 \
            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null; }
-    # The package starts a system Prometheus on :9090; the project runs its own instances.
+    # The packages start a system Prometheus on :9090 and a PostgreSQL cluster on :5432; the
+    # project runs its own instances.
     (systemctl stop prometheus || service prometheus stop || pkill -x prometheus) >/dev/null 2>&1 || true
+    (systemctl stop postgresql || service postgresql stop) >/dev/null 2>&1 || true
   else
     echo "setup: missing Debian packages ${apt_missing[*]} (apt-get install ${apt_missing[*]});" >&2
     echo "       the tests that run a real Prometheus or promtool will fail until they are." >&2

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Zero to a running environment: repositories, images, everything else, then wait until stable.
+# Zero to a running environment: repositories, secrets, images, everything else, then wait.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -8,15 +8,16 @@ usage() {
 Usage: scripts/aws/deploy.sh ENV [--tag TAG] [--no-train]
 
 Deploy commit TAG to environment ENV:
-  1. create the ECR repositories if needed         (tf.sh ENV repositories)
-  2. build and push the three images               (push-images.sh ENV)
-  3. plan and apply the whole environment          (tf.sh ENV apply)
-  4. wait until the MLflow and consumer services are stable (aws ecs wait services-stable)
-  5. start a training run and wait for it          (train.sh ENV --wait), unless --no-train
+  1. create the ECR repositories and the registry secrets if needed  (tf.sh ENV repositories)
+  2. give each registry secret without a value a random one          (secrets.sh ENV)
+  3. build and push the three images                                 (push-images.sh ENV)
+  4. plan and apply the whole environment                            (tf.sh ENV apply)
+  5. wait until the MLflow and consumer services are stable (aws ecs wait services-stable)
+  6. start a training run and wait for it            (train.sh ENV --wait), unless --no-train
 
   ENV         stg or prod
   --tag TAG   commit to deploy (default: HEAD of a clean work tree)
-  --no-train  skip step 5
+  --no-train  skip step 6
   -h, --help
 
 Environment: TF_STATE_BUCKET (required), AWS credentials, AWS_REGION (optional),
@@ -45,6 +46,7 @@ tag="$(resolve_tag "$tag")"
 region="$(env_region "$env_name")"
 
 "$here/tf.sh" "$env_name" repositories --tag "$tag"
+"$here/secrets.sh" "$env_name"
 "$here/push-images.sh" "$env_name" --tag "$tag"
 "$here/tf.sh" "$env_name" apply --tag "$tag"
 

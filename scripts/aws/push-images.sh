@@ -7,8 +7,10 @@ usage() {
   cat <<'USAGE'
 Usage: scripts/aws/push-images.sh ENV [--tag TAG] [--image NAME]...
 
-Build docker/<image>.Dockerfile for consumer, training and mlflow and push each one to
-<account>.dkr.ecr.<region>.amazonaws.com/dropout-ENV/<image>:TAG.
+Build docker/<image>.Dockerfile for consumer, training and mlflow (linux/amd64, the platform
+of the ECS task definitions) and push each one to
+<account>.dkr.ecr.<region>.amazonaws.com/dropout-ENV/<image>:TAG; an image whose tag exists
+already is skipped (ECR tags are immutable).
 
   ENV           stg or prod
   --tag TAG     image tag (default: the commit SHA of HEAD; the work tree must be clean,
@@ -59,7 +61,9 @@ for image in "${images[@]}"; do
     continue
   fi
   echo "building $uri"
-  docker build --file "$REPO_ROOT/docker/$image.Dockerfile" --tag "$uri" \
+  # linux/amd64: the task definitions pin runtime_platform X86_64 (an arm64 laptop would
+  # otherwise build an image the tasks cannot run).
+  docker build --platform linux/amd64 --file "$REPO_ROOT/docker/$image.Dockerfile" --tag "$uri" \
     --label "org.opencontainers.image.revision=$tag" "$REPO_ROOT"
   docker push "$uri"
 done

@@ -13,7 +13,8 @@ Run Terraform in deploy/terraform/envs/ENV with the shared S3 state.
   COMMAND   init          configure the S3 backend (run by the other commands)
             plan          write plan.tfplan for image tag TAG and show it
             apply         apply plan.tfplan if it exists, else plan and apply
-            repositories  create/update only the ECR repositories (before the first image push)
+            repositories  create/update only the ECR repositories and the (empty) MLflow
+                          registry secrets, before the first image push and secrets.sh
             output        print the outputs as JSON
   --tag TAG image tag to deploy (default: the commit SHA of HEAD, clean work tree)
   -h, --help
@@ -63,8 +64,10 @@ approve=()
 
 case "$command_name" in
   repositories)
-    # The one targeted apply: images must be pushed before the services reference them.
-    tf apply -input=false ${approve[@]+"${approve[@]}"} -var "image_tag=$tag" -target=module.stack.module.ecr ${extra[@]+"${extra[@]}"}
+    # The one targeted apply: images must be pushed, and the registry secrets seeded
+    # (secrets.sh), before the services reference them.
+    tf apply -input=false ${approve[@]+"${approve[@]}"} -var "image_tag=$tag" -target=module.stack.module.ecr \
+      -target=module.stack.module.mlflow.aws_secretsmanager_secret.auth ${extra[@]+"${extra[@]}"}
     ;;
   plan)
     tf plan -input=false -lock-timeout=5m -var "image_tag=$tag" -out=plan.tfplan ${extra[@]+"${extra[@]}"}

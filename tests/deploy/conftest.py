@@ -1,5 +1,6 @@
-"""Fixtures of the deployment checks (marker `static`): every test here reads files and runs
-local checkers; nothing talks to AWS, Docker or any address but loopback."""
+"""Fixtures of the deployment checks (marker `static`): they read files and run local checkers;
+test_deploy_mlflow_server.py (marker `integration`) starts PostgreSQL and MLflow on loopback.
+Nothing talks to AWS, Docker or any address but loopback."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from tests.deploy.deploy_helpers import REPO_ROOT, TERRAFORM_DIR, parse_hcl, ter
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything here is `static` except the few tests that start a real PostgreSQL and
+    MLflow server (marked `integration` in their module)."""
     here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents:
+        if here in Path(str(item.fspath)).parents and not item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.static)
 
 

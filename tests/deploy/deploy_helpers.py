@@ -27,6 +27,9 @@ STANDARD_ENV = frozenset(
         "AWS_REGION",
         "AWS_DEFAULT_REGION",
         "MLFLOW_S3_ENDPOINT_URL",
+        # MLflow's client reads the registry credentials by itself.
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
     }
 )
 
@@ -45,13 +48,31 @@ RUNTIME_ENV = frozenset(
 )
 
 
-def tool(name: str) -> str | None:
-    """A checker from the project's virtualenv (pinned in requirements/dev.txt), else PATH."""
-    import shutil
+def load_module(path: Path) -> Any:
+    """A script of docker/ as its image runs it (its folder first on sys.path)."""
+    import importlib.util
+    import sys
 
-    candidate = VENV_BIN / name
-    if candidate.exists():
-        return str(candidate)
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def tool(name: str) -> str | None:
+    """A checker from the project's virtualenv (pinned in requirements/dev.txt): the one next to
+    the running interpreter (a work tree may run another tree's .venv), else ./.venv, else PATH."""
+    import shutil
+    import sys
+
+    for folder in (Path(sys.executable).parent, VENV_BIN):
+        candidate = folder / name
+        if candidate.exists():
+            return str(candidate)
     return shutil.which(name)
 
 

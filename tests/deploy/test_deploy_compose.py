@@ -19,6 +19,7 @@ from tests.deploy.deploy_helpers import (
     STANDARD_ENV,
     compose_env,
     env_vars_read_by,
+    load_module,
     load_yaml,
     settings_defaults,
 )
@@ -26,7 +27,11 @@ from tests.deploy.deploy_helpers import (
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 SCHEMA_FILE = Path(__file__).with_name("compose-spec.json")
 CONSUMER_CONFIG = REPO_ROOT / "consumer" / "config.py"
-ONE_SHOT = {"minio-init", "trainer", "replay"}
+ONE_SHOT = {"minio-init", "mlflow-init", "trainer", "replay"}
+# NAME_FILE variables that the images turn into NAME (docker/env_from_files.py).
+FILE_ENV = frozenset(
+    f"{name}_FILE" for name in load_module(REPO_ROOT / "docker" / "env_from_files.py").NAMES
+)
 
 
 @cache
@@ -139,7 +144,7 @@ def test_service_env_vars_are_read_by_the_code(service: str, packages: tuple[str
     known = env_vars_read_by(*(REPO_ROOT / p for p in packages))
     env = set(compose_env(services()[service]))
     assert env, f"{service} sets no environment"
-    unknown = env - known - STANDARD_ENV
+    unknown = env - known - STANDARD_ENV - FILE_ENV
     assert not unknown, f"{service} sets {sorted(unknown)}, which no code of {packages} reads"
 
 
@@ -160,9 +165,46 @@ def test_mlflow_service_env_vars_are_read_by_mlflow_or_its_entry_point() -> None
         )
     )
     known |= env_vars_read_by(REPO_ROOT / "docker" / "mlflow_entrypoint.py")
-    unknown = set(compose_env(services()["mlflow"])) - known - STANDARD_ENV
+    unknown = set(compose_env(services()["mlflow"])) - known - STANDARD_ENV - FILE_ENV
     assert not unknown, (
         f"mlflow sets {sorted(unknown)}, which neither MLflow nor the entry point reads"
+    )
+    bootstrap = env_vars_read_by(REPO_ROOT / "docker" / "mlflow_auth_bootstrap.py")
+    unknown = set(compose_env(services()["mlflow-init"])) - bootstrap - FILE_ENV
+    assert not unknown, f"mlflow-init sets {sorted(unknown)}, which the bootstrap does not read"
+
+
+def test_mlflow_requires_credentials_and_each_client_has_its_own() -> None:
+    """The registry is authenticated; the trainer writes and the consumer reads under two
+    identities whose passwords are compose secrets (files), never plain environment values."""
+    declared = compose()["secrets"]
+    for name, secret in declared.items():
+        path = Path(
+            str(secret["file"]).replace(
+                "${DROPOUT_SECRETS_DIR:-./docker/local-secrets}",
+                str(REPO_ROOT / "docker" / "local-secrets"),
+            )
+        )
+        assert path.is_file(), f"secret {name}: no file {path}"
+        assert path.read_text(encoding="utf-8").strip(), f"secret {name} is empty"
+    mlflow = compose_env(services()["mlflow"])
+    assert mlflow["MLFLOW_AUTH_ADMIN_PASSWORD_FILE"].startswith("/run/secrets/")
+    assert mlflow["MLFLOW_FLASK_SERVER_SECRET_KEY_FILE"].startswith("/run/secrets/")
+    init = compose_env(services()["mlflow-init"])
+    users = {}
+    for service, role in (("trainer", "TRAINER"), ("consumer", "CONSUMER")):
+        env = compose_env(services()[service])
+        assert "MLFLOW_TRACKING_PASSWORD" not in env, f"{service}: password as a plain value"
+        secret_file = env["MLFLOW_TRACKING_PASSWORD_FILE"]
+        assert secret_file == init[f"MLFLOW_{role}_PASSWORD_FILE"]
+        assert Path(secret_file).name in services()[service]["secrets"]
+        assert env["MLFLOW_TRACKING_USERNAME"] == init[f"MLFLOW_{role}_USERNAME"]
+        users[service] = env["MLFLOW_TRACKING_USERNAME"]
+        condition = services()[service]["depends_on"]["mlflow-init"]["condition"]
+        assert condition == "service_completed_successfully", "grants exist before first use"
+    assert users["trainer"] != users["consumer"]
+    assert "MLFLOW_TRACKING_USERNAME" not in compose_env(services()["replay"]), (
+        "the producer never talks to the registry"
     )
 
 

@@ -32,7 +32,7 @@ def run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_the_scripts_are_there() -> None:
     names = {p.name for p in ENTRY_POINTS}
-    assert {"push-images.sh", "tf.sh", "deploy.sh", "train.sh", "smoke.sh"} <= names
+    assert {"push-images.sh", "tf.sh", "deploy.sh", "train.sh", "smoke.sh", "secrets.sh"} <= names
 
 
 @pytest.mark.parametrize("script", ALL, ids=lambda p: p.name)

@@ -339,10 +339,18 @@ def test_cloudwatch_metrics_limited_to_the_kcl_namespace(
     assert [strip_quotes(v) for v in condition["values"]] == ["${var.application_name}"]
 
 
+KMS_METADATA = frozenset(
+    {"kms:DescribeKey", "kms:GetKeyPolicy", "kms:GetKeyRotationStatus", "kms:ListResourceTags"}
+)
+
+
 def test_kms_is_scoped_to_the_project_key(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
     for path, statement in _statements(parsed_terraform, "kms:"):
         if path.parent.name == "kms":
             continue  # the key policy itself
+        actions = {strip_quotes(a) for a in as_list(statement["actions"])}
+        if {a for a in actions if a.startswith("kms:")} <= KMS_METADATA | {"kms:ListAliases"}:
+            continue  # the plan role reads key metadata, never uses a key
         targets = {strip_quotes(r) for r in as_list(statement["resources"])}
         assert targets <= {"${var.kms_key_arn}", "${module.kms.key_arn}"}, (path, targets)
 
@@ -590,3 +598,469 @@ def test_task_env_vars_are_read_by_the_code(
         assert strip_quotes(environment["KINESIS_ENDPOINT_URL"]) == ""
         assert strip_quotes(environment["DYNAMODB_ENDPOINT_URL"]) == ""
         assert strip_quotes(environment["METRICS_HOST"]) == "0.0.0.0"
+
+
+# --- MLflow: IAM database authentication, authenticated registry ----------------------------
+def _statement_by_sid(
+    parsed: dict[Path, dict[str, Any]], directory: Path, sid: str
+) -> dict[str, Any]:
+    for path, _, body in policy_documents(parsed):
+        if path.parent != directory:
+            continue
+        for statement in as_list(body.get("statement")):
+            if strip_quotes(statement.get("sid", "")) == sid:
+                return statement
+    raise AssertionError(f"no statement {sid} in {directory.name}")
+
+
+def test_mlflow_logs_in_to_the_database_with_iam_tokens(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    """A password read at task start breaks when RDS rotates its managed secret; IAM tokens are
+    made per connection (docker/dropout_mlflow_db_auth.py), so the task role may connect as the
+    one database user of this instance, and the server gets no DB_PASSWORD."""
+    ((_, _, db),) = resources(parsed_terraform, "aws_db_instance")
+    assert db["iam_database_authentication_enabled"] is True
+    text = dir_text(MODULES / "mlflow")
+    assert '{ name = "DB_IAM_AUTH", value = "true" }' in text
+    assert '"DB_PASSWORD"' not in text, "no password for the server: IAM tokens"
+    assert re.search(r'\{ name = "DB_MASTER_PASSWORD", valueFrom = "\$\{aws_db_instance', text), (
+        "the master password only for the one-time rds_iam grant"
+    )
+    connect = _statement_by_sid(parsed_terraform, MODULES / "mlflow", "ConnectToTheDatabase")
+    assert [strip_quotes(a) for a in connect["actions"]] == ["rds-db:connect"]
+    assert [strip_quotes(r) for r in connect["resources"]] == [
+        "arn:${local.partition}:rds-db:${local.region}:${local.account}:dbuser:"
+        "${aws_db_instance.this.resource_id}/${local.db_user}"
+    ]
+    task = next(b for _, n, b in policy_documents(parsed_terraform) if n == "task" and
+                "ConnectToTheDatabase" in str(b))  # fmt: skip
+    assert task, "the statement is in the task role's policy (the server process signs)"
+
+
+def test_registry_passwords_never_reach_the_terraform_state(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    """Terraform creates the secrets, scripts/aws/secrets.sh gives them values: no secret
+    version, no random_password, so the state holds no password and the plan role needs no
+    secretsmanager:GetSecretValue."""
+    assert not resources(parsed_terraform, "aws_secretsmanager_secret_version")
+    assert not resources(parsed_terraform, "random_password")
+    ((_, _, secret),) = resources(parsed_terraform, "aws_secretsmanager_secret")
+    assert secret["kms_key_id"] == "${var.kms_key_arn}"
+    assert strip_quotes(secret["name"]) == "${var.name}/${each.key}"
+    text = dir_text(MODULES / "mlflow")
+    keys = re.search(r"auth_secrets\s*=\s*toset\(\[([^\]]*)\]\)", text)
+    assert keys
+    names = set(re.findall(r'"([a-z-]+)"', keys.group(1)))
+    script = (REPO_ROOT / "scripts" / "aws" / "secrets.sh").read_text(encoding="utf-8")
+    seeded = re.search(r"for name in ([a-z -]+); do", script)
+    assert seeded
+    assert set(seeded.group(1).split()) == names, "secrets.sh seeds exactly the module's secrets"
+    assert 'id="dropout-$env_name-mlflow/$name"' in script
+    stack = dir_text(TERRAFORM_DIR / "stack")
+    assert 'name                     = "${local.name}-mlflow"' in stack
+    tf_sh = (REPO_ROOT / "scripts" / "aws" / "tf.sh").read_text(encoding="utf-8")
+    assert "-target=module.stack.module.mlflow.aws_secretsmanager_secret.auth" in tf_sh
+
+
+@pytest.mark.parametrize(
+    ("module", "identity"), [("consumer", "consumer"), ("training", "trainer")]
+)
+def test_each_registry_client_has_its_own_identity_from_secrets_manager(
+    module: str, identity: str, parsed_terraform: dict[Path, dict[str, Any]]
+) -> None:
+    text = dir_text(MODULES / module)
+    assert re.search(r"MLFLOW_TRACKING_USERNAME\s*=\s*var\.mlflow_username", text)
+    assert (
+        'secrets                = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = '
+        "var.mlflow_password_secret_arn }]"
+    ) in text
+    read = _statement_by_sid(parsed_terraform, MODULES / module, "ReadTheRegistryPassword")
+    assert [strip_quotes(a) for a in read["actions"]] == ["secretsmanager:GetSecretValue"]
+    assert [strip_quotes(r) for r in read["resources"]] == ["${var.mlflow_password_secret_arn}"]
+    stack = dir_text(TERRAFORM_DIR / "stack")
+    call = re.search(rf'module "{module}" \{{(.*?)\n\}}', stack, re.S)
+    assert call
+    assert re.search(
+        rf"mlflow_password_secret_arn\s*=\s*module\.mlflow\.{identity}_password_secret_arn",
+        call.group(1),
+    )
+    assert re.search(rf"mlflow_username\s*=\s*module\.mlflow\.{identity}_username", call.group(1))
+
+
+def test_mlflow_task_runs_basic_auth_and_bootstraps_its_grants() -> None:
+    text = dir_text(MODULES / "mlflow")
+    assert 'valueFrom = aws_secretsmanager_secret.auth["admin-password"].arn' in text
+    assert 'valueFrom = aws_secretsmanager_secret.auth["flask-secret-key"].arn' in text
+    bootstrap = text[text.index('name                   = "auth-bootstrap"') :]
+    assert "essential              = false" in bootstrap
+    assert (
+        'entryPoint             = ["python", "/opt/dropout/mlflow_auth_bootstrap.py"]' in bootstrap
+    )
+    assert (
+        'dependsOn              = [{ containerName = "mlflow", condition = "HEALTHY" }]'
+        in bootstrap
+    )
+    for name in (
+        "MLFLOW_TRAINER_PASSWORD",
+        "MLFLOW_CONSUMER_PASSWORD",
+        "MLFLOW_AUTH_ADMIN_PASSWORD",
+    ):
+        assert f'name = "{name}", valueFrom = aws_secretsmanager_secret.auth' in bootstrap
+    entry = (REPO_ROOT / "docker" / "mlflow_entrypoint.py").read_text(encoding="utf-8")
+    assert '"--app-name", "basic-auth"' in entry
+
+
+def test_the_registry_is_not_open_to_the_vpc(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
+    """Only tasks carrying the clients group (consumer, training) and the operators' CIDRs
+    (VPN/bastion, empty by default) reach port 5000; no rule opens it to the VPC's CIDR."""
+    server = next(
+        b for p, n, b in resources(parsed_terraform, "aws_security_group")
+        if p.parent.name == "mlflow" and n == "server"
+    )  # fmt: skip
+    assert "ingress" not in server, "ingress rules are separate resources, listed below"
+    rules = [
+        (p, n, b)
+        for p, n, b in resources(parsed_terraform, "aws_vpc_security_group_ingress_rule")
+        if b["security_group_id"] == "${aws_security_group.server.id}"
+    ]
+    assert {n for _, n, _ in rules} == {"server_from_clients", "server_from_operators"}
+    for _, name, rule in rules:
+        if name == "server_from_clients":
+            assert rule["referenced_security_group_id"] == "${aws_security_group.clients.id}"
+        else:
+            assert rule["cidr_ipv4"] == "${each.value}"
+            assert rule["for_each"] == "${toset(var.operator_cidr_blocks)}"
+    variables = parse_hcl(MODULES / "mlflow" / "variables.tf")["variable"]
+    operators = next(v["operator_cidr_blocks"] for v in variables if "operator_cidr_blocks" in v)
+    assert operators["default"] == []
+    for module in ("consumer", "training"):
+        for _, _, group in resources(parsed_terraform, "aws_security_group"):
+            for egress in as_list(group.get("egress")):
+                assert "mlflow_port" not in str(egress), f"{module}: MLflow egress to the VPC"
+    ((_, _, egress),) = resources(parsed_terraform, "aws_vpc_security_group_egress_rule")
+    assert egress["referenced_security_group_id"] == "${aws_security_group.server.id}"
+
+
+# --- KMS: EC2 capacity's encrypted volumes ---------------------------------------------------
+def test_auto_scaling_may_use_the_key_for_the_instances_volumes(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    """EC2 capacity launches instances whose EBS volumes the project key encrypts; EC2 Auto
+    Scaling does that as its service-linked role, which the key policy must allow (use of the
+    key, and grants for AWS resources only), or no instance ever launches."""
+    documents = {
+        name: body for p, name, body in policy_documents(parsed_terraform) if p.parent.name == "kms"
+    }
+    key = documents["key"]
+    assert key["source_policy_documents"] == "${data.aws_iam_policy_document.autoscaling[*].json}"
+    autoscaling = documents["autoscaling"]
+    assert re.fullmatch(
+        r"\$\{var\.autoscaling_service_linked_role_arn == (null|None) \? 0 : 1\}",
+        autoscaling["count"],
+    )
+    statements = {strip_quotes(s["sid"]): s for s in as_list(autoscaling["statement"])}
+    for statement in statements.values():
+        (principal,) = as_list(statement["principals"])
+        assert strip_quotes(principal["type"]) == "AWS"
+        assert principal["identifiers"] == ["${var.autoscaling_service_linked_role_arn}"]
+    use = {strip_quotes(a) for a in statements["AutoScalingUsesTheKeyForEbs"]["actions"]}
+    assert use == {
+        "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey",
+        "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo",
+    }  # fmt: skip
+    grant = statements["AutoScalingGrantsForAttachedVolumes"]
+    assert [strip_quotes(a) for a in grant["actions"]] == ["kms:CreateGrant"]
+    (condition,) = as_list(grant["condition"])
+    assert (strip_quotes(condition["test"]), strip_quotes(condition["variable"])) == (
+        "Bool",
+        "kms:GrantIsForAWSResource",
+    )
+    assert [strip_quotes(v) for v in condition["values"]] == ["true"]
+
+    stack = dir_text(TERRAFORM_DIR / "stack")
+    assert re.search(r'ec2_capacity\s*=\s*var\.ecs_capacity_type == "EC2"', stack)
+    assert "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling" in stack
+    assert re.search(r"autoscaling_service_linked_role_arn = local\.ec2_capacity \?", stack)
+    (role,) = [b for _, _, b in resources(parsed_terraform, "aws_iam_service_linked_role")]
+    assert strip_quotes(role["aws_service_name"]) == "autoscaling.amazonaws.com"
+    # The volumes are encrypted with that same key.
+    cluster = dir_text(MODULES / "ecs_cluster")
+    assert re.search(r"encrypted\s*=\s*true", cluster)
+    assert re.search(r"kms_key_id\s*=\s*var\.kms_key_arn", cluster)
+    assert re.search(r'module "cluster" \{[^}]*kms_key_arn\s*=\s*module\.kms\.key_arn', stack)
+
+
+# --- bootstrap: GitHub OIDC trust ------------------------------------------------------------
+BOOTSTRAP = TERRAFORM_DIR / "bootstrap"
+
+
+def _trusted_subjects(
+    parsed: dict[Path, dict[str, Any]], role: str, values: dict[str, Any]
+) -> tuple[str, set[str]]:
+    """The `sub` values a trust policy accepts, its templates rendered with `values` (the
+    variables and locals they use): (condition test, subjects)."""
+    main = parse_hcl(BOOTSTRAP / "main.tf")
+    locals_ = {k: v for entry in main["locals"] for k, v in entry.items()}
+
+    def render(template: str, extra: dict[str, Any]) -> str:
+        return re.sub(
+            r"\$\{(?:var|local)?\.?(\w+)\}",
+            lambda m: str({**values, **extra}[m.group(1)]),
+            template,
+        )
+
+    repos_expression = locals_["github_subject_repos"]
+    # concat(classic if trust_classic_subject, immutable if the IDs are given)
+    assert re.search(r"var\.trust_classic_subject \? \['repo:", repos_expression)
+    assert re.search(r"var\.github_owner_id == (None|null) \? \[\] : \['repo:", repos_expression)
+    classic, immutable = re.findall(r"'(repo:[^']+)'", repos_expression)
+    repos = []
+    if values["trust_classic_subject"]:
+        repos.append(render(classic, {}))
+    if values["github_owner_id"] is not None:
+        repos.append(render(immutable, {}))
+    document = next(b for _, n, b in blocks(main, "data") if n == f"{role}_assume")
+    (statement,) = as_list(document["statement"])
+    (sub,) = [c for c in statement["condition"] if c["variable"].endswith(":sub")]
+    suffixes = re.findall(r"""["']\$\{repo\}(:[^"']+)["']""", sub["values"])
+    assert suffixes, sub["values"]
+    subjects = set()
+    for repo in repos:
+        for suffix in suffixes:
+            if "${env}" in suffix:
+                subjects |= {
+                    repo + suffix.replace("${env}", env) for env in values["github_environments"]
+                }
+            else:
+                subjects.add(repo + suffix)
+    return sub["test"], subjects
+
+
+def _accepts(test: str, subjects: set[str], claim: str) -> bool:
+    import fnmatch
+
+    if test == "StringEquals":
+        return claim in subjects
+    assert test == "StringLike", test
+    return any(fnmatch.fnmatchcase(claim, s) for s in subjects)
+
+
+OIDC_VALUES = {
+    "github_repository": "octocat/my-repo",
+    "github_owner": "octocat",
+    "github_repo": "my-repo",
+    "github_owner_id": "123456",
+    "github_repository_id": "456789",
+    "trust_classic_subject": True,
+    "github_environments": ["stg", "prod"],
+}
+
+
+@pytest.mark.parametrize(
+    ("role", "claim", "accepted"),
+    [
+        # GitHub's documented immutable form: repo:OWNER@OWNER_ID/REPO@REPO_ID:...
+        ("plan", "repo:octocat@123456/my-repo@456789:ref:refs/heads/main", True),
+        ("plan", "repo:octocat@123456/my-repo@456789:pull_request", True),
+        ("deploy", "repo:octocat@123456/my-repo@456789:environment:prod", True),
+        # The classic form, still sent by older repositories.
+        ("plan", "repo:octocat/my-repo:ref:refs/heads/main", True),
+        ("deploy", "repo:octocat/my-repo:environment:stg", True),
+        # A recreated owner or repository of the same name has other IDs.
+        ("plan", "repo:octocat@999999/my-repo@456789:ref:refs/heads/main", False),
+        ("deploy", "repo:octocat@123456/my-repo@111111:environment:prod", False),
+        # Other branches, environments, repositories, and jobs outside an environment.
+        ("plan", "repo:octocat/my-repo:ref:refs/heads/feature", False),
+        ("deploy", "repo:octocat@123456/my-repo@456789:environment:dev", False),
+        ("deploy", "repo:octocat/my-repo:ref:refs/heads/main", False),
+        ("plan", "repo:other/my-repo:pull_request", False),
+    ],
+)
+def test_oidc_trust_accepts_the_subject_forms_github_sends(
+    role: str, claim: str, accepted: bool, parsed_terraform: dict[Path, dict[str, Any]]
+) -> None:
+    test, subjects = _trusted_subjects(parsed_terraform, role, OIDC_VALUES)
+    assert _accepts(test, subjects, claim) is accepted, (claim, sorted(subjects))
+
+
+def test_oidc_trust_can_drop_the_classic_subject(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    immutable_only = {**OIDC_VALUES, "trust_classic_subject": False}
+    test, subjects = _trusted_subjects(parsed_terraform, "plan", immutable_only)
+    assert not _accepts(test, subjects, "repo:octocat/my-repo:ref:refs/heads/main")
+    assert _accepts(test, subjects, "repo:octocat@123456/my-repo@456789:ref:refs/heads/main")
+    classic_only = {**OIDC_VALUES, "github_owner_id": None, "github_repository_id": None}
+    test, subjects = _trusted_subjects(parsed_terraform, "deploy", classic_only)
+    assert subjects == {
+        "repo:octocat/my-repo:environment:stg",
+        "repo:octocat/my-repo:environment:prod",
+    }
+    variables = dir_text(BOOTSTRAP)
+    assert "var.trust_classic_subject || var.github_owner_id != null" in variables
+    assert "(var.github_repository_id == null) == (var.github_owner_id == null)" in variables
+
+
+def test_oidc_roles_trust_only_github_with_the_sts_audience_and_allow_session_tags(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    main = parse_hcl(BOOTSTRAP / "main.tf")
+    for role in ("plan", "deploy"):
+        document = next(b for _, n, b in blocks(main, "data") if n == f"{role}_assume")
+        (statement,) = as_list(document["statement"])
+        assert set(statement["actions"]) == {"sts:AssumeRoleWithWebIdentity", "sts:TagSession"}
+        (principal,) = as_list(statement["principals"])
+        assert principal["type"] == "Federated"
+        assert principal["identifiers"] == ["${local.oidc_provider_arn}"]
+        (aud,) = [c for c in statement["condition"] if c["variable"].endswith(":aud")]
+        assert (aud["test"], aud["values"]) == ("StringEquals", ["sts.amazonaws.com"])
+
+
+# --- bootstrap: the plan role reads configuration, not data ----------------------------------
+# Actions that return data (objects, secret values, records, items, logs, image layers, run
+# histories) or use a key: the plan role that pull requests assume must have none of them,
+# except the state's own objects and key (statement ReadWriteStateAndLock / StateKey).
+DATA_ACTIONS = frozenset(
+    {
+        "s3:GetObject", "s3:GetObjectVersion", "secretsmanager:GetSecretValue",
+        "kinesis:GetRecords", "kinesis:GetShardIterator", "kinesis:SubscribeToShard",
+        "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan",
+        "logs:GetLogEvents", "logs:FilterLogEvents", "logs:StartQuery",
+        "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "states:GetExecutionHistory",
+        "ssm:GetParameters", "ssm:GetParametersByPath", "sqs:ReceiveMessage",
+        "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "rds-db:connect",
+    }
+)  # fmt: skip
+
+
+def _plan_role_statements() -> list[tuple[str, dict[str, Any]]]:
+    main = parse_hcl(BOOTSTRAP / "main.tf")
+    documents = {name: body for _, name, body in blocks(main, "data")}
+    attached = {
+        body["policy"]
+        for _, _, body in blocks(main, "resource")
+        if body.get("role") == "${aws_iam_role.plan.id}"
+    }
+    assert attached == {
+        "${data.aws_iam_policy_document.plan_read.json}",
+        "${data.aws_iam_policy_document.state_access.json}",
+    }
+    return [
+        (name, statement)
+        for name in ("plan_read", "state_access")
+        for statement in as_list(documents[name]["statement"])
+    ]
+
+
+def test_the_plan_role_reads_configuration_not_data() -> None:
+    variables = parse_hcl(BOOTSTRAP / "variables.tf")["variable"]
+    managed = next(v["plan_policy_arns"] for v in variables if "plan_policy_arns" in v)
+    assert managed["default"] == [], "no managed policy (ReadOnlyAccess reads data)"
+    assert "ReadOnlyAccess" in str(managed["validation"])
+    for document, statement in _plan_role_statements():
+        actions = {strip_quotes(a) for a in as_list(statement["actions"])}
+        resources_ = [strip_quotes(r) for r in as_list(statement["resources"])]
+        sid = strip_quotes(statement.get("sid", ""))
+        assert strip_quotes(statement.get("effect", "Allow")) == "Allow"
+        if document == "state_access":
+            # Only the state: its objects under dropout/ and its key.
+            assert all(
+                r in {"${aws_s3_bucket.state.arn}", "${aws_s3_bucket.state.arn}/dropout/*",
+                      "${module.kms.key_arn}"}
+                for r in resources_
+            ), (sid, resources_)  # fmt: skip
+            continue
+        data = actions & DATA_ACTIONS
+        assert not data, f"{sid} reads data: {sorted(data)}"
+        for action in actions:
+            verb = action.split(":")[1]
+            assert re.match(r"(Describe|Get|List)", verb), f"{sid}: {action} is not a read"
+            assert not verb.startswith("GetObject"), action
+        if "s3:" in " ".join(actions):
+            assert resources_ == ["arn:${local.partition}:s3:::dropout-*"], resources_
+        if any(a.startswith("secretsmanager:") for a in actions):
+            assert actions == {"secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy"}
+        if "ssm:GetParameter" in actions:
+            assert resources_ == [
+                "arn:${local.partition}:ssm:*::parameter/aws/service/ecs/optimized-ami/*"
+            ]
+
+
+def test_the_plan_role_can_read_every_kind_of_resource_the_stack_manages(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    """Each resource type of the environments (not the bootstrap, which runs with an admin's
+    credentials) has a read action of its service in the plan role's policy."""
+    service_of = {
+        "appautoscaling": "application-autoscaling", "autoscaling": "autoscaling",
+        "cloudwatch_log": "logs", "cloudwatch_metric": "cloudwatch", "db": "rds",
+        "default_security": "ec2", "ecr": "ecr", "ecs": "ecs", "eip": "ec2", "flow": "ec2",
+        "iam": "iam", "internet": "ec2", "kinesis": "kinesis", "kms": "kms", "launch": "ec2",
+        "nat": "ec2", "route": "ec2", "s3": "s3", "scheduler": "scheduler",
+        "secretsmanager": "secretsmanager", "security": "ec2", "service_discovery":
+        "servicediscovery", "sfn": "states", "sns": "sns", "subnet": "ec2", "vpc": "ec2",
+        "ssm": "ssm", "availability": "ec2",
+    }  # fmt: skip
+    readable = {
+        strip_quotes(a).split(":")[0]
+        for _, statement in _plan_role_statements()
+        for a in as_list(statement["actions"])
+    }
+    kinds = set()
+    for path, doc in parsed_terraform.items():
+        if BOOTSTRAP in path.parents or path.parent == BOOTSTRAP:
+            continue
+        for kind in ("resource", "data"):
+            for type_name, _, _ in blocks(doc, kind):
+                if type_name in {"aws_iam_policy_document", "aws_caller_identity",
+                                 "aws_partition", "aws_region"}:  # fmt: skip
+                    continue
+                kinds.add(type_name)
+    for type_name in sorted(kinds):
+        rest = type_name.removeprefix("aws_")
+        prefix = next(
+            (k for k in sorted(service_of, key=len, reverse=True) if rest.startswith(k)), None
+        )
+        assert prefix, f"{type_name}: which service reads it? (extend the map and plan_read)"
+        assert service_of[prefix] in readable, f"the plan role cannot read {type_name}"
+
+
+# --- service trust policies: confused deputy -------------------------------------------------
+# EC2 assumes the container instances' role through their instance profile, a path for which
+# AWS documents no aws:SourceAccount: a condition on a key the request lacks would lock the
+# instances out (modules/ecs_cluster says so where the policy is).
+NO_SOURCE_ACCOUNT = frozenset({"ec2.amazonaws.com"})
+
+
+def test_service_roles_can_only_be_assumed_for_this_account(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    checked = set()
+    for path, name, body in policy_documents(parsed_terraform):
+        for statement in as_list(body.get("statement")):
+            actions = {strip_quotes(a) for a in as_list(statement.get("actions"))}
+            if "sts:AssumeRole" not in actions:
+                continue
+            services = {
+                strip_quotes(i)
+                for p in as_list(statement.get("principals"))
+                if strip_quotes(p["type"]) == "Service"
+                for i in as_list(p["identifiers"])
+            }
+            if not services or services <= NO_SOURCE_ACCOUNT:
+                continue
+            conditions = {
+                strip_quotes(c["variable"]): c for c in as_list(statement.get("condition"))
+            }
+            assert "aws:SourceAccount" in conditions, f"{path.parent.name}/{name}: {services}"
+            condition = conditions["aws:SourceAccount"]
+            assert strip_quotes(condition["test"]) == "StringEquals"
+            (value,) = as_list(condition["values"])
+            assert "account" in value, f"{name}: the caller's own account, not {value}"
+            checked |= services
+    assert {
+        "ecs-tasks.amazonaws.com", "states.amazonaws.com", "scheduler.amazonaws.com",
+        "vpc-flow-logs.amazonaws.com",
+    } <= checked  # fmt: skip

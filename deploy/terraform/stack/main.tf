@@ -9,12 +9,28 @@ locals {
     for image in ["consumer", "training", "mlflow"] :
     image => "${module.ecr.repository_urls[image]}:${var.image_tag}"
   }
+
+  ec2_capacity = var.ecs_capacity_type == "EC2"
+  # Its ARN is fixed; naming the resource (when this stack creates it) orders it before the key.
+  autoscaling_role_arn = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+}
+
+# EC2 capacity: the key policy must name Auto Scaling's service-linked role, and KMS rejects a
+# policy naming a role that does not exist yet. An account that has the role already (any Auto
+# Scaling group made it) sets create_autoscaling_service_linked_role = false.
+resource "aws_iam_service_linked_role" "autoscaling" {
+  count            = local.ec2_capacity && var.create_autoscaling_service_linked_role ? 1 : 0
+  aws_service_name = "autoscaling.amazonaws.com"
+  tags             = local.tags
 }
 
 module "kms" {
   source = "../modules/kms"
   name   = local.name
-  tags   = local.tags
+  autoscaling_service_linked_role_arn = local.ec2_capacity ? coalesce(
+    one(aws_iam_service_linked_role.autoscaling[*].arn), local.autoscaling_role_arn
+  ) : null
+  tags = local.tags
 }
 
 module "network" {
@@ -79,75 +95,79 @@ module "mlflow" {
   db_backup_retention_days = var.mlflow_db_backup_retention_days
   deletion_protection      = !var.allow_destroy_with_data
   force_destroy            = var.allow_destroy_with_data
+  operator_cidr_blocks     = var.mlflow_operator_cidr_blocks
+  experiment_name          = var.experiment_name
+  model_name               = var.model_name
   kms_key_arn              = module.kms.key_arn
   log_retention_days       = var.log_retention_days
   tags                     = local.tags
 }
 
 module "consumer" {
-  source                    = "../modules/consumer"
-  name                      = "${local.name}-consumer"
-  cluster_name              = module.cluster.cluster_name
-  cluster_arn               = module.cluster.cluster_arn
-  capacity_provider         = module.cluster.capacity_provider
-  requires_compatibilities  = module.cluster.requires_compatibilities
-  vpc_id                    = module.network.vpc_id
-  vpc_cidr_block            = module.network.vpc_cidr_block
-  subnet_ids                = module.network.private_subnet_ids
-  extra_security_group_ids  = [module.mlflow.client_security_group_id]
-  image                     = local.images["consumer"]
-  ecr_repository_arn        = module.ecr.repository_arns["consumer"]
-  cpu                       = var.consumer_cpu
-  memory                    = var.consumer_memory
-  min_count                 = var.consumer_min_count
-  max_count                 = var.consumer_max_count
-  cpu_target_percent        = var.consumer_cpu_target_percent
-  iterator_age_scale_out_ms = var.iterator_age_scale_out_ms
-  input_stream_name         = module.streams.input_stream_name
-  input_stream_arn          = module.streams.input_stream_arn
-  predictions_stream_name   = module.streams.predictions_stream_name
-  predictions_stream_arn    = module.streams.predictions_stream_arn
-  dead_letter_stream_name   = module.streams.dead_letter_stream_name
-  dead_letter_stream_arn    = module.streams.dead_letter_stream_arn
-  application_name          = "${local.name}-${var.kcl_application_name}"
-  mlflow_tracking_uri       = module.mlflow.tracking_uri
-  mlflow_port               = module.mlflow.port
-  model_name                = var.model_name
-  model_alias               = var.model_alias
-  log_level                 = var.log_level
-  kms_key_arn               = module.kms.key_arn
-  log_retention_days        = var.log_retention_days
-  tags                      = local.tags
+  source                     = "../modules/consumer"
+  name                       = "${local.name}-consumer"
+  cluster_name               = module.cluster.cluster_name
+  cluster_arn                = module.cluster.cluster_arn
+  capacity_provider          = module.cluster.capacity_provider
+  requires_compatibilities   = module.cluster.requires_compatibilities
+  vpc_id                     = module.network.vpc_id
+  vpc_cidr_block             = module.network.vpc_cidr_block
+  subnet_ids                 = module.network.private_subnet_ids
+  extra_security_group_ids   = [module.mlflow.client_security_group_id]
+  image                      = local.images["consumer"]
+  ecr_repository_arn         = module.ecr.repository_arns["consumer"]
+  cpu                        = var.consumer_cpu
+  memory                     = var.consumer_memory
+  min_count                  = var.consumer_min_count
+  max_count                  = var.consumer_max_count
+  cpu_target_percent         = var.consumer_cpu_target_percent
+  iterator_age_scale_out_ms  = var.iterator_age_scale_out_ms
+  input_stream_name          = module.streams.input_stream_name
+  input_stream_arn           = module.streams.input_stream_arn
+  predictions_stream_name    = module.streams.predictions_stream_name
+  predictions_stream_arn     = module.streams.predictions_stream_arn
+  dead_letter_stream_name    = module.streams.dead_letter_stream_name
+  dead_letter_stream_arn     = module.streams.dead_letter_stream_arn
+  application_name           = "${local.name}-${var.kcl_application_name}"
+  mlflow_tracking_uri        = module.mlflow.tracking_uri
+  mlflow_username            = module.mlflow.consumer_username
+  mlflow_password_secret_arn = module.mlflow.consumer_password_secret_arn
+  model_name                 = var.model_name
+  model_alias                = var.model_alias
+  log_level                  = var.log_level
+  kms_key_arn                = module.kms.key_arn
+  log_retention_days         = var.log_retention_days
+  tags                       = local.tags
 }
 
 module "training" {
-  source                   = "../modules/training"
-  name                     = "${local.name}-training"
-  cluster_name             = module.cluster.cluster_name
-  cluster_arn              = module.cluster.cluster_arn
-  capacity_provider        = module.cluster.capacity_provider
-  requires_compatibilities = module.cluster.requires_compatibilities
-  vpc_id                   = module.network.vpc_id
-  vpc_cidr_block           = module.network.vpc_cidr_block
-  subnet_ids               = module.network.private_subnet_ids
-  extra_security_group_ids = [module.mlflow.client_security_group_id]
-  image                    = local.images["training"]
-  ecr_repository_arn       = module.ecr.repository_arns["training"]
-  cpu                      = var.training_cpu
-  memory                   = var.training_memory
-  task_timeout_seconds     = var.training_timeout_seconds
-  max_retries              = var.training_max_retries
-  schedule_expression      = var.training_schedule_expression
-  schedule_timezone        = var.training_schedule_timezone
-  schedule_enabled         = var.training_schedule_enabled
-  notification_emails      = var.notification_emails
-  mlflow_tracking_uri      = module.mlflow.tracking_uri
-  mlflow_port              = module.mlflow.port
-  experiment_name          = var.experiment_name
-  model_name               = var.model_name
-  model_alias              = var.model_alias
-  gate_tolerance           = var.gate_tolerance
-  kms_key_arn              = module.kms.key_arn
-  log_retention_days       = var.log_retention_days
-  tags                     = local.tags
+  source                     = "../modules/training"
+  name                       = "${local.name}-training"
+  cluster_name               = module.cluster.cluster_name
+  cluster_arn                = module.cluster.cluster_arn
+  capacity_provider          = module.cluster.capacity_provider
+  requires_compatibilities   = module.cluster.requires_compatibilities
+  vpc_id                     = module.network.vpc_id
+  subnet_ids                 = module.network.private_subnet_ids
+  extra_security_group_ids   = [module.mlflow.client_security_group_id]
+  image                      = local.images["training"]
+  ecr_repository_arn         = module.ecr.repository_arns["training"]
+  cpu                        = var.training_cpu
+  memory                     = var.training_memory
+  task_timeout_seconds       = var.training_timeout_seconds
+  max_retries                = var.training_max_retries
+  schedule_expression        = var.training_schedule_expression
+  schedule_timezone          = var.training_schedule_timezone
+  schedule_enabled           = var.training_schedule_enabled
+  notification_emails        = var.notification_emails
+  mlflow_tracking_uri        = module.mlflow.tracking_uri
+  mlflow_username            = module.mlflow.trainer_username
+  mlflow_password_secret_arn = module.mlflow.trainer_password_secret_arn
+  experiment_name            = var.experiment_name
+  model_name                 = var.model_name
+  model_alias                = var.model_alias
+  gate_tolerance             = var.gate_tolerance
+  kms_key_arn                = module.kms.key_arn
+  log_retention_days         = var.log_retention_days
+  tags                       = local.tags
 }

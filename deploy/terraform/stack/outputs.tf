@@ -62,3 +62,8 @@ output "mlflow_artifact_bucket" {
   description = "Artifact bucket of MLflow."
   value       = module.mlflow.artifact_bucket
 }
+
+output "mlflow_auth_secret_names" {
+  description = "Secrets of the registry's users (seeded by scripts/aws/secrets.sh)."
+  value       = module.mlflow.auth_secret_names
+}

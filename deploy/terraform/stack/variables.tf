@@ -74,6 +74,12 @@ variable "ecs_capacity_type" {
   default     = "FARGATE"
 }
 
+variable "create_autoscaling_service_linked_role" {
+  description = "EC2 capacity: create AWSServiceRoleForAutoScaling (false when the account has it already)."
+  type        = bool
+  default     = true
+}
+
 variable "ec2_instance_type" {
   description = "Container instance type (EC2 capacity)."
   type        = string
@@ -228,6 +234,12 @@ variable "mlflow_db_backup_retention_days" {
   description = "Backup retention of the MLflow database (days)."
   type        = number
   default     = 14
+}
+
+variable "mlflow_operator_cidr_blocks" {
+  description = "CIDRs of your VPN or bastion that may open the MLflow UI (port 5000). Empty: only the consumer and training tasks reach it."
+  type        = list(string)
+  default     = []
 }
 
 variable "allow_destroy_with_data" {

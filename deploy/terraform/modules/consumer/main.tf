@@ -16,15 +16,17 @@ locals {
   # Every variable here is one consumer/config.py reads (tests/deploy checks it). The endpoint
   # variables are empty: boto3 and the KCL use the regional endpoints and the task role.
   environment = {
-    AWS_REGION                  = local.region
-    KINESIS_ENDPOINT_URL        = ""
-    DYNAMODB_ENDPOINT_URL       = ""
-    INPUT_STREAM                = var.input_stream_name
-    PREDICTIONS_STREAM          = var.predictions_stream_name
-    DEAD_LETTER_STREAM          = var.dead_letter_stream_name
-    KCL_APPLICATION_NAME        = var.application_name
-    KCL_INITIAL_POSITION        = var.initial_position
-    MLFLOW_TRACKING_URI         = var.mlflow_tracking_uri
+    AWS_REGION            = local.region
+    KINESIS_ENDPOINT_URL  = ""
+    DYNAMODB_ENDPOINT_URL = ""
+    INPUT_STREAM          = var.input_stream_name
+    PREDICTIONS_STREAM    = var.predictions_stream_name
+    DEAD_LETTER_STREAM    = var.dead_letter_stream_name
+    KCL_APPLICATION_NAME  = var.application_name
+    KCL_INITIAL_POSITION  = var.initial_position
+    MLFLOW_TRACKING_URI   = var.mlflow_tracking_uri
+    # Read-only registry identity; its password comes from Secrets Manager (secrets below).
+    MLFLOW_TRACKING_USERNAME    = var.mlflow_username
     MODEL_NAME                  = var.model_name
     MODEL_ALIAS                 = var.model_alias
     MODEL_POLL_INTERVAL_SECONDS = tostring(var.model_poll_interval_seconds)
@@ -64,7 +66,7 @@ resource "aws_iam_role" "execution" {
   tags               = var.tags
 }
 
-# The ECS agent pulls the image and ships the container's output to the log group.
+# The ECS agent pulls the image, reads the registry password and ships the output to the logs.
 data "aws_iam_policy_document" "execution" {
   statement {
     sid     = "EcrLogin"
@@ -84,10 +86,16 @@ data "aws_iam_policy_document" "execution" {
     resources = [var.ecr_repository_arn]
   }
   statement {
-    sid       = "DecryptTheImage"
+    sid       = "DecryptTheImageAndSecret"
     effect    = "Allow"
     actions   = ["kms:Decrypt"]
     resources = [var.kms_key_arn]
+  }
+  statement {
+    sid       = "ReadTheRegistryPassword"
+    effect    = "Allow"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.mlflow_password_secret_arn]
   }
   statement {
     sid    = "WriteLogs"
@@ -101,7 +109,7 @@ data "aws_iam_policy_document" "execution" {
 }
 
 resource "aws_iam_role_policy" "execution" {
-  name   = "pull-image-write-logs"
+  name   = "pull-image-read-secret-write-logs"
   role   = aws_iam_role.execution.id
   policy = data.aws_iam_policy_document.execution.json
 }
@@ -200,7 +208,7 @@ resource "aws_iam_role_policy" "task" {
 # --- network ---------------------------------------------------------------------------------
 resource "aws_security_group" "this" {
   name        = var.name
-  description = "Dropout consumer tasks: metrics scraped from the VPC; HTTPS to AWS APIs"
+  description = "Dropout consumer tasks: metrics scraped from the VPC; HTTPS to AWS APIs (MLflow: clients group)"
   vpc_id      = var.vpc_id
 
   ingress {
@@ -217,14 +225,6 @@ resource "aws_security_group" "this" {
     to_port     = 443
     protocol    = "tcp"
     cidr_blocks = ["0.0.0.0/0"]
-  }
-
-  egress {
-    description = "MLflow registry inside the VPC"
-    from_port   = var.mlflow_port
-    to_port     = var.mlflow_port
-    protocol    = "tcp"
-    cidr_blocks = [var.vpc_cidr_block]
   }
 
   tags = var.tags
@@ -261,6 +261,7 @@ resource "aws_ecs_task_definition" "this" {
       readonlyRootFilesystem = true
       user                   = "10001:10001"
       environment            = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
+      secrets                = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow_password_secret_arn }]
       portMappings           = [{ containerPort = local.metrics, protocol = "tcp", name = "metrics" }]
       mountPoints = [
         { sourceVolume = "state", containerPath = "/var/lib/consumer", readOnly = false },

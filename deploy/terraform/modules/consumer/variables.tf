@@ -136,11 +136,6 @@ variable "mlflow_tracking_uri" {
   type        = string
 }
 
-variable "mlflow_port" {
-  description = "Port of the MLflow server."
-  type        = number
-}
-
 variable "model_name" {
   description = "Registered model name."
   type        = string
@@ -177,4 +172,14 @@ variable "tags" {
   description = "Tags of every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "mlflow_username" {
+  description = "MLflow user of the consumer (READ on the registered model)."
+  type        = string
+}
+
+variable "mlflow_password_secret_arn" {
+  description = "Secrets Manager secret with that user's password."
+  type        = string
 }

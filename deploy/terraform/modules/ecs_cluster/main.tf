@@ -39,6 +39,9 @@ data "aws_ssm_parameter" "ecs_ami" {
   name  = "/aws/service/ecs/optimized-ami/amazon-linux-2023/recommended/image_id"
 }
 
+# EC2 assumes this role for the instances through their instance profile. No aws:SourceAccount
+# condition here: AWS documents none for that path, and a key missing from the request would
+# lock the instances out; iam:PassRole on the profile guards who can attach it.
 data "aws_iam_policy_document" "instance_assume" {
   statement {
     effect  = "Allow"

@@ -23,6 +23,8 @@ resource "aws_kms_alias" "this" {
 }
 
 data "aws_iam_policy_document" "key" {
+  # EC2 capacity only: the Auto Scaling statements below join this policy.
+  source_policy_documents = data.aws_iam_policy_document.autoscaling[*].json
   #checkov:skip=CKV_AWS_111:A key policy's "*" resource is the key itself; the only principals are this account (which delegates to IAM policies naming the key) and CloudWatch Logs under an encryption-context condition.
   #checkov:skip=CKV_AWS_356:In a key policy AWS requires Resource "*", which means this key, not every resource.
   #checkov:skip=CKV_AWS_109:The account root must keep PutKeyPolicy and grant management on its own key, or the key becomes unmanageable (AWS's default key policy does the same with kms:*).
@@ -93,6 +95,52 @@ data "aws_iam_policy_document" "key" {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
       values   = [local.log_groups]
+    }
+  }
+}
+
+# EC2 capacity: the Auto Scaling group launches instances whose EBS volumes this key encrypts.
+# EC2 Auto Scaling acts through its service-linked role, which needs the key (and grants for the
+# volumes it attaches); without this statement instances fail to launch (Client.InternalError).
+data "aws_iam_policy_document" "autoscaling" {
+  #checkov:skip=CKV_AWS_111:A key policy's "*" resource is the key itself; the only principal is the account's Auto Scaling service-linked role.
+  #checkov:skip=CKV_AWS_356:In a key policy AWS requires Resource "*", which means this key, not every resource.
+  count = var.autoscaling_service_linked_role_arn == null ? 0 : 1
+
+  statement {
+    sid    = "AutoScalingUsesTheKeyForEbs"
+    effect = "Allow"
+    principals {
+      type        = "AWS"
+      identifiers = [var.autoscaling_service_linked_role_arn]
+    }
+    actions = [
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+      "kms:GenerateDataKeyWithoutPlaintext",
+      "kms:ReEncryptFrom",
+      "kms:ReEncryptTo",
+    ]
+    # Wildcard resource: in a key policy "*" means "this key"; AWS requires it there.
+    resources = ["*"]
+  }
+
+  statement {
+    sid    = "AutoScalingGrantsForAttachedVolumes"
+    effect = "Allow"
+    principals {
+      type        = "AWS"
+      identifiers = [var.autoscaling_service_linked_role_arn]
+    }
+    actions = ["kms:CreateGrant"]
+    # Wildcard resource: in a key policy "*" means "this key"; AWS requires it there.
+    resources = ["*"]
+    condition {
+      test     = "Bool"
+      variable = "kms:GrantIsForAWSResource"
+      values   = ["true"]
     }
   }
 }

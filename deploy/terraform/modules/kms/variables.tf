@@ -14,3 +14,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "autoscaling_service_linked_role_arn" {
+  description = "ARN of AWSServiceRoleForAutoScaling when an Auto Scaling group launches instances with volumes encrypted by this key (ECS EC2 capacity); null otherwise. The role must exist before the key policy names it."
+  type        = string
+  default     = null
+}

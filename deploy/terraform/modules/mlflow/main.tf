@@ -1,7 +1,9 @@
-# MLflow tracking server and model registry on ECS: RDS PostgreSQL as the backend store (master
-# password generated and kept in Secrets Manager by RDS), an encrypted, versioned, private S3
-# bucket as the artifact store (proxied by the server, so clients need no S3 rights), and a
-# private DNS name (Cloud Map) that the consumer and training tasks use.
+# MLflow tracking server and model registry on ECS: RDS PostgreSQL as the backend store (the
+# server logs in with IAM database authentication, a fresh token per connection, so a rotation of
+# the RDS-managed master secret never cuts it off), an encrypted, versioned, private S3 bucket as
+# the artifact store (proxied by the server, so clients need no S3 rights), a private DNS name
+# (Cloud Map) that the consumer and training tasks use, and MLflow's basic-auth app: the users'
+# passwords are Secrets Manager secrets, their grants are made by a bootstrap container.
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -14,6 +16,26 @@ locals {
   db_user     = "mlflow"
   dns_name    = "mlflow.${var.dns_namespace}"
   bucket_name = "${var.name}-artifacts-${local.account}"
+  partition   = data.aws_partition.current.partition
+
+  # MLflow basic-auth: the admin (bootstrap only), the trainer (writes the registry), the
+  # consumer (reads it), and the Flask secret key of the auth app's CSRF protection.
+  admin_username = "admin"
+  auth_secrets   = toset(["admin-password", "flask-secret-key", "trainer-password", "consumer-password"])
+}
+
+# --- registry credentials --------------------------------------------------------------------
+# Terraform creates the secrets but never their values: scripts/aws/secrets.sh puts a random
+# value into each one that has none (before the first deploy), so no password lands in the state
+# and the plan role needs no secretsmanager:GetSecretValue.
+resource "aws_secretsmanager_secret" "auth" {
+  #checkov:skip=CKV2_AWS_57:These are MLflow basic-auth passwords, not database credentials: no rotation Lambda exists for them; rotate by putting a new value and restarting MLflow (the bootstrap sets the users' passwords at every start).
+  for_each                = local.auth_secrets
+  name                    = "${var.name}/${each.key}"
+  description             = "MLflow registry (${var.name}): ${each.key}"
+  kms_key_id              = var.kms_key_arn
+  recovery_window_in_days = var.force_destroy ? 0 : 30
+  tags                    = var.tags
 }
 
 # --- artifact bucket -------------------------------------------------------------------------
@@ -104,25 +126,53 @@ resource "aws_s3_bucket_policy" "artifacts" {
 }
 
 # --- database --------------------------------------------------------------------------------
+# Whoever can register a model version runs code in the consumers: the registry answers only
+# the tasks that carry the clients group (consumer, training) and the operators' VPN/bastion
+# CIDRs (var.operator_cidr_blocks), never the whole VPC. Rules are separate resources because the
+# two groups refer to each other.
 resource "aws_security_group" "clients" {
+  #checkov:skip=CKV2_AWS_5:Attached to the consumer service and the training task through their modules' extra_security_group_ids (and the state machine's RunTask parameters), which static analysis cannot follow.
   name        = "${var.name}-clients"
   description = "Attached to tasks that may call the MLflow server (consumer, training)"
   vpc_id      = var.vpc_id
   tags        = var.tags
 }
 
+resource "aws_vpc_security_group_egress_rule" "clients_to_server" {
+  security_group_id            = aws_security_group.clients.id
+  description                  = "MLflow API"
+  ip_protocol                  = "tcp"
+  from_port                    = local.port
+  to_port                      = local.port
+  referenced_security_group_id = aws_security_group.server.id
+  tags                         = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "server_from_clients" {
+  security_group_id            = aws_security_group.server.id
+  description                  = "MLflow API from its clients (consumer, training)"
+  ip_protocol                  = "tcp"
+  from_port                    = local.port
+  to_port                      = local.port
+  referenced_security_group_id = aws_security_group.clients.id
+  tags                         = var.tags
+}
+
+resource "aws_vpc_security_group_ingress_rule" "server_from_operators" {
+  for_each          = toset(var.operator_cidr_blocks)
+  security_group_id = aws_security_group.server.id
+  description       = "MLflow UI and API from the operators' VPN or bastion"
+  ip_protocol       = "tcp"
+  from_port         = local.port
+  to_port           = local.port
+  cidr_ipv4         = each.value
+  tags              = var.tags
+}
+
 resource "aws_security_group" "server" {
   name        = "${var.name}-server"
   description = "MLflow server tasks"
   vpc_id      = var.vpc_id
-
-  ingress {
-    description     = "MLflow API from its clients"
-    from_port       = local.port
-    to_port         = local.port
-    protocol        = "tcp"
-    security_groups = [aws_security_group.clients.id]
-  }
 
   egress {
     description = "HTTPS to S3, Secrets Manager, ECR and CloudWatch Logs"
@@ -274,10 +324,12 @@ data "aws_iam_policy_document" "execution" {
     resources = [var.ecr_repository_arn]
   }
   statement {
-    sid       = "ReadTheDatabasePassword"
+    # The master password only for the one-time rds_iam grant (the entry point drops it), and
+    # the registry's own credentials.
+    sid       = "ReadTheTaskSecrets"
     effect    = "Allow"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_db_instance.this.master_user_secret[0].secret_arn]
+    resources = concat([aws_db_instance.this.master_user_secret[0].secret_arn], [for s in aws_secretsmanager_secret.auth : s.arn])
   }
   statement {
     sid       = "DecryptImageAndSecret"
@@ -308,7 +360,7 @@ resource "aws_iam_role" "task" {
   tags               = var.tags
 }
 
-# The server reads and writes artifacts in its bucket; nothing else.
+# The server reads and writes artifacts in its bucket and connects to its database; nothing else.
 data "aws_iam_policy_document" "task" {
   statement {
     sid       = "ListArtifacts"
@@ -334,6 +386,13 @@ data "aws_iam_policy_document" "task" {
       "kms:GenerateDataKey",
     ]
     resources = [var.kms_key_arn]
+  }
+  statement {
+    # IAM database authentication: tokens for the one database user, on this instance only.
+    sid       = "ConnectToTheDatabase"
+    effect    = "Allow"
+    actions   = ["rds-db:connect"]
+    resources = ["arn:${local.partition}:rds-db:${local.region}:${local.account}:dbuser:${aws_db_instance.this.resource_id}/${local.db_user}"]
   }
 }
 
@@ -401,15 +460,20 @@ resource "aws_ecs_task_definition" "this" {
         { name = "DB_NAME", value = local.db_name },
         { name = "DB_USER", value = local.db_user },
         { name = "DB_SSLMODE", value = "require" },
+        { name = "DB_IAM_AUTH", value = "true" },
+        { name = "MLFLOW_AUTH_ADMIN_USERNAME", value = local.admin_username },
         { name = "MLFLOW_ARTIFACTS_DESTINATION", value = "s3://${aws_s3_bucket.artifacts.bucket}/artifacts" },
         { name = "MLFLOW_SERVER_ALLOWED_HOSTS", value = "${local.dns_name},${local.dns_name}:${local.port},localhost:*,127.0.0.1:*" },
         { name = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", value = "false" },
         { name = "MLFLOW_WORKERS", value = tostring(var.workers) },
         { name = "AWS_REGION", value = local.region },
       ]
-      # ECS reads the password from the RDS-managed secret (a JSON document) at task start.
+      # The server logs in with IAM tokens (DB_IAM_AUTH); the RDS-managed master password (a
+      # JSON document) is read at task start only for the one-time rds_iam grant.
       secrets = [
-        { name = "DB_PASSWORD", valueFrom = "${aws_db_instance.this.master_user_secret[0].secret_arn}:password::" },
+        { name = "DB_MASTER_PASSWORD", valueFrom = "${aws_db_instance.this.master_user_secret[0].secret_arn}:password::" },
+        { name = "MLFLOW_AUTH_ADMIN_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["admin-password"].arn },
+        { name = "MLFLOW_FLASK_SERVER_SECRET_KEY", valueFrom = aws_secretsmanager_secret.auth["flask-secret-key"].arn },
       ]
       mountPoints = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
       healthCheck = {
@@ -427,6 +491,39 @@ resource "aws_ecs_task_definition" "this" {
           awslogs-group         = aws_cloudwatch_log_group.this.name
           awslogs-region        = local.region
           awslogs-stream-prefix = "mlflow"
+        }
+      }
+    },
+    {
+      # Users and grants (docker/mlflow_auth_bootstrap.py), idempotent, once the server is
+      # healthy; it exits and the task keeps running (not essential).
+      name                   = "auth-bootstrap"
+      image                  = var.image
+      essential              = false
+      readonlyRootFilesystem = true
+      user                   = "10001:10001"
+      entryPoint             = ["python", "/opt/dropout/mlflow_auth_bootstrap.py"]
+      dependsOn              = [{ containerName = "mlflow", condition = "HEALTHY" }]
+      environment = [
+        { name = "MLFLOW_TRACKING_URI", value = "http://127.0.0.1:${local.port}" },
+        { name = "MLFLOW_AUTH_ADMIN_USERNAME", value = local.admin_username },
+        { name = "MLFLOW_TRAINER_USERNAME", value = var.trainer_username },
+        { name = "MLFLOW_CONSUMER_USERNAME", value = var.consumer_username },
+        { name = "MLFLOW_EXPERIMENT_NAME", value = var.experiment_name },
+        { name = "MODEL_NAME", value = var.model_name },
+      ]
+      secrets = [
+        { name = "MLFLOW_AUTH_ADMIN_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["admin-password"].arn },
+        { name = "MLFLOW_TRAINER_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["trainer-password"].arn },
+        { name = "MLFLOW_CONSUMER_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["consumer-password"].arn },
+      ]
+      mountPoints = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this.name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = "auth-bootstrap"
         }
       }
     }

@@ -22,3 +22,28 @@ output "database_endpoint" {
   description = "Address of the RDS PostgreSQL instance."
   value       = aws_db_instance.this.address
 }
+
+output "trainer_username" {
+  description = "MLflow user of the training task."
+  value       = var.trainer_username
+}
+
+output "trainer_password_secret_arn" {
+  description = "Secret holding the training task's MLflow password."
+  value       = aws_secretsmanager_secret.auth["trainer-password"].arn
+}
+
+output "consumer_username" {
+  description = "MLflow user of the consumer (read-only)."
+  value       = var.consumer_username
+}
+
+output "consumer_password_secret_arn" {
+  description = "Secret holding the consumer's MLflow password."
+  value       = aws_secretsmanager_secret.auth["consumer-password"].arn
+}
+
+output "auth_secret_names" {
+  description = "Names of the registry's secrets (scripts/aws/secrets.sh seeds them)."
+  value       = [for s in aws_secretsmanager_secret.auth : s.name]
+}

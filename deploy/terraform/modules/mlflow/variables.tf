@@ -129,3 +129,31 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "operator_cidr_blocks" {
+  description = "CIDRs of the operators' VPN or bastion that may reach the MLflow UI and API (port 5000); nothing else in the VPC can."
+  type        = list(string)
+  default     = []
+}
+
+variable "trainer_username" {
+  description = "MLflow user of the training task: MANAGE on the experiment and the registered model."
+  type        = string
+  default     = "dropout-trainer"
+}
+
+variable "consumer_username" {
+  description = "MLflow user of the consumer: READ on the experiment and the registered model."
+  type        = string
+  default     = "dropout-consumer"
+}
+
+variable "experiment_name" {
+  description = "MLflow experiment of the training runs (created and granted by the bootstrap)."
+  type        = string
+}
+
+variable "model_name" {
+  description = "Registered model (created and granted by the bootstrap)."
+  type        = string
+}

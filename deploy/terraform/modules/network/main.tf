@@ -5,6 +5,8 @@ data "aws_availability_zones" "available" {
   state = "available"
 }
 
+data "aws_caller_identity" "current" {}
+
 data "aws_region" "current" {}
 
 locals {
@@ -123,6 +125,12 @@ data "aws_iam_policy_document" "flow_logs_assume" {
     principals {
       type        = "Service"
       identifiers = ["vpc-flow-logs.amazonaws.com"]
+    }
+    # Confused deputy: only flow logs of this account may use the role.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
     }
   }
 }

@@ -18,11 +18,13 @@ locals {
   # Every variable here is one training/config.py reads (tests/deploy checks it). The data is
   # downloaded from UCI (sha256-checked) into the task's ephemeral storage.
   environment = {
-    MLFLOW_TRACKING_URI    = var.mlflow_tracking_uri
-    MLFLOW_EXPERIMENT_NAME = var.experiment_name
-    MODEL_NAME             = var.model_name
-    MODEL_ALIAS            = var.model_alias
-    GATE_TOLERANCE         = tostring(var.gate_tolerance)
+    MLFLOW_TRACKING_URI = var.mlflow_tracking_uri
+    # The registry's writer identity; its password comes from Secrets Manager (secrets below).
+    MLFLOW_TRACKING_USERNAME = var.mlflow_username
+    MLFLOW_EXPERIMENT_NAME   = var.experiment_name
+    MODEL_NAME               = var.model_name
+    MODEL_ALIAS              = var.model_alias
+    GATE_TOLERANCE           = tostring(var.gate_tolerance)
     # One model-search worker per vCPU of the task.
     N_JOBS = tostring(max(1, floor(var.cpu / 1024)))
   }
@@ -103,10 +105,16 @@ data "aws_iam_policy_document" "execution" {
     resources = [var.ecr_repository_arn]
   }
   statement {
-    sid       = "DecryptTheImage"
+    sid       = "DecryptTheImageAndSecret"
     effect    = "Allow"
     actions   = ["kms:Decrypt"]
     resources = [var.kms_key_arn]
+  }
+  statement {
+    sid       = "ReadTheRegistryPassword"
+    effect    = "Allow"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.mlflow_password_secret_arn]
   }
   statement {
     sid    = "WriteLogs"
@@ -120,7 +128,7 @@ data "aws_iam_policy_document" "execution" {
 }
 
 resource "aws_iam_role_policy" "execution" {
-  name   = "pull-image-write-logs"
+  name   = "pull-image-read-secret-write-logs"
   role   = aws_iam_role.execution.id
   policy = data.aws_iam_policy_document.execution.json
 }
@@ -136,7 +144,7 @@ resource "aws_iam_role" "task" {
 resource "aws_security_group" "this" {
   #checkov:skip=CKV2_AWS_5:Attached at run time: the state machine's RunTask parameters (NetworkConfiguration) name this group, which static analysis cannot follow.
   name        = var.name
-  description = "Training tasks: HTTPS out (dataset download, AWS APIs) and MLflow"
+  description = "Training tasks: HTTPS out (dataset download, AWS APIs); MLflow via the clients group"
   vpc_id      = var.vpc_id
 
   egress {
@@ -145,14 +153,6 @@ resource "aws_security_group" "this" {
     to_port     = 443
     protocol    = "tcp"
     cidr_blocks = ["0.0.0.0/0"]
-  }
-
-  egress {
-    description = "MLflow tracking server inside the VPC"
-    from_port   = var.mlflow_port
-    to_port     = var.mlflow_port
-    protocol    = "tcp"
-    cidr_blocks = [var.vpc_cidr_block]
   }
 
   tags = var.tags
@@ -188,6 +188,7 @@ resource "aws_ecs_task_definition" "this" {
       user                   = "10001:10001"
       command                = var.command
       environment            = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
+      secrets                = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow_password_secret_arn }]
       mountPoints = [
         { sourceVolume = "work", containerPath = "/var/lib/training", readOnly = false },
         { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },

@@ -28,11 +28,6 @@ variable "vpc_id" {
   type        = string
 }
 
-variable "vpc_cidr_block" {
-  description = "CIDR of the VPC (MLflow answers inside it)."
-  type        = string
-}
-
 variable "subnet_ids" {
   description = "Private subnets of the task."
   type        = list(string)
@@ -112,11 +107,6 @@ variable "mlflow_tracking_uri" {
   type        = string
 }
 
-variable "mlflow_port" {
-  description = "Port of the MLflow server."
-  type        = number
-}
-
 variable "experiment_name" {
   description = "MLflow experiment of the training runs."
   type        = string
@@ -152,4 +142,14 @@ variable "tags" {
   description = "Tags of every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "mlflow_username" {
+  description = "MLflow user of the training task (MANAGE on the experiment and the registered model)."
+  type        = string
+}
+
+variable "mlflow_password_secret_arn" {
+  description = "Secrets Manager secret with that user's password."
+  type        = string
 }
