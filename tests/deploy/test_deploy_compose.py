@@ -118,7 +118,7 @@ def test_every_part_of_the_stack_is_there() -> None:
 
 
 def test_emulator_versions_match_the_embedded_stack() -> None:
-    package = json.loads((REPO_ROOT / "scripts" / "stack" / "package.json").read_text())
+    package = json.loads((REPO_ROOT / "devstack" / "package.json").read_text())
     kinesis_local = package["dependencies"]["kinesis-local"]
     assert services()["kinesis"]["image"].endswith(f":{kinesis_local}")
     dev = (REPO_ROOT / "requirements" / "dev.txt").read_text(encoding="utf-8")
@@ -236,7 +236,7 @@ def test_streams_are_created_like_the_embedded_stack() -> None:
     defaults = consumer_defaults()
     kinesis_env = compose_env(services()["kinesis"])
     streams = dict(item.split(":")[:2] for item in kinesis_env["INITIALIZE_STREAMS"].split(","))
-    stack = settings_defaults(REPO_ROOT / "scripts" / "stack" / "settings.py", "StackSettings")
+    stack = settings_defaults(REPO_ROOT / "devstack" / "settings.py", "StackSettings")
     assert streams == {
         defaults["INPUT_STREAM"]: str(stack["INPUT_SHARDS"]),
         defaults["PREDICTIONS_STREAM"]: str(stack["OUTPUT_SHARDS"]),
@@ -263,7 +263,7 @@ def test_host_ports_are_loopback_and_match_the_embedded_stack() -> None:
             assert host_port == container_port
             published[name] = int(host_port)
     assert published == expected
-    stack = settings_defaults(REPO_ROOT / "scripts" / "stack" / "settings.py", "StackSettings")
+    stack = settings_defaults(REPO_ROOT / "devstack" / "settings.py", "StackSettings")
     assert stack["KINESIS_PORT"] == 4568
     assert stack["DYNAMODB_PORT"] == 8000
     assert stack["MLFLOW_PORT"] == 5000

@@ -348,8 +348,11 @@ def test_consumer_downloads_the_champion_models_files_through_the_proxy(
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", CONSUMER[1])
     consumer = MlflowClient(tracking_uri=stack.server.url, registry_uri=stack.server.url)
     assert consumer.get_model_version_by_alias(MODEL, "champion").version == version.version
+    # As the consumer's loader does: the version's files resolved with this client (MLflow's
+    # own models:/ resolution would use the process-wide registry URI).
+    uri = consumer.get_model_version_download_uri(MODEL, version.version)
     folder = mlflow.artifacts.download_artifacts(
-        f"models:/{MODEL}@champion", dst_path=str(tmp_path / "downloaded")
+        artifact_uri=uri, dst_path=str(tmp_path / "downloaded"), tracking_uri=stack.server.url
     )
     assert (Path(folder) / "MLmodel").read_text(encoding="utf-8") == "flavors: {}\n"
     with pytest.raises(mlflow.exceptions.MlflowException, match=r"PERMISSION_DENIED|403"):

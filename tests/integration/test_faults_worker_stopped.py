@@ -1,0 +1,93 @@
+"""A worker stopped under load and started again, on real components (issue 5, scenario 2).
+
+The only worker gets SIGTERM while records flow (an ECS task stop), then starts again. Every
+input record must come out, and what comes out twice must be exactly what the stopped worker
+had published past its last checkpoint: one batch in flight per shard at most.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from consumer.tools.producer import read_rows
+from devstack.consumers import ConsumerHandle, wait_serving
+from devstack.kcl_tables import wait_checkpointed
+from devstack.producer import Producer
+from devstack.streaming import Streams, redelivered
+from tests.integration.worker_faults import (
+    MAX_RECORDS,
+    RATE,
+    assert_every_record_out,
+    assert_redelivery_bound,
+    checkpoints,
+    event_maker,
+    published_past_checkpoint,
+    shard_ids,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def rows(uci_data_path: Path) -> list[dict[str, float]]:
+    return read_rows(uci_data_path)
+
+
+def test_sigterm_mid_stream_then_restart_resumes_fromcheckpoints(
+    champion: str,
+    make_streams: Callable[..., Streams],
+    start_consumer: Callable[..., ConsumerHandle],
+    rows: list[dict[str, float]],
+) -> None:
+    test_started = time.monotonic()
+    streams = make_streams(4)
+    all_shards = shard_ids(streams)
+    env = {"KCL_MAX_RECORDS": str(MAX_RECORDS)}
+    worker = start_consumer(streams, worker="solo", env=env)
+    wait_serving(worker, all_shards, timeout=300)
+
+    producer = Producer(streams, event_maker(rows, 20_000), rate=RATE).start()
+    try:
+        producer.wait_until(3000, timeout=120)
+        streams.poll()
+        assert streams.outputs, "records should flow before the stop"
+        stop_started = time.monotonic()
+        code = worker.proc.stop(timeout=120)
+        stop_seconds = time.monotonic() - stop_started
+        stopped_ms = time.time() * 1000
+        checkpoints_at_stop = checkpoints(streams)
+        in_play_at_stop = len(producer.sent)
+        assert code == 0, f"a graceful stop exits 0, got {code}"
+        assert stop_seconds < 120, f"graceful stop took {stop_seconds:.1f} s (ECS allows 120)"
+        # Records keep arriving while no worker runs; then the same worker starts again.
+        restart_started = time.monotonic()
+        restarted = start_consumer(streams, worker="solo", env=env)
+        wait_serving(restarted, all_shards, timeout=300)
+        restart_seconds = time.monotonic() - restart_started
+        producer.wait_until(max(10_000, len(producer.sent) + 1000), timeout=180)
+    finally:
+        positions = producer.stop()
+    streams.wait_for(positions, timeout=300)
+    # Every shard checkpointed past its last record: all that will ever come out is out.
+    wait_checkpointed(streams.settings, positions, timeout=120)
+    streams.poll()
+
+    assert_every_record_out(streams, positions)
+    duplicates = assert_redelivery_bound(streams, positions, all_shards)
+    # Resumed from the checkpoints: what came out twice is exactly what the first run had
+    # published past its last checkpoints (the batches in flight), never anything older.
+    in_flight = published_past_checkpoint(
+        streams, positions, checkpoints_at_stop, all_shards, stopped_ms
+    )
+    assert redelivered(streams, positions) == in_flight
+    total = time.monotonic() - test_started
+    print(
+        f"\n[stop and restart] graceful stop {stop_seconds:.1f} s (exit {code}); "
+        f"records {len(positions)} ({in_play_at_stop} sent before the stop); "
+        f"duplicates {sum(duplicates.values())} {duplicates}; "
+        f"restart to all 4 shards served {restart_seconds:.1f} s; test {total:.0f} s"
+    )
