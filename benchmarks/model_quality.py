@@ -39,8 +39,8 @@ def main() -> int:
     from rich.console import Console
 
     from training.config import TrainingSettings
+    from training.evaluation.report import NOTES, markdown_table, rich_table
     from training.log import configure_logging
-    from training.report import NOTES, markdown_table, rich_table
     from training.train import run_training
 
     console = Console(width=None if sys.stdout.isatty() else 170)

@@ -66,11 +66,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def uci_data_path() -> Path:
     """The UCI file (tests/support/paths.py: TEST_DATA_PATH, the shared copy, or the checked
     download); the tests that need it fail with the reason when there is none."""
-    from training.errors import TrainingError
+    from common.data_files import DataFileError
 
     try:
         path = default_data_path()
-    except TrainingError as error:
+    except DataFileError as error:
         pytest.fail(f"no UCI data file: no shared copy, and the download failed: {error}")
     if not path.is_file():
         pytest.fail(f"TEST_DATA_PATH={os.environ.get('TEST_DATA_PATH')} is not a file")

@@ -1,9 +1,9 @@
 """Command line of the training job: `python -m training <command>`.
 
 Commands import what they need when they run, so `--help` is instant and importing this module
-does nothing. Known failures print one readable line and exit with a documented code:
-2 usage or configuration, 3 data (invalid file, checksum, download), 4 tracking server or
-registry, 5 promotion refused by the gate, 1 anything unexpected.
+does nothing. Known failures print one readable line and exit with a documented code
+(common/exit_codes.py): 2 usage or configuration, 3 data (invalid file, checksum, download),
+4 tracking server or registry, 5 promotion refused by the gate, 1 anything unexpected.
 """
 
 from __future__ import annotations
@@ -35,16 +35,15 @@ DataOption = Annotated[
 def _settings(**overrides: Any) -> Any:
     from pydantic import ValidationError
 
+    from common.exit_codes import ExitCode
+    from common.settings import describe_errors
     from training.config import TrainingSettings
     from training.log import configure_logging
 
     try:
         settings = TrainingSettings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        _fail(f"invalid configuration: {problems}", 2)
+        _fail(f"invalid configuration: {describe_errors(exc)}", ExitCode.BAD_CONFIGURATION)
     updates = {k: v for k, v in overrides.items() if v is not None}
     settings = settings.model_copy(update=updates)
     configure_logging(settings.log_level, settings.log_format)
@@ -61,6 +60,7 @@ def _fail(message: str, code: int) -> None:
 
 def _guarded(action: Callable[[], T]) -> T:
     """Run a command body; typed errors become one line and their exit code."""
+    from common.exit_codes import ExitCode
     from training.errors import TrainingError
 
     try:
@@ -68,7 +68,7 @@ def _guarded(action: Callable[[], T]) -> T:
     except TrainingError as exc:
         _fail(str(exc), exc.exit_code)
     except KeyboardInterrupt:
-        _fail("interrupted", 130)
+        _fail("interrupted", ExitCode.INTERRUPTED)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -98,7 +98,7 @@ def train(
     settings = _settings(data_path=data, search_trials=trials)
 
     def body() -> None:
-        from training.report import NOTES, rich_table
+        from training.evaluation.report import NOTES, rich_table
         from training.train import run_training
 
         result = run_training(settings, quick=quick, force=force)
@@ -131,8 +131,8 @@ def evaluate(
     settings = _settings(data_path=data)
 
     def body() -> None:
-        from training.operations import evaluate_registered
-        from training.report import NOTES, ModelRow, rich_table
+        from training.evaluation.report import NOTES, ModelRow, rich_table
+        from training.registry.operations import evaluate_registered
 
         model, report, warnings = evaluate_registered(settings, version=version, alias=alias)
         title = f"{settings.model_name} version {model.version} ({model.contract['model_kind']})"
@@ -156,7 +156,7 @@ def promote(
 
     def body() -> None:
         from training.errors import PromotionRefusedError
-        from training.operations import promote_version
+        from training.registry.operations import promote_version
 
         decision = promote_version(settings, version, force=force)
         if not decision.promote:
@@ -183,7 +183,7 @@ def explore(
     settings = _settings(data_path=data, reports_dir=out)
 
     def body() -> None:
-        from training.explore import write_report
+        from training.data.explore import write_report
 
         path = write_report(settings)
         _print(f"exploration report: {path}")

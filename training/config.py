@@ -7,20 +7,14 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-UCI_URL = (
-    "https://archive.ics.uci.edu/static/public/697/"
-    "predict+students+dropout+and+academic+success.zip"
-)
-# sha256 of data.csv inside the official archive (the byte-exact UCI file).
-UCI_SHA256 = "3ef126de5cefff26eb11fbb4237f1a1401cb64b488e2f1d598c23cedeb4c45ae"
+from common.data_files import UCI_SHA256, UCI_URL
+from common.settings import CommonSettings
 
 
-class TrainingSettings(BaseSettings):
-    """Every knob of the training job. Each field is one environment variable."""
-
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+class TrainingSettings(CommonSettings):
+    """Every knob of the training job. Each field is one environment variable; the registry and
+    model names come from CommonSettings (common/settings.py)."""
 
     # --- data ------------------------------------------------------------------------------
     data_path: Path | None = Field(default=None, validation_alias="DATA_PATH")
@@ -32,9 +26,6 @@ class TrainingSettings(BaseSettings):
     )
 
     # --- tracking and registry ---------------------------------------------------------------
-    mlflow_tracking_uri: str = Field(
-        default="http://127.0.0.1:5000", validation_alias="MLFLOW_TRACKING_URI"
-    )
     mlflow_experiment_name: str = Field(
         default="student-dropout", validation_alias="MLFLOW_EXPERIMENT_NAME"
     )
@@ -43,8 +34,6 @@ class TrainingSettings(BaseSettings):
     mlflow_artifact_location: str | None = Field(
         default=None, validation_alias="MLFLOW_ARTIFACT_LOCATION"
     )
-    model_name: str = Field(default="student-dropout", validation_alias="MODEL_NAME")
-    model_alias: str = Field(default="champion", validation_alias="MODEL_ALIAS")
     gate_tolerance: float = Field(default=0.005, ge=0, le=0.5, validation_alias="GATE_TOLERANCE")
 
     # --- split and search --------------------------------------------------------------------
@@ -75,12 +64,6 @@ class TrainingSettings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = Field(
         default="auto", validation_alias="LOG_FORMAT"
     )
-
-    @field_validator("data_path", "mlflow_artifact_location", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        # An empty variable (as compose files write them) means "not set".
-        return None if value == "" else value
 
     @field_validator("data_sha256")
     @classmethod

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.exit_codes import ExitCode
+
 
 class TrainingError(Exception):
     """Base of every error the CLI reports without a traceback."""
 
-    exit_code = 1
+    exit_code: int = ExitCode.UNEXPECTED
 
 
 class DataValidationError(TrainingError):
     """A data file that cannot be trained on; the message names the file, column and row."""
 
-    exit_code = 3
+    exit_code = ExitCode.DATA
 
     def __init__(
         self,
@@ -40,23 +42,20 @@ class DataValidationError(TrainingError):
         return f"{', '.join(where)}: {self.reason}"
 
 
-class ChecksumError(DataValidationError):
-    """The downloaded data file is not the one the configuration pins."""
+class DataSourceError(TrainingError):
+    """No data file: none given, or the UCI download failed or did not match its checksum
+    (common/data_files.py says which)."""
 
-
-class DownloadError(TrainingError):
-    """The data set could not be fetched."""
-
-    exit_code = 3
+    exit_code = ExitCode.DATA
 
 
 class RegistryError(TrainingError):
     """The tracking server or model registry refused or lacks what was asked for."""
 
-    exit_code = 4
+    exit_code = ExitCode.REGISTRY
 
 
 class PromotionRefusedError(TrainingError):
     """`promote` was asked for a version the gate does not let through."""
 
-    exit_code = 5
+    exit_code = ExitCode.PROMOTION_REFUSED

@@ -13,18 +13,24 @@ from typing import Any
 import mlflow
 from mlflow.data.pandas_dataset import from_pandas
 
-from training.candidates import Candidate, baseline, finish_candidate, select_and_log
 from training.config import TrainingSettings
-from training.data import Dataset, load_dataset
-from training.features import EXPLAINABLE, ModelKind
-from training.gate import GateDecision, run_gate
+from training.data.reading import Dataset, load_dataset
+from training.data.split import held_out_split
+from training.evaluation.model_card import CardFacts, render, selection_policy_text
+from training.evaluation.report import ModelRow
+from training.features.pipeline import EXPLAINABLE, ModelKind
 from training.log import get_logger, progress
-from training.model_card import CardFacts, render, selection_policy_text
-from training.register import register_chosen, tag_version
-from training.report import ModelRow
-from training.search import CandidateResult, SearchConfig, plan_folds, search_grid, search_xgboost
-from training.split import held_out_split
-from training.tracking import configure_tracking, git_commit
+from training.registry.gate import GateDecision, run_gate
+from training.registry.register import register_chosen, tag_version
+from training.registry.tracking import configure_tracking, git_commit
+from training.search.candidates import Candidate, baseline, finish_candidate, select_and_log
+from training.search.cv import (
+    CandidateResult,
+    SearchConfig,
+    plan_folds,
+    search_grid,
+    search_xgboost,
+)
 
 log = get_logger(__name__)
 

@@ -10,13 +10,13 @@ import mlflow
 import numpy as np
 import pytest
 
+from common.data_files import local_source
 from tests.support.champion import SessionChampion
 from tests.training.helpers import Trained
-from training.augmentation import augment
-from training.data import Dataset, read_dataset
-from training.download import local_source
-from training.features import build_pipeline
-from training.split import Split, held_out_split
+from training.data.reading import Dataset, read_dataset
+from training.data.split import Split, held_out_split
+from training.features.augmentation import augment
+from training.features.pipeline import build_pipeline
 
 
 @pytest.fixture(scope="session")

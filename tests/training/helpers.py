@@ -11,13 +11,13 @@ import mlflow
 import pandas as pd
 
 from training.config import TrainingSettings
-from training.contract import build_contract, example_records
-from training.evaluation import evaluate
-from training.features import classifier_features
-from training.packaging import log_model, stage_model, staging_dir
-from training.split import Split
-from training.threshold import risk_bands
-from training.tracking import configure_tracking
+from training.data.split import Split
+from training.evaluation.metrics import evaluate
+from training.evaluation.threshold import risk_bands
+from training.features.pipeline import classifier_features
+from training.registry.contract import build_contract, example_records
+from training.registry.packaging import log_model, stage_model, staging_dir
+from training.registry.tracking import configure_tracking
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from training.data import Dataset, read_dataset
-from training.download import local_source
+from common.attributes import ATTRIBUTE_NAMES
+from common.data_files import DataFileError, local_source
+from training.data.reading import Dataset, read_dataset
 from training.errors import DataValidationError
-from training.schema import ATTRIBUTE_NAMES
 
 BadFile = Callable[[Callable[[list[list[str]]], list[list[str]]]], Path]
 
@@ -164,5 +164,5 @@ def test_header_without_rows(tmp_path: Path, rows: list[list[str]]) -> None:
 
 
 def test_missing_local_file(tmp_path: Path) -> None:
-    with pytest.raises(DataValidationError, match="no such file"):
+    with pytest.raises(DataFileError, match="no such file"):
         local_source(tmp_path / "nope.csv")

@@ -13,9 +13,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from common.data_files import (
+    ChecksumError,
+    DataFileError,
+    DownloadError,
+    UciDownload,
+    fetch_uci,
+)
 from training.cli import app
-from training.download import fetch_uci
-from training.errors import ChecksumError, DataValidationError, DownloadError
 
 
 class Archives:
@@ -74,13 +79,13 @@ def test_download_checks_and_caches(
     archives.files["/uci.zip"] = zip_of({"data.csv": data, "README.txt": b"hello"})
     url = f"{archives.url}/uci.zip"
 
-    first = fetch_uci(url, sha, tmp_path / "cache", timeout=10)
+    first = fetch_uci(UciDownload(url, sha, tmp_path / "cache", timeout=10))
     assert first.path.read_bytes() == data
     assert first.sha256 == sha
     assert first.origin == url
     assert archives.hits["/uci.zip"] == 1
 
-    again = fetch_uci(url, sha, tmp_path / "cache", timeout=10)
+    again = fetch_uci(UciDownload(url, sha, tmp_path / "cache", timeout=10))
     assert again.path == first.path
     assert archives.hits["/uci.zip"] == 1  # served from the cache
 
@@ -91,8 +96,8 @@ def test_wrong_checksum_is_refused_and_not_cached(
     archives.files["/uci.zip"] = zip_of({"data.csv": uci_data_path.read_bytes()})
     wrong = "0" * 64
     with pytest.raises(ChecksumError) as caught:
-        fetch_uci(f"{archives.url}/uci.zip", wrong, tmp_path / "cache", timeout=10)
-    assert "data.csv" in caught.value.file
+        fetch_uci(UciDownload(f"{archives.url}/uci.zip", wrong, tmp_path / "cache", timeout=10))
+    assert "data.csv" in str(caught.value)
     assert wrong in str(caught.value)
     cache = tmp_path / "cache"
     assert not cache.exists() or not any(cache.iterdir())
@@ -100,19 +105,19 @@ def test_wrong_checksum_is_refused_and_not_cached(
 
 def test_not_a_zip(archives: Archives, tmp_path: Path) -> None:
     archives.files["/uci.zip"] = b"<html>maintenance</html>"
-    with pytest.raises(DataValidationError, match="not a zip archive"):
-        fetch_uci(f"{archives.url}/uci.zip", "0" * 64, tmp_path, timeout=10)
+    with pytest.raises(DataFileError, match="not a zip archive"):
+        fetch_uci(UciDownload(f"{archives.url}/uci.zip", "0" * 64, tmp_path, timeout=10))
 
 
 def test_archive_without_data_file(archives: Archives, tmp_path: Path) -> None:
     archives.files["/uci.zip"] = zip_of({"a.csv": b"x", "b.csv": b"y"})
-    with pytest.raises(DataValidationError, match=r"no data\.csv"):
-        fetch_uci(f"{archives.url}/uci.zip", "0" * 64, tmp_path, timeout=10)
+    with pytest.raises(DataFileError, match=r"no data\.csv"):
+        fetch_uci(UciDownload(f"{archives.url}/uci.zip", "0" * 64, tmp_path, timeout=10))
 
 
 def test_http_error(archives: Archives, tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="HTTP 404"):
-        fetch_uci(f"{archives.url}/missing.zip", "0" * 64, tmp_path, timeout=10)
+        fetch_uci(UciDownload(f"{archives.url}/missing.zip", "0" * 64, tmp_path, timeout=10))
 
 
 def test_cli_exits_3_on_a_wrong_checksum(

@@ -10,9 +10,20 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from training.augmentation import augment
-from training.evaluation import evaluate, flatten, gate_scores
-from training.features import (
+from common.attributes import (
+    ATTRIBUTE_NAMES,
+    ENCODED,
+    REQUIRED,
+    SEED_FEATURES,
+    STAGES,
+    attributes_known_at,
+)
+from training.data.split import Split
+from training.data.views import stage_view
+from training.evaluation.metrics import evaluate, flatten, gate_scores
+from training.evaluation.threshold import choose_threshold, risk_bands
+from training.features.augmentation import augment
+from training.features.pipeline import (
     ENGINEERED,
     MODEL_KINDS,
     ModelKind,
@@ -21,18 +32,7 @@ from training.features import (
     feature_sources,
     preprocessing_steps,
 )
-from training.schema import (
-    ATTRIBUTE_NAMES,
-    ENCODED,
-    REQUIRED,
-    SEED_FEATURES,
-    STAGES,
-    attributes_known_at,
-    stage_view,
-)
-from training.selection import select_features
-from training.split import Split
-from training.threshold import choose_threshold, risk_bands
+from training.features.selection import select_features
 
 A1 = "Curricular units 1st sem (approved)"
 E1 = "Curricular units 1st sem (enrolled)"

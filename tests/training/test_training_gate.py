@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from tests.training.helpers import make_settings, register_pipeline
 from training.cli import app
 from training.config import TrainingSettings
+from training.data.split import Split
 from training.errors import RegistryError
-from training.gate import GateDecision, decide, run_gate
-from training.split import Split
+from training.registry.gate import GateDecision, decide, run_gate
 
 CHAMPION = {"enrollment": 0.80, "first_semester": 0.90, "second_semester": 0.93}
 

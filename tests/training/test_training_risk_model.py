@@ -16,18 +16,18 @@ import skops.io
 from feature_engine.encoding import OneHotEncoder
 from sklearn.pipeline import Pipeline
 
-from tests.training.helpers import Trained
-from training import risk_model
-from training.evaluation import views_of
-from training.schema import (
+from common.attributes import (
     ATTRIBUTE_NAMES,
     REQUIRED,
     SEED_FEATURES,
     SEED_RECORD,
     attributes_known_at,
-    records_to_frame,
 )
-from training.split import Split
+from tests.training.helpers import Trained
+from training.data.split import Split
+from training.data.views import records_to_frame
+from training.evaluation.metrics import views_of
+from training.registry import risk_model
 
 OUTPUT_COLUMNS = ["dropout_probability", "at_risk", "risk_band", "top_factors"]
 

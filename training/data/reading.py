@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from common.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, POSITIVE_LABEL, TARGET, TARGET_LABELS
+from common.data_files import DataFileError, DataSource, UciDownload, find_data_file
 from training.config import TrainingSettings
-from training.download import DataSource, fetch_uci, local_source
-from training.errors import DataValidationError
-from training.schema import ATTRIBUTE_NAMES, ATTRIBUTES, POSITIVE_LABEL, TARGET, TARGET_LABELS
+from training.errors import DataSourceError, DataValidationError
 
 DELIMITER = ";"
 # Fewer rows than this cannot feed a cross-validated search and a held-out split.
@@ -39,14 +39,16 @@ class Dataset:
 
 def resolve_source(settings: TrainingSettings) -> DataSource:
     """The local file when DATA_PATH (or --data) is set, else the checked UCI download."""
-    if settings.data_path is not None:
-        return local_source(settings.data_path)
-    return fetch_uci(
-        settings.data_url,
-        settings.data_sha256,
-        settings.data_cache_dir,
-        settings.data_download_timeout,
+    download = UciDownload(
+        url=settings.data_url,
+        sha256=settings.data_sha256,
+        cache_dir=settings.data_cache_dir,
+        timeout=settings.data_download_timeout,
     )
+    try:
+        return find_data_file(settings.data_path, download=download)
+    except DataFileError as exc:
+        raise DataSourceError(str(exc)) from exc
 
 
 def load_dataset(settings: TrainingSettings) -> Dataset:

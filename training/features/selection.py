@@ -22,7 +22,7 @@ from feature_engine.selection import RecursiveFeatureAddition
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline
 
-from training.features import make_xgboost, preprocessing_steps
+from training.features.pipeline import make_xgboost, preprocessing_steps
 
 # A feature is kept when adding it raises cross-validated ROC-AUC at all.
 RFA_THRESHOLD = 0.0

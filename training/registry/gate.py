@@ -16,11 +16,11 @@ from typing import Any
 
 from mlflow import MlflowClient
 
+from training.data.split import Split
 from training.errors import RegistryError
-from training.evaluation import evaluate, gate_scores
+from training.evaluation.metrics import evaluate, gate_scores
 from training.log import get_logger
-from training.registry import LoadedModel, load_version, set_tags, version_by_alias
-from training.split import Split
+from training.registry.client import LoadedModel, load_version, set_tags, version_by_alias
 
 log = get_logger(__name__)
 

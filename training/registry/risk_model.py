@@ -119,7 +119,11 @@ class DropoutRiskModel(PythonModel):
         absent = [c for c in self._required if c not in model_input.columns]
         if absent:
             raise ValueError(f"required attribute(s) missing: {', '.join(absent)}")
-        frame = model_input.reindex(columns=self._columns).astype("float64")
+        try:
+            # Integer columns, floats, and None or NaN for a missing attribute are all fine.
+            frame = model_input.reindex(columns=self._columns).astype("float64")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"every attribute must be a number or missing: {exc}") from exc
         for name in self._required:
             missing_rows = np.flatnonzero(frame[name].isna().to_numpy())
             if missing_rows.size:

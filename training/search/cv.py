@@ -21,10 +21,11 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from training.augmentation import augment
+from common.attributes import SEED_FEATURES, STAGES
 from training.config import TrainingSettings
-from training.features import ModelKind, build_pipeline
-from training.schema import SEED_FEATURES, STAGES, stage_view, subset_view
+from training.data.views import stage_view, subset_view
+from training.features.augmentation import augment
+from training.features.pipeline import ModelKind, build_pipeline
 
 
 @dataclass(frozen=True)

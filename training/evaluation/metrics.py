@@ -19,7 +19,8 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from training.schema import SEED_FEATURES, STAGES, stage_view, subset_view
+from common.attributes import SEED_FEATURES, STAGES
+from training.data.views import stage_view, subset_view
 
 Predictor = Callable[[pd.DataFrame], np.ndarray]
 # Complete records are the `second_semester` view: every attribute known.

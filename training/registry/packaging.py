@@ -1,7 +1,8 @@
 """Package the chosen pipeline as the registered model: pyfunc from code + skops + contract.
 
-Layout of a version (docs/model-contract.md): MLmodel, python_model.py (training/risk_model.py
-copied under MLflow's usual name), artifacts/contract.json, artifacts/pipeline.skops.
+Layout of a version (docs/model-contract.md): MLmodel, python_model.py
+(training/registry/risk_model.py copied under MLflow's usual name), artifacts/contract.json,
+artifacts/pipeline.skops.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ import pandas as pd
 import skops.io
 from mlflow.models import ModelSignature
 from mlflow.models.model import ModelInfo
-from mlflow.types.schema import Array, ColSpec, Object, Property, Schema
+from mlflow.types.schema import AnyType, Array, ColSpec, Object, Property, Schema
 from sklearn.pipeline import Pipeline
 
-from training import risk_model
-from training.contract import CONTRACT_VERSION, check_contract
+from common.attributes import ATTRIBUTE_NAMES, REQUIRED
+from common.contract import CONTRACT_VERSION
+from training.data.views import records_to_frame
 from training.errors import TrainingError
-from training.schema import ATTRIBUTE_NAMES, REQUIRED, records_to_frame
+from training.registry import risk_model
+from training.registry.contract import check_contract
 
 MODEL_CODE = Path(risk_model.__file__)
 # Distributions the model code needs at serving time (the consumer image pins the same).
@@ -58,8 +61,14 @@ def check_allowlist(pipeline: Pipeline) -> None:
 
 
 def signature() -> ModelSignature:
+    # Inputs are typed Any: MLflow refuses int64 columns for "double" and NaN (a partial
+    # record) for "long", so a person with a frame of the data file could not score it. The
+    # model checks and converts its inputs itself; contract.json holds each attribute's type.
     inputs = Schema(
-        [ColSpec("double", name, required=name in REQUIRED) for name in ATTRIBUTE_NAMES]
+        [
+            ColSpec(AnyType(), name, required=name in REQUIRED)  # type: ignore[no-untyped-call]
+            for name in ATTRIBUTE_NAMES
+        ]
     )
     factor = Object(
         [

@@ -11,17 +11,17 @@ import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
-from training import plots
-from training.candidates import Candidate
+from common.attributes import STAGES
 from training.config import TrainingSettings
-from training.contract import build_contract, example_records
-from training.data import Dataset
-from training.evaluation import views_of
-from training.features import EXPLAINABLE, classifier_features, feature_label
-from training.packaging import log_model, predict_ms_per_1000, stage_model, staging_dir
-from training.schema import STAGES
-from training.split import Split
-from training.threshold import risk_bands
+from training.data.reading import Dataset
+from training.data.split import Split
+from training.evaluation import plots
+from training.evaluation.metrics import views_of
+from training.evaluation.threshold import risk_bands
+from training.features.pipeline import EXPLAINABLE, classifier_features, feature_label
+from training.registry.contract import build_contract, example_records
+from training.registry.packaging import log_model, predict_ms_per_1000, stage_model, staging_dir
+from training.search.candidates import Candidate
 
 POLICY = "best cross-validated explainable candidate"
 

@@ -1,17 +1,17 @@
 """The 36 UCI attributes as the product knows them: type, kind, sane domain, stage, required.
 
-Ranges are authored here from the UCI data dictionary (codes, grade scales, plausible economic
-values), never taken from the training min/max, so a new institution's file is judged against
-what is possible rather than against what one cohort happened to show.
+Shared by training (what a data file must hold, what the model is trained on) and the consumer
+(through each model's contract.json, built from these). Ranges are authored here from the UCI
+data dictionary (codes, grade scales, plausible economic values), never taken from the training
+min/max, so a new institution's file is judged against what is possible rather than against
+what one cohort happened to show. Plain data: no pandas, nothing done at import time but
+building these tuples.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final, Literal
-
-import numpy as np
-import pandas as pd
 
 Dtype = Literal["int", "float"]
 Kind = Literal["categorical", "numeric"]
@@ -126,24 +126,3 @@ def attributes_known_at(stage: Stage) -> tuple[str, ...]:
     """Attributes a record can carry at `stage` (those of that stage and every earlier one)."""
     upto = STAGES[: STAGES.index(stage) + 1]
     return tuple(a.name for a in ATTRIBUTES if a.stage in upto)
-
-
-def stage_view(features: pd.DataFrame, stage: Stage) -> pd.DataFrame:
-    """The same students as they look at `stage`: later attributes blanked out (NaN)."""
-    view = features.copy()
-    later = [a.name for a in ATTRIBUTES if a.name not in attributes_known_at(stage)]
-    view[later] = np.nan
-    return view
-
-
-def subset_view(features: pd.DataFrame, keep: tuple[str, ...]) -> pd.DataFrame:
-    """The same students with only `keep` known, e.g. the seed's 7-attribute records."""
-    view = features.copy()
-    view[[c for c in view.columns if c not in keep]] = np.nan
-    return view
-
-
-def records_to_frame(records: list[dict[str, float]]) -> pd.DataFrame:
-    """Wire-format `student_features` objects as the model's input frame (NaN = missing)."""
-    frame = pd.DataFrame.from_records(records, columns=list(ATTRIBUTE_NAMES))
-    return frame.astype("float64")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from training.data import Dataset
+from training.data.reading import Dataset
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,16 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from training import plots
-from training.evaluation import evaluate, flatten
-from training.features import ModelKind, build_pipeline, feature_label, make_xgboost
+from common.attributes import SEED_FEATURES, STAGES
+from training.data.split import Split
+from training.evaluation import plots
+from training.evaluation.metrics import evaluate, flatten
+from training.evaluation.report import ModelRow
+from training.evaluation.threshold import choose_threshold
+from training.features.pipeline import ModelKind, build_pipeline, feature_label, make_xgboost
+from training.features.selection import RFA_THRESHOLD, FeatureSelection, select_features
 from training.log import get_logger
-from training.report import ModelRow
-from training.schema import SEED_FEATURES, STAGES
-from training.search import CandidateResult, FoldPlan, SearchConfig
-from training.selection import RFA_THRESHOLD, FeatureSelection, select_features
-from training.split import Split
-from training.threshold import choose_threshold
+from training.search.cv import CandidateResult, FoldPlan, SearchConfig
 
 log = get_logger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from training.report import NOTES, ModelRow, markdown_table
-from training.schema import REQUIRED, STAGES
+from common.attributes import REQUIRED, STAGES
+from training.evaluation.report import NOTES, ModelRow, markdown_table
 
 
 @dataclass(frozen=True)

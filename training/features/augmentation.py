@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from training.schema import BY_NAME, STAGES
+from common.attributes import BY_NAME, STAGES
 
 
 def augment(

@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from xgboost import XGBClassifier
 
-from training.schema import ATTRIBUTE_NAMES, ENCODED
+from common.attributes import ATTRIBUTE_NAMES, ENCODED
 
 ModelKind = Literal["xgboost", "logistic_regression", "random_forest", "svm"]
 MODEL_KINDS: Final[tuple[ModelKind, ...]] = (

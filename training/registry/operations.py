@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from training.config import TrainingSettings
-from training.data import load_dataset
+from training.data.reading import load_dataset
+from training.data.split import Split, held_out_split
 from training.errors import RegistryError
-from training.evaluation import evaluate
-from training.gate import GateDecision, run_gate
+from training.evaluation.metrics import evaluate
 from training.log import get_logger
-from training.registry import LoadedModel, get_version, load_version, version_by_alias
-from training.split import Split, held_out_split
-from training.tracking import configure_tracking
+from training.registry.client import LoadedModel, get_version, load_version, version_by_alias
+from training.registry.gate import GateDecision, run_gate
+from training.registry.tracking import configure_tracking
 
 log = get_logger(__name__)
 

@@ -1,0 +1,1 @@
+"""Features: the feature-engine pipeline, partial-record augmentation, feature selection."""
