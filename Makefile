@@ -47,15 +47,15 @@ train: setup
 	$(PY) -m training train
 
 benchmark-model: setup
-	$(PY) benchmarks/model_quality.py
+	$(PY) -m benchmarks.model_quality
 
 benchmark: setup
-	$(PY) benchmarks/scoring_throughput.py
-	$(PY) benchmarks/stream_latency.py
-	$(PY) benchmarks/hot_reload.py
+	$(PY) -m benchmarks.scoring_throughput
+	$(PY) -m benchmarks.stream_latency
+	$(PY) -m benchmarks.hot_reload
 
 benchmark-load: setup
-	$(PY) benchmarks/sustained_load.py
+	$(PY) -m benchmarks.sustained_load
 
 stack-up: setup
 	$(PY) -m devstack up

@@ -5,7 +5,7 @@ The baseline printed beside it is the floor the design allows: the poll interval
 be noticed up to one interval late) plus the time to load and self-test a model, measured in
 the same run by loading the same version offline.
 
-    python benchmarks/hot_reload.py [--poll-seconds 2] [--moves 3]
+    python -m benchmarks.hot_reload [--poll-seconds 2] [--moves 3]
 
 Goal (issue 3): reload time <= poll interval + 5 s.
 """
@@ -18,7 +18,8 @@ import sys
 import time
 
 import mlflow
-from stream_harness import (
+
+from benchmarks.stream_harness import (
     data_path,
     embedded_stack,
     new_streams,
@@ -28,9 +29,8 @@ from stream_harness import (
     running_consumer,
     uci_rows,
 )
-
 from consumer.config import ConsumerSettings
-from consumer.model_loader import ModelLoader
+from consumer.model.loader import ModelLoader
 
 GOAL_SLACK_SECONDS = 5.0
 

@@ -12,27 +12,25 @@ repository (or above it), else the checked UCI download.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
 
 BARS = {"roc_auc": (">=", 0.93), "f1_dropout": (">=", 0.80), "brier": ("<=", 0.10)}
 MAX_SECONDS = 300.0
-SHARED_DATA = Path("shared/data/students_dropout_academic_success.csv")
 
 
 def find_data() -> Path | None:
-    if os.environ.get("DATA_PATH"):
-        return Path(os.environ["DATA_PATH"])
-    for parent in REPO_ROOT.parents:
-        if (parent / SHARED_DATA).is_file():
-            return parent / SHARED_DATA
-    return None
+    """DATA_PATH or an offline copy (common/data_files.py); None lets training download."""
+    from common.data_files import DataFileError, find_data_file
+
+    try:
+        return find_data_file(None, offline_copies=True).path
+    except DataFileError:
+        return None
 
 
 def main() -> int:

@@ -1,15 +1,16 @@
 """Scoring throughput of the consumer's batch path, next to the seed's one-record-at-a-time path.
 
 The batch path is exactly the stream's: decode + validate + score + encode
-(`consumer.batch.run_batch`) on batches of 500 and 1,000 realistic records (UCI rows, half of
-them full 36-attribute records, half the 7 attributes producers send today). The baseline is the
-seed's way with the same model: for each record, parse the JSON, build a one-row DataFrame and
-call the MLflow pyfunc's predict. Both run in the same process, one after the other.
+(`consumer.scoring.batch.run_batch`) on batches of 500 and 1,000 realistic records (UCI rows,
+half of them full 36-attribute records, half the 7 attributes producers send today). The
+baseline is the seed's way with the same model: for each record, parse the JSON, build a
+one-row DataFrame and call the MLflow pyfunc's predict. Both run in the same process, one
+after the other.
 
 Models: a small contract-conforming test model built on the fly (tests/support), and, when a
 model is given (--model-uri, or MLFLOW_TRACKING_URI set: MODEL_NAME@MODEL_ALIAS), the real one.
 
-    python benchmarks/scoring_throughput.py [--model-uri models:/student-dropout@champion]
+    python -m benchmarks.scoring_throughput [--model-uri models:/student-dropout@champion]
 
 Targets (issue 3): >= 20,000 records/s per process and >= 100x the one-at-a-time path.
 """
@@ -29,20 +30,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+import mlflow.pyfunc
+import numpy as np
+import orjson
+import pandas as pd
 
-import mlflow.pyfunc  # noqa: E402
-import numpy as np  # noqa: E402
-import orjson  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from consumer.batch import InputRecord, SourcePosition, run_batch  # noqa: E402
-from consumer.config import ConsumerSettings  # noqa: E402
-from consumer.model_loader import ModelLoader  # noqa: E402
-from consumer.scoring import ServedModel, direct_predict  # noqa: E402
-from tests.support.model_builder import SAMPLE_FEATURES, build_test_model, load_uci  # noqa: E402
-from tests.support.paths import default_data_path as test_data_path  # noqa: E402
+from common.data_files import UciDownload, find_data_file
+from consumer.config import ConsumerSettings
+from consumer.model.loader import ModelLoader
+from consumer.records import InputRecord, SourcePosition
+from consumer.scoring.batch import run_batch
+from consumer.scoring.scorer import direct_predict
+from consumer.scoring.served_model import ServedModel
+from tests.support.model_builder import SAMPLE_FEATURES, build_test_model, load_uci
 
 TARGET_RECORDS_PER_SECOND = 20_000
 TARGET_SPEEDUP = 100
@@ -66,9 +66,8 @@ class Measure:
 
 
 def default_data_path() -> Path:
-    if os.environ.get("DATA_PATH"):
-        return Path(os.environ["DATA_PATH"])
-    return test_data_path()
+    """DATA_PATH, an offline copy, or the checked UCI download (common/data_files.py)."""
+    return find_data_file(None, download=UciDownload(), offline_copies=True).path
 
 
 def realistic_records(data_path: Path, count: int) -> list[bytes]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import statistics
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -18,23 +17,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from common.data_files import UciDownload, find_data_file
+from consumer.tools.producer import events, read_rows
+from devstack.backends import ProcessBackend
+from devstack.consumers import ConsumerHandle
+from devstack.ports import free_port
+from devstack.processes import ManagedProcess
+from devstack.producer import Producer
+from devstack.services import consumer_service
+from devstack.settings import StackSettings
+from devstack.streaming import Streams
+from devstack.streams import create_streams
+from devstack.training import run_training
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
-import psutil  # noqa: E402
-
-from consumer.tools.producer import events, read_rows  # noqa: E402
-from devstack.backends import ProcessBackend  # noqa: E402
-from devstack.consumers import ConsumerHandle  # noqa: E402
-from devstack.ports import free_port  # noqa: E402
-from devstack.processes import ManagedProcess  # noqa: E402
-from devstack.producer import Producer  # noqa: E402
-from devstack.services import consumer_service  # noqa: E402
-from devstack.settings import StackSettings  # noqa: E402
-from devstack.streaming import Streams  # noqa: E402
-from devstack.streams import create_streams  # noqa: E402
-from devstack.training import run_training  # noqa: E402
-from tests.support.paths import default_data_path  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -49,7 +47,8 @@ def embedded_stack() -> Iterator[StackSettings]:
 
 
 def data_path() -> Path:
-    return default_data_path()
+    """DATA_PATH, an offline copy, or the checked UCI download (common/data_files.py)."""
+    return find_data_file(None, download=UciDownload(), offline_copies=True).path
 
 
 def new_streams(stack: StackSettings, tag: str, shards: int = 4) -> Streams:

@@ -5,7 +5,7 @@ Two consumer applications run one after the other on the same stack: the baselin
 KCL's default `idleTimeBetweenReadsInMillis` (1000 ms), then the project's tuned setting
 (KCL_IDLE_TIME_BETWEEN_READS_MS, 250 ms by default). Each gets the same load after it is ready.
 
-    python benchmarks/stream_latency.py [--rate 200] [--seconds 60]
+    python -m benchmarks.stream_latency [--rate 200] [--seconds 60]
 
 Goals (issue 3): p50 <= 1 s, p99 <= 2.5 s; RSS per shard processor <= 350 MB.
 """
@@ -16,7 +16,7 @@ import argparse
 import sys
 import time
 
-from stream_harness import (
+from benchmarks.stream_harness import (
     ProcessSampler,
     embedded_stack,
     latencies_ms,

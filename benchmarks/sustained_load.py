@@ -12,7 +12,7 @@ machine, so the figures are the whole system's on it, not the consumer's ceiling
 The producer stops after --seconds whatever it managed to send; the drain after it is bounded
 by --drain-seconds, and records still without an output then are reported as backlog.
 
-    python benchmarks/sustained_load.py [--rate 2000] [--seconds 300] [--drain-seconds 300]
+    python -m benchmarks.sustained_load [--rate 2000] [--seconds 300] [--drain-seconds 300]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-from stream_harness import (
+from benchmarks.stream_harness import (
     ProcessSampler,
     StackSettings,
     embedded_stack,
@@ -72,7 +72,7 @@ def main() -> int:
                 while not stop.wait(5):
                     lag = [
                         value
-                        for key, value in consumer.metrics().items()
+                        for key, value in consumer.observe.metrics().items()
                         if key.startswith("dropout_consumer_behind_latest_seconds")
                     ]
                     lag_samples.append(max(lag, default=0.0))

@@ -15,9 +15,6 @@ import typer
 if TYPE_CHECKING:
     from consumer.config import ConsumerSettings
 
-# Exit code of a bad configuration value (as for the training CLI).
-EXIT_BAD_CONFIG = 2
-
 app = typer.Typer(
     help="Student dropout consumer: stream service, shard processor, offline scoring, tools.",
     no_args_is_help=True,
@@ -27,25 +24,16 @@ app = typer.Typer(
 
 def _settings() -> ConsumerSettings:
     """The settings from the environment; a bad value is one readable line and exit code 2."""
-    from pydantic import ValidationError
-
+    from common.settings import load_settings
     from consumer.config import ConsumerSettings
 
-    try:
-        return ConsumerSettings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-            for e in exc.errors()
-        )
-        print(f"error: invalid configuration: {problems}", file=sys.stderr)
-        raise typer.Exit(EXIT_BAD_CONFIG) from None
+    return load_settings(ConsumerSettings)
 
 
 @app.command()
 def run() -> None:
     """Run the service: the KCL MultiLangDaemon, its shard processors, /metrics and health."""
-    from consumer.supervisor import run_service
+    from consumer.service.supervisor import run_service
 
     raise typer.Exit(run_service(_settings()))
 
@@ -53,7 +41,7 @@ def run() -> None:
 @app.command()
 def process() -> None:
     """One shard's record processor; the KCL daemon starts it and talks to it on stdin/stdout."""
-    from consumer.processor import main
+    from consumer.intake.kcl_processor import main
 
     main(_settings())
 
@@ -77,7 +65,7 @@ def score(
     ] = None,
 ) -> None:
     """Score a JSON lines file offline with exactly the stream's validate/score/encode path."""
-    from consumer.offline import score_file
+    from consumer.tools.offline import score_file
 
     raise typer.Exit(score_file(_settings(), input_path, output_path, model_uri))
 
@@ -89,7 +77,7 @@ def render_properties(
     ] = None,
 ) -> None:
     """Write the KCL MultiLangDaemon properties file rendered from the environment."""
-    from consumer.kcl_properties import write_properties
+    from consumer.service.kcl_properties import write_properties
 
     settings = _settings()
     path = write_properties(settings, output_path or settings.kcl_properties_path)
@@ -113,10 +101,18 @@ def replay(
     stream: Annotated[str | None, typer.Option(help="Default: INPUT_STREAM.")] = None,
 ) -> None:
     """Replay dataset rows as student events on the input stream, at a chosen rate."""
+    from common.data_files import DataFileError
+    from common.exit_codes import ExitCode
     from consumer.tools.producer import replay as do_replay
 
     settings = _settings()
-    do_replay(settings, data, rate, count, malformed_share, seed, stream or settings.input_stream)
+    try:
+        do_replay(
+            settings, data, rate, count, malformed_share, seed, stream or settings.input_stream
+        )
+    except DataFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(ExitCode.DATA) from None
 
 
 @app.command()

@@ -9,17 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+
+from common.settings import CommonSettings
 
 
-class ConsumerSettings(BaseSettings):
-    """Every knob of the consumer service. Each field is one environment variable."""
-
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+class ConsumerSettings(CommonSettings):
+    """Every knob of the consumer service. Each field is one environment variable; the registry,
+    model and region names come from CommonSettings (common/settings.py), as does the rule that
+    an empty variable means "not set" (for an endpoint: the AWS default)."""
 
     # --- AWS and the streams -------------------------------------------------------------
-    aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
     kinesis_endpoint_url: str | None = Field(
         default="http://127.0.0.1:4568", validation_alias="KINESIS_ENDPOINT_URL"
     )
@@ -90,11 +90,6 @@ class ConsumerSettings(BaseSettings):
     )
 
     # --- model registry ------------------------------------------------------------------
-    mlflow_tracking_uri: str = Field(
-        default="http://127.0.0.1:5000", validation_alias="MLFLOW_TRACKING_URI"
-    )
-    model_name: str = Field(default="student-dropout", validation_alias="MODEL_NAME")
-    model_alias: str = Field(default="champion", validation_alias="MODEL_ALIAS")
     model_poll_interval_seconds: float = Field(
         default=30.0, gt=0, validation_alias="MODEL_POLL_INTERVAL_SECONDS"
     )
@@ -106,6 +101,9 @@ class ConsumerSettings(BaseSettings):
     max_record_bytes: int = Field(
         default=64 * 1024, ge=1024, le=1024 * 1024, validation_alias="MAX_RECORD_BYTES"
     )
+    # PutRecords calls that failed with a retryable error other than throttling (5xx, network)
+    # before the processor gives up (exit 10). Throttling is back-pressure: retried for as long
+    # as the daemon lives and the lease is ours, never counted here.
     publish_max_attempts: int = Field(default=20, ge=1, validation_alias="PUBLISH_MAX_ATTEMPTS")
     publish_backoff_initial_seconds: float = Field(
         default=0.1, gt=0, validation_alias="PUBLISH_BACKOFF_INITIAL_SECONDS"
@@ -113,8 +111,19 @@ class ConsumerSettings(BaseSettings):
     publish_backoff_max_seconds: float = Field(
         default=5.0, gt=0, validation_alias="PUBLISH_BACKOFF_MAX_SECONDS"
     )
+    # How often a long throttle checks that the shard's lease is still this worker's (one
+    # DynamoDB read), and logs that it is still throttled.
+    throttle_report_interval_seconds: float = Field(
+        default=60.0, gt=0, validation_alias="THROTTLE_REPORT_INTERVAL_SECONDS"
+    )
     checkpoint_max_attempts: int = Field(
         default=10, ge=1, validation_alias="CHECKPOINT_MAX_ATTEMPTS"
+    )
+    checkpoint_backoff_initial_seconds: float = Field(
+        default=0.2, gt=0, validation_alias="CHECKPOINT_BACKOFF_INITIAL_SECONDS"
+    )
+    checkpoint_backoff_max_seconds: float = Field(
+        default=5.0, gt=0, validation_alias="CHECKPOINT_BACKOFF_MAX_SECONDS"
     )
 
     # --- metrics, health, logs --------------------------------------------------------------
@@ -134,19 +143,6 @@ class ConsumerSettings(BaseSettings):
     drift_update_every_records: int = Field(
         default=500, ge=1, validation_alias="DRIFT_UPDATE_EVERY_RECORDS"
     )
-
-    @field_validator(
-        "kinesis_endpoint_url",
-        "dynamodb_endpoint_url",
-        "output_kinesis_endpoint_url",
-        "kcl_worker_id",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        # An empty variable means "use the AWS default", which is how ECS task definitions
-        # switch the emulator endpoints off.
-        return None if value == "" else value
 
     @property
     def publish_endpoint_url(self) -> str | None:

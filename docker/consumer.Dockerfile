@@ -50,6 +50,7 @@ RUN groupadd --system --gid 10001 app \
 COPY --from=jre /opt/java/openjdk /opt/java/openjdk
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
+COPY common/ ./common/
 COPY consumer/ ./consumer/
 COPY docker/env_from_files.py /opt/dropout/
 # With a read-only root file system (the ECS task definition sets one) these two paths are the

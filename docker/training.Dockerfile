@@ -38,6 +38,7 @@ RUN groupadd --system --gid 10001 app \
     && chown app:app /var/lib/training
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
+COPY common/ ./common/
 COPY training/ ./training/
 COPY docker/env_from_files.py /opt/dropout/
 VOLUME ["/var/lib/training", "/tmp"]

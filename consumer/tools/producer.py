@@ -18,8 +18,9 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from consumer.aws import kinesis_client
+from common.data_files import UciDownload, find_data_file
 from consumer.config import ConsumerSettings
+from consumer.output.kinesis import tools_client
 
 console = Console(stderr=True)
 
@@ -57,20 +58,10 @@ def _number(text: str) -> float:
 
 
 def resolve_data_path(data: Path | None) -> Path:
-    candidates = [data] if data else []
-    if os.environ.get("DATA_PATH"):
-        candidates.append(Path(os.environ["DATA_PATH"]))
-    # Where `python -m training train` caches the checksum-verified UCI download.
-    candidates += sorted(
-        Path(os.environ.get("DATA_CACHE_DIR", ".cache/data")).glob("uci-697-*.csv")
-    )
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        "no data file: pass --data PATH or set DATA_PATH to a UCI-format file "
-        "(`python -m training train` downloads and caches the official one)"
-    )
+    """The file to replay (common/data_files.py's order): --data, DATA_PATH, an offline copy,
+    or the checked UCI download (cached in DATA_CACHE_DIR, where training keeps it too)."""
+    cache = Path(os.environ.get("DATA_CACHE_DIR") or ".cache/data")
+    return find_data_file(data, download=UciDownload(cache_dir=cache), offline_copies=True).path
 
 
 def malformed(kind: str, row: dict[str, float], student_id: int) -> bytes:
@@ -118,7 +109,7 @@ def replay(
     if rate <= 0 or count < 0 or not 0 <= malformed_share <= 1:
         raise ValueError("rate must be > 0, count >= 0 and malformed share within [0, 1]")
     rows = read_rows(resolve_data_path(data))
-    client = kinesis_client(settings)
+    client = tools_client(settings)
     started = time.monotonic()
     sent = failed_puts = 0
     batch: list[dict[str, Any]] = []

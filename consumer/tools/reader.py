@@ -11,15 +11,15 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from consumer.aws import kinesis_client
 from consumer.config import ConsumerSettings
+from consumer.output.kinesis import tools_client
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
 
 def read_stream(settings: ConsumerSettings, stream: str, wait_seconds: float) -> list[Any]:
     """Every record from TRIM_HORIZON on every shard, until none came for `wait_seconds`."""
-    client = kinesis_client(settings)
+    client = tools_client(settings)
     shards = client.list_shards(StreamName=stream)["Shards"]
     iterators = {
         shard["ShardId"]: client.get_shard_iterator(

@@ -12,11 +12,11 @@ import pytest
 import structlog
 from prometheus_client import CollectorRegistry
 
-from consumer.contract import Contract, parse_contract
-from consumer.log import configure_logging
-from consumer.metrics import ConsumerMetrics
-from consumer.model_loader import ModelLoader
-from consumer.scoring import ServedModel
+from common.contract import Contract, parse_contract
+from consumer.model.loader import ModelLoader
+from consumer.observe.logs import configure_logging
+from consumer.observe.metrics import ConsumerMetrics
+from consumer.scoring.served_model import ServedModel
 from tests.support.fakes import FakeModel
 from tests.support.model_builder import BuiltModel, build_test_model, make_registry
 

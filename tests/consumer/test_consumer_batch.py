@@ -11,11 +11,12 @@ import orjson
 import pandas as pd
 import pytest
 
-from consumer.batch import InputRecord, OutputKind, SourcePosition, run_batch
-from consumer.contract import Contract
-from consumer.encoding import MAX_DEAD_LETTER_PAYLOAD_BYTES, MAX_OUTPUT_RECORD_BYTES
-from consumer.reasons import Reason
-from consumer.scoring import ServedModel
+from common.contract import Contract
+from common.wire import Reason
+from consumer.output.encoding import MAX_DEAD_LETTER_PAYLOAD_BYTES, MAX_OUTPUT_RECORD_BYTES
+from consumer.records import InputRecord, OutputKind, SourcePosition
+from consumer.scoring.batch import run_batch
+from consumer.scoring.served_model import ServedModel
 from tests.support.fakes import FakeModel
 from tests.support.model_builder import SAMPLE_FEATURES, dataset_records, sample_record
 
@@ -114,9 +115,9 @@ def test_mixed_batch_every_reason_one_output_per_input_in_order(
     assert result.scored_alone
     assert fake_model.calls[0] == 4
     assert fake_model.calls[1:] == [1, 1, 1, 1]
-    assert result.predictions == 3
+    assert result.counts.predictions == 3
     assert result.scored_rows.shape == (3, 36)
-    assert result.reasons[Reason.SCORING_FAILED] == 1
+    assert result.counts.reasons[Reason.SCORING_FAILED] == 1
 
 
 def test_prediction_record_content(fake_served: ServedModel) -> None:
@@ -231,7 +232,7 @@ def test_empty_batch(fake_served: ServedModel) -> None:
 def test_real_model_scores_realistic_records(served_model: ServedModel, data_path: Path) -> None:
     records = inputs(*dataset_records(data_path, 200), good(256))
     result = run_batch(served_model, records)
-    assert result.predictions == 201
+    assert result.counts.predictions == 201
     assert not result.scored_alone
     bodies = [orjson.loads(o.data) for o in result.outputs]
     for body in bodies:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from consumer.checkpointing import CheckpointOutcome, ShardCheckpointer
-from consumer.metrics import ConsumerMetrics
-from consumer.publisher import Backoff
+from consumer.backoff import Backoff
+from consumer.checkpoint.checkpointer import CheckpointOutcome, ShardCheckpointer
+from consumer.observe.metrics import ConsumerMetrics
 from tests.support.fakes import FakeCheckpointer, metric_value
 
 CHECKPOINTS = "dropout_consumer_checkpoints_total"

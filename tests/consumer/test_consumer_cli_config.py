@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from consumer.cli import EXIT_BAD_CONFIG, app
+from common.exit_codes import ExitCode
+from consumer.cli import app
 
 
 @pytest.mark.parametrize(
@@ -21,7 +22,7 @@ def test_bad_value_names_the_variable_and_exits_2(
 ) -> None:
     monkeypatch.setenv(variable, value)
     result = CliRunner().invoke(app, command)
-    assert result.exit_code == EXIT_BAD_CONFIG, result.output
+    assert result.exit_code == ExitCode.BAD_CONFIGURATION, result.output
     assert f"invalid configuration: {variable}:" in result.stderr
     assert repr(value) in result.stderr
     assert "Traceback" not in result.output

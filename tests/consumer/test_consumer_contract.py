@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from consumer.contract import UCI_ATTRIBUTES, ContractError, parse_contract
+from common.attributes import ATTRIBUTE_NAMES as UCI_ATTRIBUTES
+from common.contract import ContractError, parse_contract
 from tests.support.model_builder import BuiltModel
 
 

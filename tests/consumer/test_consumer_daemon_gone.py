@@ -18,11 +18,13 @@ import time
 import orjson
 import pytest
 
-from consumer import processor as processor_module
-from consumer.metrics import ConsumerMetrics
-from consumer.processor import EXIT_DAEMON_GONE, EXIT_PUBLISH_FAILED, parent_watch
-from consumer.publisher import Backoff, PublishAbandonedError, Publisher, PublishError
-from consumer.scoring import ServedModel
+from common.exit_codes import ExitCode
+from consumer.backoff import Backoff
+from consumer.intake.parent import parent_watch
+from consumer.model import handoff as handoff_module
+from consumer.observe.metrics import ConsumerMetrics
+from consumer.output.publisher import PublishAbandonedError, Publisher, PublishError
+from consumer.scoring.served_model import ServedModel
 from tests.consumer.test_consumer_publisher import outputs
 from tests.support.fakes import FakeKinesis, metric_value
 from tests.support.harness import DEAD_LETTERS, PREDICTIONS, Harness
@@ -34,11 +36,10 @@ GOOD = orjson.dumps(sample_record(1))
 def test_the_wait_for_a_model_ends_when_the_daemon_is_gone(
     metrics: ConsumerMetrics, monkeypatch: pytest.MonkeyPatch, log_lines: io.StringIO
 ) -> None:
-    monkeypatch.setattr(processor_module, "WAIT_FOR_MODEL_TICK_SECONDS", 0.01)
-    h = Harness(metrics, model=None)
+    monkeypatch.setattr(handoff_module, "WAIT_FOR_MODEL_TICK_SECONDS", 0.01)
     alive = threading.Event()
     alive.set()
-    h.processor.daemon_alive = alive.is_set
+    h = Harness(metrics, model=None, daemon_alive=alive.is_set)
     exits: list[int] = []
 
     def run() -> None:
@@ -57,7 +58,7 @@ def test_the_wait_for_a_model_ends_when_the_daemon_is_gone(
     alive.clear()
     worker.join(5)
     assert not worker.is_alive()
-    assert exits == [EXIT_DAEMON_GONE]
+    assert exits == [ExitCode.DAEMON_GONE]
     assert h.kinesis.calls == []
     assert h.checkpointer.calls == []
     events = [orjson.loads(line)["event"] for line in log_lines.getvalue().splitlines()]
@@ -67,15 +68,14 @@ def test_the_wait_for_a_model_ends_when_the_daemon_is_gone(
 def test_a_model_that_comes_while_the_daemon_runs_is_used(
     metrics: ConsumerMetrics, fake_served: ServedModel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(processor_module, "WAIT_FOR_MODEL_TICK_SECONDS", 0.01)
-    h = Harness(metrics, model=None)
+    monkeypatch.setattr(handoff_module, "WAIT_FOR_MODEL_TICK_SECONDS", 0.01)
     checks: list[bool] = []
 
     def daemon_alive() -> bool:
         checks.append(True)
         return True
 
-    h.processor.daemon_alive = daemon_alive
+    h = Harness(metrics, model=None, daemon_alive=daemon_alive)
     worker = threading.Thread(target=h.batch, args=([GOOD, b"{"],))
     worker.start()
     deadline = time.monotonic() + 5
@@ -93,7 +93,7 @@ def test_parent_watch_sees_the_parent_go() -> None:
     """A real parent process that exits: its child is re-parented and notices."""
     child_code = (
         "import os, sys, time\n"
-        "from consumer.processor import parent_watch\n"
+        "from consumer.intake.parent import parent_watch\n"
         "alive = parent_watch()\n"
         "print('watching', flush=True)\n"
         "deadline = time.monotonic() + 20\n"
@@ -158,7 +158,7 @@ def test_a_processor_retrying_putrecords_exits_when_the_daemon_is_gone(
     )
     with pytest.raises(SystemExit) as exited:
         h.batch([GOOD, GOOD])
-    assert exited.value.code == EXIT_DAEMON_GONE
+    assert exited.value.code == ExitCode.DAEMON_GONE
     assert len(kinesis.calls) == 3
     assert h.checkpointer.calls == []
     events = [orjson.loads(line)["event"] for line in log_lines.getvalue().splitlines()]
@@ -173,14 +173,14 @@ def test_a_processor_retrying_putrecords_exits_when_the_daemon_is_gone(
     assert exhausted == 0
 
 
-def test_without_an_answer_the_budget_still_applies(
+def test_while_the_daemon_lives_the_budget_of_transient_failures_still_applies(
     metrics: ConsumerMetrics, fake_served: ServedModel
 ) -> None:
-    kinesis = FakeKinesis(always_fail_with="ProvisionedThroughputExceededException")
+    kinesis = FakeKinesis(always_fail_with="InternalFailure")
     h = Harness(metrics, fake_served, kinesis=kinesis, publish_attempts=3, keep_trying=lambda: True)
     with pytest.raises(SystemExit) as exited:
         h.batch([GOOD])
-    assert exited.value.code == EXIT_PUBLISH_FAILED
+    assert exited.value.code == ExitCode.PUBLISH_FAILED
     assert len(kinesis.calls) == 3
 
 
@@ -190,10 +190,24 @@ class _ClosedPipe(io.StringIO):
 
 
 def test_a_log_call_with_nowhere_to_write_does_not_raise() -> None:
-    """A processor whose daemon is gone has neither the relay socket nor a readable stderr."""
+    """A processor whose daemon is gone has neither the relay socket nor a readable stderr:
+    its last log line must not raise (it would turn an orderly exit code into a traceback)."""
     import structlog
 
-    from consumer.log import configure_logging
+    from consumer.observe.logs import configure_logging
 
-    configure_logging("INFO", relay_socket=None, fallback=_ClosedPipe())
+    pipe = _ClosedPipe()
+    configure_logging("INFO", relay_socket=None, fallback=pipe)
+    tried: list[str] = []
+    original = pipe.write
+
+    def counting(text: str) -> int:
+        tried.append(text)
+        return original(text)
+
+    pipe.write = counting  # type: ignore[method-assign]
     structlog.get_logger("test").error("daemon_gone_exiting_without_checkpoint")
+    # The logger did try to write the line (so the call reached the broken pipe), and the
+    # BrokenPipeError stayed inside it.
+    assert len(tried) == 1
+    assert "daemon_gone_exiting_without_checkpoint" in tried[0]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from consumer.contract import Contract
-from consumer.drift import DriftMonitor, psi
-from consumer.metrics import ConsumerMetrics
+from common.contract import Contract
+from consumer.observe.drift import DriftMonitor, psi
+from consumer.observe.metrics import ConsumerMetrics
 from tests.support.fakes import metric_value
 from tests.support.model_builder import load_uci
 

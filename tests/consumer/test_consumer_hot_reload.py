@@ -5,21 +5,20 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
 import pytest
 
-from consumer.batch import InputRecord, OutputKind, SourcePosition, run_batch
-from consumer.hot_reload import ModelHolder, ModelPoller
-from consumer.metrics import ConsumerMetrics
-from consumer.model_loader import (
-    LOCAL_VERSION,
-    LoadOutcome,
-    ModelLoader,
-    ModelLoadError,
-    ModelRef,
-)
+from consumer.model.holder import ModelHolder
+from consumer.model.loader import LOCAL_VERSION, ModelLoader
+from consumer.model.outcomes import LoadOutcome, ModelLoadError, ModelRef
+from consumer.model.poller import ModelPoller
+from consumer.observe.metrics import ConsumerMetrics
+from consumer.records import InputRecord, OutputKind, SourcePosition
+from consumer.scoring.batch import run_batch
+from consumer.scoring.served_model import ServedModel
 from tests.support.fakes import metric_value
 from tests.support.model_builder import (
     BuiltModel,
@@ -105,7 +104,7 @@ def test_concurrent_downloads_of_one_version_end_in_one_folder(
 
     def download() -> None:
         try:
-            paths.append(loader_for(registry_uri, model_name, tmp_path).download(ref))
+            paths.append(loader_for(registry_uri, model_name, tmp_path).cache.download(ref))
         except BaseException as exc:
             errors.append(exc)
 
@@ -151,7 +150,7 @@ def test_a_bad_new_version_keeps_the_old_model(
     outcome: LoadOutcome,
 ) -> None:
     register_model_dir(built_model.path, tracking_uri=registry_uri, name=model_name)
-    holder = ModelHolder(metrics)
+    holder = ModelHolder()
     poller = ModelPoller(
         loader_for(registry_uri, model_name, tmp_path / "cache"),
         holder,
@@ -195,7 +194,7 @@ def test_hot_reload_through_the_registry(
     tmp_path: Path,
     metrics: ConsumerMetrics,
 ) -> None:
-    holder = ModelHolder(metrics)
+    holder = ModelHolder()
     poller = ModelPoller(
         loader_for(registry_uri, model_name, tmp_path / "cache"),
         holder,
@@ -227,18 +226,76 @@ def test_hot_reload_through_the_registry(
         assert second is not None
         assert second.version == v2
         assert metric_value(metrics, RELOADS, outcome="success") == 2
-        info = "dropout_consumer_model_info"
-        assert metric_value(metrics, info, model_name=model_name, model_version=v1) == 0
-        assert metric_value(metrics, info, model_name=model_name, model_version=v2) == 1
     finally:
         poller.stop(timeout=10)
     assert not poller.running
 
 
+def test_the_cache_keeps_the_serving_and_the_previous_version(
+    registry_uri: str, built_model: BuiltModel, model_name: str, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    holder = ModelHolder()
+    poller = ModelPoller(loader_for(registry_uri, model_name, cache), holder, interval_seconds=60.0)
+    versions = []
+    for n in range(3):
+        versions.append(
+            register_model_dir(
+                copy_model(built_model.path, tmp_path / f"v{n}"),
+                tracking_uri=registry_uri,
+                name=model_name,
+            )
+        )
+        assert poller.poll_once() is LoadOutcome.SUCCESS
+        holder.for_next_batch()  # the processor's next batch swaps it in
+    folder = cache / model_name
+    assert sorted(p.name for p in folder.iterdir()) == sorted(versions[1:])
+    # A download in progress (a dot folder) is never touched.
+    (folder / ".download-9-abc").mkdir()
+    poller._loader.cache.evict(model_name, keep=(versions[2],))
+    assert sorted(p.name for p in folder.iterdir()) == sorted([".download-9-abc", versions[2]])
+
+
+def test_the_hand_off_keeps_model_info_and_readiness_in_step(
+    fake_served: ServedModel, metrics: ConsumerMetrics
+) -> None:
+    from consumer.model.handoff import ModelHandOff
+    from consumer.observe.status import StatusReporter
+    from tests.support.fakes import FakeStatus
+
+    holder = ModelHolder()
+    handoff = ModelHandOff(
+        holder,
+        None,
+        metrics=metrics,
+        drift_window=100,
+        drift_update_every=10,
+        daemon_alive=lambda: True,
+        exit_process=lambda code: (_ for _ in ()).throw(SystemExit(code)),  # type: ignore[arg-type,return-value]
+    )
+    status_file = FakeStatus()
+    handoff.start("shard-1", StatusReporter(status_file, lambda: handoff.version))
+    assert status_file.states == [("waiting_for_model", None)]
+    info = "dropout_consumer_model_info"
+    holder.offer(fake_served)  # no batch in flight: swapped in at once
+    assert handoff.model is fake_served
+    assert status_file.states[-1] == ("ready", "1")
+    assert metric_value(metrics, info, model_name="student-dropout", model_version="1") == 1
+    assert metric_value(metrics, "dropout_consumer_processor_ready", shard_id="shard-1") == 1
+    v2 = replace(fake_served, version="2")
+    with handoff.batch():
+        holder.offer(v2)  # a batch is in flight: it waits for the next one
+        assert handoff.model is fake_served
+    assert handoff.await_model() is v2
+    assert metric_value(metrics, info, model_name="student-dropout", model_version="1") == 0
+    assert metric_value(metrics, info, model_name="student-dropout", model_version="2") == 1
+    assert status_file.states[-1] == ("ready", "2")
+
+
 def test_registry_down_keeps_serving(
     built_model: BuiltModel, tmp_path: Path, metrics: ConsumerMetrics
 ) -> None:
-    holder = ModelHolder(metrics)
+    holder = ModelHolder()
     local = ModelLoader(
         tracking_uri="http://127.0.0.1:9",
         model_name="student-dropout",

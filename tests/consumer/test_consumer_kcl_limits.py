@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from consumer.config import ConsumerSettings
-from consumer.kcl_properties import render_properties
+from consumer.service.kcl_properties import render_properties
 
 
 def test_max_leases_for_worker_is_rendered_only_when_set() -> None:

@@ -11,8 +11,8 @@ import orjson
 import pytest
 import structlog
 
-from consumer import log as consumer_log
-from consumer.log import MAX_DATAGRAM_BYTES, configure_logging
+from consumer.observe import logs as consumer_log
+from consumer.observe.logs import MAX_DATAGRAM_BYTES, configure_logging
 
 
 @pytest.fixture
@@ -32,10 +32,10 @@ def test_lines_reach_the_relay_as_json_with_their_logger(
     path, server = relay
     fallback = io.StringIO()
     configure_logging("INFO", relay_socket=path, fallback=fallback, shard_id="shard-7")
-    structlog.get_logger("consumer.processor").info("batch_processed", batch_size=3)
+    structlog.get_logger("consumer.intake.kcl_processor").info("batch_processed", batch_size=3)
     line = orjson.loads(server.recv(MAX_DATAGRAM_BYTES + 1000))
     assert line["event"] == "batch_processed"
-    assert line["logger"] == "consumer.processor"
+    assert line["logger"] == "consumer.intake.kcl_processor"
     assert line["shard_id"] == "shard-7"
     assert fallback.getvalue() == ""
 
@@ -45,7 +45,7 @@ def test_a_huge_line_is_replaced_by_valid_json_that_says_so(
 ) -> None:
     path, server = relay
     configure_logging("INFO", relay_socket=path, fallback=io.StringIO())
-    structlog.get_logger("consumer.processor").warning("dump", payload="x" * 100_000)
+    structlog.get_logger("consumer.intake.kcl_processor").warning("dump", payload="x" * 100_000)
     line = orjson.loads(server.recv(MAX_DATAGRAM_BYTES + 1000))
     assert line["event"] == "log_line_too_large"
     assert line["bytes"] > 100_000
@@ -59,7 +59,7 @@ def test_a_relay_that_does_not_read_cannot_stall_logging(
     monkeypatch.setattr(consumer_log, "RELAY_SEND_TIMEOUT_SECONDS", 0.05)
     fallback = io.StringIO()
     configure_logging("INFO", relay_socket=path, fallback=fallback)
-    logger = structlog.get_logger("consumer.processor")
+    logger = structlog.get_logger("consumer.intake.kcl_processor")
     for i in range(5000):
         logger.info("line", i=i, pad="y" * 1000)
         if fallback.getvalue():

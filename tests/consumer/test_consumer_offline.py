@@ -12,14 +12,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from common.exit_codes import ExitCode
 from consumer.cli import app
-from consumer.offline import (
-    EXIT_INPUT_UNREADABLE,
-    EXIT_NO_MODEL,
-    read_records,
-    score_stream,
-)
-from consumer.scoring import ServedModel
+from consumer.scoring.served_model import ServedModel
+from consumer.tools.offline import read_records, score_stream
 from tests.support.model_builder import BuiltModel, sample_record
 from tests.support.paths import REPO_ROOT
 
@@ -113,21 +109,21 @@ def test_unreadable_input_exits_2(env: None, tmp_path: Path, built_model: BuiltM
         app,
         ["score", "--input", str(tmp_path / "nope.jsonl"), "--model-uri", str(built_model.path)],
     )
-    assert missing.exit_code == EXIT_INPUT_UNREADABLE
+    assert missing.exit_code == ExitCode.DATA
     assert "cannot read input" in missing.stderr
     directory = runner.invoke(app, ["score", "--input", str(tmp_path)])
-    assert directory.exit_code == EXIT_INPUT_UNREADABLE
+    assert directory.exit_code == ExitCode.DATA
 
 
 def test_no_model_exits_3(env: None, input_file: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     unreachable = runner.invoke(app, ["score", "--input", str(input_file)])
-    assert unreachable.exit_code == EXIT_NO_MODEL
+    assert unreachable.exit_code == ExitCode.REGISTRY
     assert "registry_unavailable" in unreachable.stderr
     not_a_model = tmp_path / "empty-model"
     not_a_model.mkdir()
     bad = runner.invoke(app, ["score", "--input", str(input_file), "--model-uri", str(not_a_model)])
-    assert bad.exit_code == EXIT_NO_MODEL
+    assert bad.exit_code == ExitCode.REGISTRY
     assert "incompatible" in bad.stderr
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from consumer.config import ConsumerSettings
-from consumer.kcl_properties import render_properties
-from consumer.publisher import make_kinesis_client
+from consumer.output.kinesis import publishing_client
+from consumer.service.kcl_properties import render_properties
 
 INPUT = "http://127.0.0.1:4568"
 OUTPUT = "http://127.0.0.1:4999"
@@ -22,7 +22,7 @@ def test_publishing_defaults_to_the_kinesis_endpoint(monkeypatch: pytest.MonkeyP
     settings = ConsumerSettings(KINESIS_ENDPOINT_URL=INPUT)
     assert settings.output_kinesis_endpoint_url is None
     assert settings.publish_endpoint_url == INPUT
-    assert make_kinesis_client(settings).meta.endpoint_url == INPUT
+    assert publishing_client(settings).meta.endpoint_url == INPUT
 
 
 def test_an_empty_output_endpoint_means_the_kinesis_endpoint() -> None:
@@ -34,7 +34,7 @@ def test_an_empty_output_endpoint_means_the_kinesis_endpoint() -> None:
 def test_the_publisher_uses_the_output_endpoint_and_the_kcl_keeps_reading_the_input() -> None:
     settings = ConsumerSettings(KINESIS_ENDPOINT_URL=INPUT, OUTPUT_KINESIS_ENDPOINT_URL=OUTPUT)
     assert settings.publish_endpoint_url == OUTPUT
-    assert make_kinesis_client(settings).meta.endpoint_url == OUTPUT
+    assert publishing_client(settings).meta.endpoint_url == OUTPUT
     assert properties(settings)["kinesisEndpoint"] == INPUT
 
 
@@ -50,5 +50,5 @@ def test_in_aws_both_unset_use_the_regional_endpoint() -> None:
     )
     assert settings.publish_endpoint_url is None
     assert (
-        make_kinesis_client(settings).meta.endpoint_url == "https://kinesis.eu-west-1.amazonaws.com"
+        publishing_client(settings).meta.endpoint_url == "https://kinesis.eu-west-1.amazonaws.com"
     )

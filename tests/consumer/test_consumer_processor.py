@@ -19,15 +19,11 @@ import orjson
 import pytest
 from amazon_kclpy import kcl
 
-from consumer.hot_reload import ModelHolder
-from consumer.metrics import ConsumerMetrics
-from consumer.processor import (
-    EXIT_DAEMON_GONE,
-    EXIT_PUBLISH_FAILED,
-    EXIT_UNEXPECTED_ERROR,
-    to_input_record,
-)
-from consumer.scoring import ServedModel
+from common.exit_codes import ExitCode
+from consumer.intake.kcl_records import to_input_record
+from consumer.model.holder import ModelHolder
+from consumer.observe.metrics import ConsumerMetrics
+from consumer.scoring.served_model import ServedModel
 from tests.support.fakes import (
     FakeKinesis,
     FakeStatus,
@@ -64,8 +60,8 @@ def test_batch_is_published_then_checkpointed_at_its_last_position(
     # Publishing first, then one checkpoint at the last record's sequence and sub-sequence.
     assert [e[0] for e in h.events] == ["put_records", "put_records", "checkpoint"]
     assert h.events[-1] == ("checkpoint", ("105", 2))
-    assert h.processor.published == ("105", 2)
-    assert h.status.states[0] == ("starting", None)
+    assert h.handler.published == ("105", 2)
+    assert h.status.states[0][0] == "starting"
     assert h.status.states[-1] == ("ready", "1")
 
     m = metrics
@@ -125,13 +121,13 @@ def test_partial_put_failures_are_retried_before_the_checkpoint(
 def test_publish_budget_exhausted_exits_without_checkpoint(
     metrics: ConsumerMetrics, fake_served: ServedModel
 ) -> None:
-    kinesis = FakeKinesis(always_fail_with="ProvisionedThroughputExceededException")
+    kinesis = FakeKinesis(always_fail_with="InternalFailure")
     h = Harness(metrics, fake_served, kinesis=kinesis, publish_attempts=2)
     with pytest.raises(SystemExit) as exited:
         h.batch([GOOD, b"{"])
-    assert exited.value.code == EXIT_PUBLISH_FAILED
+    assert exited.value.code == ExitCode.PUBLISH_FAILED
     assert h.checkpointer.calls == []
-    assert h.processor.published is None
+    assert h.handler.published is None
 
 
 def test_an_unexpected_error_exits_without_checkpoint(
@@ -143,7 +139,7 @@ def test_an_unexpected_error_exits_without_checkpoint(
     h = Harness(metrics, fake_served, kinesis=FakeKinesis(on_call=explode))
     with pytest.raises(SystemExit) as exited:
         h.batch([GOOD])
-    assert exited.value.code == EXIT_UNEXPECTED_ERROR
+    assert exited.value.code == ExitCode.PROCESSOR_ERROR
     assert h.checkpointer.calls == []
 
 
@@ -175,7 +171,7 @@ def test_a_failing_initialize_ends_the_process(
     h.processor._status_factory = broken_factory
     with pytest.raises(SystemExit) as exited:
         h.initialize()
-    assert exited.value.code == EXIT_UNEXPECTED_ERROR
+    assert exited.value.code == ExitCode.PROCESSOR_ERROR
 
 
 def test_bookkeeping_after_publish_cannot_cause_a_republish(
@@ -186,7 +182,7 @@ def test_bookkeeping_after_publish_cannot_cause_a_republish(
     def broken(result: object) -> None:
         raise RuntimeError("a metrics bug")
 
-    monkeypatch.setattr(h.processor, "_count_published", broken)
+    monkeypatch.setattr(h.handler, "_count", broken)
     h.batch([GOOD, GOOD], first_sequence=7)
     # Published and checkpointed; the process goes on (exiting would publish it again).
     assert [e[0] for e in h.events] == ["put_records", "put_records", "checkpoint"]
@@ -196,11 +192,10 @@ def test_bookkeeping_after_publish_cannot_cause_a_republish(
 def test_a_batch_whose_daemon_went_away_is_not_published(
     metrics: ConsumerMetrics, fake_served: ServedModel
 ) -> None:
-    h = Harness(metrics, fake_served)
-    h.processor.daemon_alive = lambda: False
+    h = Harness(metrics, fake_served, daemon_alive=lambda: False)
     with pytest.raises(SystemExit) as exited:
         h.batch([GOOD])
-    assert exited.value.code == EXIT_DAEMON_GONE
+    assert exited.value.code == ExitCode.DAEMON_GONE
     assert h.events == []
 
 
@@ -296,6 +291,35 @@ def test_shard_end_checkpoints_with_no_arguments(
     h.batch([GOOD], first_sequence=5)
     shard_ended_input().dispatch(h.checkpointer, h.processor)
     assert h.checkpointer.calls == [("5", 0), (None, None)]
+    assert h.status.states[-1][0] == "stopping"
+
+
+@pytest.mark.parametrize(
+    ("errors", "attempts"),
+    [
+        (["ThrottlingException"] * 3, 3),  # retried past its budget
+        (["InvalidStateException"], 1),  # not retried
+    ],
+)
+def test_a_shard_end_that_cannot_be_checkpointed_exits_non_zero(
+    metrics: ConsumerMetrics,
+    fake_served: ServedModel,
+    log_lines: io.StringIO,
+    errors: list[str | None],
+    attempts: int,
+) -> None:
+    """The daemon never calls shard_ended again and the child shards wait for this checkpoint:
+    a processor that simply returned would stall them until some restart. It must exit
+    non-zero, so that the worker restarts and the shard end is retried."""
+    h = Harness(metrics, fake_served, checkpoint_errors=[None, *errors])
+    h.batch([GOOD], first_sequence=5)
+    with pytest.raises(SystemExit) as exited:
+        shard_ended_input().dispatch(h.checkpointer, h.processor)
+    assert exited.value.code == ExitCode.SHARD_END_NOT_CHECKPOINTED
+    assert h.checkpointer.calls == [("5", 0)] + [(None, None)] * attempts
+    events = [json.loads(line)["event"] for line in log_lines.getvalue().splitlines()]
+    assert "shard_end_not_checkpointed_exiting" in events
+    assert "shard_ended" not in events
 
 
 def test_shutdown_requested_checkpoints_the_last_published_position(
@@ -307,10 +331,14 @@ def test_shutdown_requested_checkpoints_the_last_published_position(
     shutdown_requested_input().dispatch(h.checkpointer, h.processor)
     assert h.checkpointer.calls[-1] == ("21", 1)
     assert h.events[-1] == ("checkpoint", ("21", 1))
-    # Nothing new is processed once shutdown was requested; shard end is then left alone.
+    # Nothing new is processed once shutdown was requested ...
     h.batch([GOOD], first_sequence=22)
-    shard_ended_input().dispatch(h.checkpointer, h.processor)
     assert len(h.outputs(PREDICTIONS)) == 2
+    # ... and a shard end after a skipped batch is not checkpointed: the process exits, so
+    # the worker restarts and the skipped batch (then the shard end) is handled again.
+    with pytest.raises(SystemExit) as exited:
+        shard_ended_input().dispatch(h.checkpointer, h.processor)
+    assert exited.value.code == ExitCode.SHARD_END_NOT_CHECKPOINTED
     assert h.checkpointer.calls[-1] == ("21", 1)
 
 
@@ -396,8 +424,8 @@ def test_drift_gauges_follow_the_scored_records(
     psi = metric_value(metrics, "dropout_consumer_feature_psi", attribute="Course")
     assert 0.0 <= psi < 0.5
     assert metric_value(metrics, "dropout_consumer_attribute_missing_ratio", attribute="GDP") == 0
-    assert h.processor.drift is not None
-    assert h.processor.drift.records == 120
+    assert h.models.drift is not None
+    assert h.models.drift.records == 120
 
 
 def test_empty_batches_only_update_lag(metrics: ConsumerMetrics, fake_served: ServedModel) -> None:
@@ -413,9 +441,8 @@ def test_kcl_records_become_input_records() -> None:
     assert record.position.sequence_number == "4959"
     assert record.position.sub_sequence_number == 3
     assert record.position.arrival_timestamp_ms == 17
-    plain = to_input_record({"data": "YWJj", "sequenceNumber": "1"}, SHARD)
-    assert plain.position.sub_sequence_number is None
-    assert plain.position.arrival_timestamp_ms is None
+    plain = to_input_record(kcl_record(b"abc", "1"), SHARD)
+    assert plain.position.sub_sequence_number == 0
 
 
 def test_each_batch_logs_its_context_as_json(
@@ -426,7 +453,7 @@ def test_each_batch_logs_its_context_as_json(
     events = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     [batch] = [e for e in events if e["event"] == "batch_processed"]
     assert batch["shard_id"] == SHARD
-    assert batch["logger"] == "consumer.processor"
+    assert batch["logger"] == "consumer.batch_handler"
     assert batch["first_sequence"] == "40"
     assert batch["last_sequence"] == "41"
     assert batch["batch_size"] == 2

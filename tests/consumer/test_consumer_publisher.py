@@ -1,4 +1,5 @@
-"""PutRecords publishing: chunking, partial failures, throttled calls, the retry budget."""
+"""PutRecords publishing: chunking, partial failures, throttling as back-pressure, permanent
+refusals, and the budget of transient failures."""
 
 from __future__ import annotations
 
@@ -11,16 +12,20 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from moto import mock_aws
 
-from consumer.batch import OutputKind, OutputRecord, SourcePosition
+from consumer.backoff import Backoff
 from consumer.config import ConsumerSettings
-from consumer.metrics import ConsumerMetrics
-from consumer.publisher import (
+from consumer.observe.metrics import ConsumerMetrics
+from consumer.output.errors import ErrorClass, classify
+from consumer.output.kinesis import publishing_client
+from consumer.output.publisher import (
     MAX_BYTES_PER_CALL,
-    Backoff,
+    LeaseLostError,
+    OutputRefusedError,
+    PublishAbandonedError,
     Publisher,
     PublishError,
-    make_kinesis_client,
 )
+from consumer.records import OutputKind, OutputRecord, SourcePosition
 from tests.support.fakes import FakeKinesis, client_error, metric_value
 
 PREDICTIONS = "predictions-stream"
@@ -41,8 +46,27 @@ def outputs(
     ]
 
 
+class FakeClock:
+    """A clock that moves only when the publisher sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def publisher(
-    kinesis: object, metrics: ConsumerMetrics | None, sleeps: list[float], attempts: int = 5
+    kinesis: object,
+    metrics: ConsumerMetrics | None,
+    sleeps: list[float],
+    attempts: int = 5,
+    **extra: object,
 ) -> Publisher:
     return Publisher(
         kinesis,
@@ -53,6 +77,7 @@ def publisher(
         metrics=metrics,
         sleep=sleeps.append,
         rng=random.Random(1),
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -177,14 +202,15 @@ def test_throttled_and_failed_calls_are_retried(metrics: ConsumerMetrics) -> Non
         )
 
 
-def test_budget_exhausted_raises_with_what_is_left(metrics: ConsumerMetrics) -> None:
-    kinesis = FakeKinesis(always_fail_with="ProvisionedThroughputExceededException")
+def test_transient_failures_exhaust_the_budget(metrics: ConsumerMetrics) -> None:
+    kinesis = FakeKinesis(always_fail_with="InternalFailure")
     sleeps: list[float] = []
     with pytest.raises(PublishError) as raised:
         publisher(kinesis, metrics, sleeps, attempts=3).publish(outputs(7))
+    assert type(raised.value) is PublishError
     assert raised.value.unpublished == 7
     assert raised.value.attempts == 3
-    assert "ProvisionedThroughputExceededException" in str(raised.value)
+    assert "InternalFailure" in str(raised.value)
     assert len(kinesis.calls) == 3
     assert len(sleeps) == 2
     assert (
@@ -196,6 +222,130 @@ def test_budget_exhausted_raises_with_what_is_left(metrics: ConsumerMetrics) -> 
         )
         == 1
     )
+
+
+def test_throttling_is_back_pressure_not_a_failure(metrics: ConsumerMetrics) -> None:
+    """A throttle far longer than the budget's worth of calls never fails the batch: it is
+    waited out with capped backoff, counted, and reported once per interval."""
+    throttled_calls = 400  # 100 times the budget of 4
+    kinesis = FakeKinesis(
+        script=[client_error("ProvisionedThroughputExceededException")] * throttled_calls
+    )
+    clock = FakeClock()
+    checks: list[float] = []
+
+    def lease_held() -> bool:
+        checks.append(clock())
+        return True
+
+    pub = Publisher(
+        kinesis,
+        predictions_stream=PREDICTIONS,
+        dead_letter_stream=DEAD_LETTERS,
+        max_attempts=4,
+        backoff=Backoff(0.1, 1.0),
+        metrics=metrics,
+        sleep=clock.sleep,
+        clock=clock,
+        rng=random.Random(1),
+        lease_held=lease_held,
+        report_interval_seconds=60.0,
+    )
+    pub.publish(outputs(5))
+    assert len(kinesis.calls) == throttled_calls + 1
+    assert len(kinesis.records(PREDICTIONS)) == 5
+    assert all(sleep <= 1.0 for sleep in clock.sleeps)  # capped
+    # The lease was checked (and the throttle reported) about once a minute, not per call.
+    assert checks
+    assert len(checks) <= clock.now / 60.0 + 1
+    throttled = metric_value(
+        metrics, "dropout_consumer_publish_throttled_seconds_total", stream="predictions"
+    )
+    assert throttled == pytest.approx(sum(clock.sleeps))
+    assert (
+        metric_value(
+            metrics,
+            "dropout_consumer_publish_retries_total",
+            stream="predictions",
+            error_code="retry_budget_exhausted",
+        )
+        == 0
+    )
+
+
+def test_a_throttled_batch_whose_lease_moved_stops(metrics: ConsumerMetrics) -> None:
+    kinesis = FakeKinesis(always_fail_with="ProvisionedThroughputExceededException")
+    clock = FakeClock()
+    pub = Publisher(
+        kinesis,
+        predictions_stream=PREDICTIONS,
+        dead_letter_stream=DEAD_LETTERS,
+        max_attempts=4,
+        backoff=Backoff(0.1, 1.0),
+        sleep=clock.sleep,
+        clock=clock,
+        lease_held=lambda: False,
+        report_interval_seconds=30.0,
+    )
+    with pytest.raises(LeaseLostError, match="lease"):
+        pub.publish(outputs(2))
+    assert 30.0 <= clock.now < 32.0  # at the first report, not before
+    assert not kinesis.records(PREDICTIONS)
+
+
+def test_a_throttled_batch_stops_when_the_daemon_is_gone() -> None:
+    kinesis = FakeKinesis(always_fail_with="ThrottlingException")
+    alive = iter([True, True, False])
+    with pytest.raises(PublishAbandonedError):
+        publisher(kinesis, None, [], attempts=2, keep_trying=lambda: next(alive)).publish(
+            outputs(1)
+        )
+    assert len(kinesis.calls) == 3
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "AccessDeniedException",
+        "ResourceNotFoundException",
+        "ValidationException",
+        "KMSAccessDeniedException",
+        "KMSDisabledException",
+        "KMSNotFoundException",
+    ],
+)
+def test_a_permanent_refusal_fails_at_once(
+    code: str, metrics: ConsumerMetrics, log_lines: object
+) -> None:
+    kinesis = FakeKinesis(script=[client_error(code)])
+    sleeps: list[float] = []
+    with pytest.raises(OutputRefusedError) as raised:
+        publisher(kinesis, metrics, sleeps, attempts=20).publish(outputs(3))
+    assert len(kinesis.calls) == 1
+    assert sleeps == []
+    assert raised.value.stream == PREDICTIONS
+    assert code in str(raised.value)
+    lines = [orjson.loads(line) for line in log_lines.getvalue().splitlines()]  # type: ignore[attr-defined]
+    refused = [e for e in lines if e["event"] == "output_refused"]
+    assert len(refused) == 1
+    assert refused[0]["stream"] == PREDICTIONS
+    assert code in refused[0]["errors"]
+
+
+def test_a_refused_entry_among_throttled_ones_fails_at_once() -> None:
+    kinesis = FakeKinesis(
+        script=[lambda entries: ["ProvisionedThroughputExceededException", "KMSDisabledException"]]
+    )
+    with pytest.raises(OutputRefusedError, match="KMSDisabledException"):
+        publisher(kinesis, None, []).publish(outputs(2))
+
+
+def test_error_codes_are_classified() -> None:
+    assert classify("ProvisionedThroughputExceededException") is ErrorClass.THROTTLED
+    assert classify("KMSThrottlingException") is ErrorClass.THROTTLED
+    assert classify("AccessDeniedException") is ErrorClass.PERMANENT
+    assert classify("InternalFailure") is ErrorClass.TRANSIENT
+    assert classify("EndpointConnectionError") is ErrorClass.TRANSIENT
 
 
 def test_malformed_response_is_retried() -> None:
@@ -249,8 +399,8 @@ def test_publishes_to_kinesis_through_boto3(moto_kinesis: object, metrics: Consu
         PREDICTIONS_STREAM=PREDICTIONS,
         DEAD_LETTER_STREAM=DEAD_LETTERS,
     )
-    client = make_kinesis_client(settings)
-    Publisher.from_settings(settings, metrics, client).publish(
+    client = publishing_client(settings)
+    Publisher.from_settings(settings, client, metrics).publish(
         outputs(20) + outputs(2, OutputKind.DEAD_LETTER)
     )
     published = sorted(orjson.loads(d)["i"] for d in _read_all(moto_kinesis, PREDICTIONS))
@@ -258,16 +408,17 @@ def test_publishes_to_kinesis_through_boto3(moto_kinesis: object, metrics: Consu
     assert len(_read_all(moto_kinesis, DEAD_LETTERS)) == 2
 
 
-def test_a_missing_stream_exhausts_the_budget(moto_kinesis: object) -> None:
+def test_a_missing_stream_is_refused_at_once(moto_kinesis: object) -> None:
     settings = ConsumerSettings(KINESIS_ENDPOINT_URL="", PREDICTIONS_STREAM="no-such-stream")
     sleeps: list[float] = []
     pub = Publisher(
-        make_kinesis_client(settings),
+        publishing_client(settings),
         predictions_stream="no-such-stream",
         dead_letter_stream=DEAD_LETTERS,
         max_attempts=2,
         backoff=Backoff(0.01, 0.01),
         sleep=sleeps.append,
     )
-    with pytest.raises(PublishError, match="ResourceNotFoundException"):
+    with pytest.raises(OutputRefusedError, match="ResourceNotFoundException"):
         pub.publish(outputs(1))
+    assert sleeps == []

@@ -11,9 +11,9 @@ import numpy as np
 import orjson
 import pytest
 
-from consumer.contract import Contract
-from consumer.reasons import Reason
-from consumer.validation import MAX_IGNORED_LISTED, Accepted, RecordValidator, Rejected
+from common.contract import Contract
+from common.wire import Reason
+from consumer.scoring.validation import MAX_IGNORED_LISTED, Accepted, RecordValidator, Rejected
 from tests.support.model_builder import SAMPLE_FEATURES, dataset_records
 
 
@@ -122,7 +122,7 @@ def test_long_student_id_is_refused_and_128_characters_pass(validator: RecordVal
         ({"Curricular units 1st sem (approved)": 1.5}, Reason.WRONG_TYPE, "expected an integer"),
         ({"Curricular units 1st sem (approved)": "5"}, Reason.WRONG_TYPE, "expected an integer"),
         ({"Scholarship holder": False}, Reason.WRONG_TYPE, "got a boolean"),
-        ({"GDP": 11.0}, Reason.OUT_OF_RANGE, "student_features['GDP']: 11.0 is outside [-10, 10]"),
+        ({"GDP": 21.0}, Reason.OUT_OF_RANGE, "student_features['GDP']: 21.0 is outside [-20, 20]"),
         ({"GDP": -1e300}, Reason.OUT_OF_RANGE, "is outside"),
         ({"Curricular units 1st sem (enrolled)": -1}, Reason.OUT_OF_RANGE, "is outside"),
         ({"Curricular units 1st sem (enrolled)": 10**30}, Reason.OUT_OF_RANGE, "outside"),

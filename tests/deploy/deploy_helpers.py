@@ -307,7 +307,7 @@ def exported_metric_names() -> set[str]:
     """Series names the consumer exports, from the real ConsumerMetrics class."""
     from prometheus_client import CollectorRegistry
 
-    from consumer.metrics import ConsumerMetrics
+    from consumer.observe.metrics import ConsumerMetrics
 
     registry = CollectorRegistry()
     ConsumerMetrics(registry)

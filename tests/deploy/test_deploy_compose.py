@@ -46,7 +46,9 @@ def services() -> dict[str, Any]:
 
 
 def consumer_defaults() -> dict[str, Any]:
-    return settings_defaults(CONSUMER_CONFIG, "ConsumerSettings")
+    # The shared names (MODEL_NAME, AWS_REGION, ...) are defaults of the common base class.
+    common = settings_defaults(REPO_ROOT / "common" / "settings.py", "CommonSettings")
+    return {**common, **settings_defaults(CONSUMER_CONFIG, "ConsumerSettings")}
 
 
 def validator() -> jsonschema.Draft7Validator:
@@ -135,9 +137,9 @@ def test_emulator_versions_match_the_embedded_stack() -> None:
 @pytest.mark.parametrize(
     ("service", "packages"),
     [
-        ("consumer", ("consumer",)),
-        ("replay", ("consumer",)),
-        ("trainer", ("training",)),
+        ("consumer", ("consumer", "common")),
+        ("replay", ("consumer", "common")),
+        ("trainer", ("training", "common")),
     ],
 )
 def test_service_env_vars_are_read_by_the_code(service: str, packages: tuple[str, ...]) -> None:

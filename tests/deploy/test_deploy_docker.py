@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -193,7 +194,7 @@ def test_mlflow_image_checks_health_and_turns_the_job_runner_off() -> None:
 
 @pytest.mark.parametrize(
     ("image", "packages"),
-    [("consumer", ("consumer",)), ("training", ("training",))],
+    [("consumer", ("consumer", "common")), ("training", ("training", "common"))],
 )
 def test_image_env_vars_are_read_by_the_code(image: str, packages: tuple[str, ...]) -> None:
     instructions = parse_dockerfile(dockerfile(image))
@@ -222,6 +223,39 @@ def test_dockerignore_allows_exactly_what_the_images_copy() -> None:
         assert any(source == a or source.startswith(a + "/") for a in allowed), (
             f"{source} is copied but excluded by .dockerignore"
         )
+
+
+FIRST_PARTY = ("common", "consumer", "training", "devstack", "tests", "scripts", "benchmarks")
+
+
+def _first_party_imports(package: Path) -> set[str]:
+    """The top-level first-party packages the package's modules import (at any depth)."""
+    found: set[str] = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            found.update(n.split(".")[0] for n in names if n.split(".")[0] in FIRST_PARTY)
+    return found
+
+
+@pytest.mark.parametrize("image", ["consumer", "training"])
+def test_each_image_copies_every_package_its_code_imports(image: str) -> None:
+    """An image missing a package its code imports would build and crash at start."""
+    copied = {
+        part.rstrip("/").split("/")[0]
+        for ins in parse_dockerfile(dockerfile(image))
+        if ins.keyword == "COPY" and "--from=" not in ins.args
+        for part in [p for p in ins.args.split() if not p.startswith("--")][:-1]
+    }
+    needed = _first_party_imports(REPO_ROOT / image) | {image}
+    assert needed <= copied, f"{image} image lacks {sorted(needed - copied)}"
+    # The consumer never imports the training package (the model contract is the interface).
+    if image == "consumer":
+        assert "training" not in needed
 
 
 def _load(name: str) -> ModuleType:

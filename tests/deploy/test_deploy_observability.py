@@ -126,7 +126,9 @@ def test_alerts_and_dashboard_use_only_exported_metrics() -> None:
     )
     for where, expr in expressions:
         unknown = promql_metric_names(expr) - known
-        assert not unknown, f"{where}: {sorted(unknown)} are not defined in consumer/metrics.py"
+        assert not unknown, (
+            f"{where}: {sorted(unknown)} are not defined in consumer/observe/metrics.py"
+        )
 
 
 def test_metric_name_extraction_is_not_blind() -> None:
@@ -194,7 +196,7 @@ def prometheus_scraping_a_consumer(tmp_path_factory: pytest.TempPathFactory) -> 
         )
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from consumer.metrics import ConsumerMetrics
+    from consumer.observe.metrics import ConsumerMetrics
 
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)

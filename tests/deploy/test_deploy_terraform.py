@@ -579,7 +579,8 @@ def test_mlflow_store(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("module", "packages"), [("consumer", ("consumer",)), ("training", ("training",))]
+    ("module", "packages"),
+    [("consumer", ("consumer", "common")), ("training", ("training", "common"))],
 )
 def test_task_env_vars_are_read_by_the_code(
     module: str, packages: tuple[str, ...], parsed_terraform: dict[Path, dict[str, Any]]

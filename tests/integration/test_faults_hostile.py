@@ -32,12 +32,13 @@ import structlog
 from hypothesis import given, settings
 from prometheus_client import CollectorRegistry
 
-from consumer.batch import InputRecord, SourcePosition, run_batch
-from consumer.log import configure_logging
-from consumer.metrics import ConsumerMetrics
-from consumer.model_loader import ModelLoader
-from consumer.reasons import Reason
-from consumer.scoring import ServedModel
+from common.wire import Reason
+from consumer.model.loader import ModelLoader
+from consumer.observe.logs import configure_logging
+from consumer.observe.metrics import ConsumerMetrics
+from consumer.records import InputRecord, SourcePosition
+from consumer.scoring.batch import run_batch
+from consumer.scoring.served_model import ServedModel
 from devstack.consumers import ConsumerHandle, log_events
 from devstack.processes import inherited_environ
 from devstack.settings import REPO_ROOT, StackSettings

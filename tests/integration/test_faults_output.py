@@ -96,7 +96,7 @@ def consumer(
 
 def retries_by_code(consumer: ConsumerHandle) -> Counter[str]:
     counts: Counter[str] = Counter()
-    for key, value in consumer.metrics().items():
+    for key, value in consumer.observe.metrics().items():
         if key.startswith(RETRIES + "{"):
             code = key.split('error_code="', 1)[1].split('"', 1)[0]
             counts[code] += int(value)

@@ -185,7 +185,7 @@ def readyz(consumer: ConsumerHandle) -> tuple[int, dict[str, Any]]:
 
 def reloads(consumer: ConsumerHandle) -> Counter[str]:
     counts: Counter[str] = Counter()
-    for key, value in consumer.metrics().items():
+    for key, value in consumer.observe.metrics().items():
         if key.startswith(RELOADS + "{"):
             counts[key.split('outcome="', 1)[1].split('"', 1)[0]] += int(value)
     return counts

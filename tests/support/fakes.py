@@ -18,7 +18,7 @@ from amazon_kclpy import messages
 from amazon_kclpy.checkpoint_error import CheckpointError
 from botocore.exceptions import ClientError
 
-from consumer.metrics import ConsumerMetrics
+from consumer.observe.metrics import ConsumerMetrics
 
 Event = tuple[str, Any]
 
@@ -48,8 +48,13 @@ class FakeKinesis:
     accepted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     calls: list[tuple[str, int]] = field(default_factory=list)
 
+    # A publisher that never stops retrying (a test's mistake) fails fast, not out of memory.
+    max_calls: int = 20_000
+
     def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803
         self.calls.append((StreamName, len(Records)))
+        if len(self.calls) > self.max_calls:
+            raise AssertionError(f"more than {self.max_calls} PutRecords calls: runaway retries")
         if self.on_call is not None:
             self.on_call(StreamName, Records)
         step = self.script.pop(0) if self.script else None

@@ -7,12 +7,15 @@ from typing import Any, NoReturn
 
 import orjson
 
-from consumer.checkpointing import ShardCheckpointer
-from consumer.hot_reload import ModelHolder
-from consumer.metrics import ConsumerMetrics
-from consumer.processor import RecordProcessor
-from consumer.publisher import Backoff, Publisher
-from consumer.scoring import ServedModel
+from consumer.backoff import Backoff
+from consumer.batch_handler import BatchHandler, CaptureStep
+from consumer.checkpoint.checkpointer import ShardCheckpointer
+from consumer.intake.kcl_processor import RecordProcessor
+from consumer.model.handoff import ModelHandOff
+from consumer.model.holder import ModelHolder
+from consumer.observe.metrics import ConsumerMetrics
+from consumer.output.publisher import Publisher
+from consumer.scoring.served_model import ServedModel
 from tests.support.fakes import (
     FakeCheckpointer,
     FakeKinesis,
@@ -42,7 +45,11 @@ class Harness:
         publish_attempts: int = 3,
         drift_update_every: int = 1000,
         keep_trying: Callable[[], bool] | None = None,
+        lease_held: Callable[[], bool] | None = None,
+        daemon_alive: Callable[[], bool] | None = None,
         status: FakeStatus | None = None,
+        capture: CaptureStep | None = None,
+        clock: Callable[[], float] | None = None,
         initialize: bool = True,
     ) -> None:
         self.events: list[tuple[str, Any]] = []
@@ -51,34 +58,57 @@ class Harness:
         self.checkpointer = FakeCheckpointer(events=self.events, errors=checkpoint_errors or [])
         self.status = status or FakeStatus()
         self.metrics = metrics
-        self.holder = ModelHolder(metrics)
-        if model is not None:
-            self.holder.offer(model)
+        self.holder = ModelHolder()
+        self.alive = daemon_alive or (lambda: True)
         no_sleep: Callable[[float], None] = lambda _: None  # noqa: E731
-        self.processor = RecordProcessor(
+        self.models = ModelHandOff(
+            self.holder,
+            None,
             metrics=metrics,
-            holder=self.holder,
-            poller=None,
-            publisher=Publisher(
-                self.kinesis,
-                predictions_stream=PREDICTIONS,
-                dead_letter_stream=DEAD_LETTERS,
-                max_attempts=publish_attempts,
-                backoff=Backoff(0.001, 0.001),
-                metrics=metrics,
-                sleep=no_sleep,
-                keep_trying=keep_trying,
-            ),
-            checkpointer=ShardCheckpointer(
-                max_attempts=3, backoff=Backoff(0.001, 0.001), metrics=metrics, sleep=no_sleep
-            ),
-            status_factory=lambda shard_id: self.status,
             drift_window=1000,
             drift_update_every=drift_update_every,
+            daemon_alive=self._daemon_alive,
+            exit_process=exit_by_raising,
+        )
+        if model is not None:
+            self.holder.offer(model)
+        self.shard_checkpointer = ShardCheckpointer(
+            max_attempts=3, backoff=Backoff(0.001, 0.001), metrics=metrics, sleep=no_sleep
+        )
+        publisher = Publisher(
+            self.kinesis,
+            predictions_stream=PREDICTIONS,
+            dead_letter_stream=DEAD_LETTERS,
+            max_attempts=publish_attempts,
+            backoff=Backoff(0.001, 0.001),
+            metrics=metrics,
+            sleep=no_sleep,
+            keep_trying=keep_trying,
+            lease_held=lease_held,
+            **({"clock": clock} if clock is not None else {}),
+        )
+        self.handler = BatchHandler(
+            models=self.models,
+            publisher=publisher,
+            checkpointer=self.shard_checkpointer,
+            metrics=metrics,
+            daemon_alive=self._daemon_alive,
+            exit_process=exit_by_raising,
+            capture=capture,
+        )
+        self.processor = RecordProcessor(
+            handler=self.handler,
+            models=self.models,
+            checkpointer=self.shard_checkpointer,
+            status_factory=lambda shard_id: self.status,
             exit_process=exit_by_raising,
         )
         if initialize:
             self.initialize()
+
+    def _daemon_alive(self) -> bool:
+        # Read at each call: a test may swap `alive` after the harness is built.
+        return self.alive()
 
     def initialize(self) -> None:
         initialize_input(SHARD).dispatch(None, self.processor)

@@ -24,10 +24,12 @@ import skops.io
 from feature_engine.creation import RelativeFeatures
 from mlflow import MlflowClient
 from mlflow.models.signature import ModelSignature
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import AnyType, ColSpec, Schema
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
+from common.attributes import ATTRIBUTES, BY_NAME
+from common.data_files import sha256_of
 from tests.support.python_model import DropoutRiskModel
 
 MODEL_CODE = Path(__file__).with_name("python_model.py")
@@ -44,46 +46,6 @@ SAMPLE_FEATURES: dict[str, Any] = {
     "Curricular units 2nd sem (approved)": 5,
 }
 
-CATEGORICAL = (
-    "Marital status",
-    "Application mode",
-    "Course",
-    "Daytime/evening attendance",
-    "Previous qualification",
-    "Nacionality",
-    "Mother's qualification",
-    "Father's qualification",
-    "Mother's occupation",
-    "Father's occupation",
-    "Displaced",
-    "Educational special needs",
-    "Debtor",
-    "Tuition fees up to date",
-    "Gender",
-    "Scholarship holder",
-    "International",
-)
-FLOATS = (
-    "Previous qualification (grade)",
-    "Admission grade",
-    "Curricular units 1st sem (grade)",
-    "Curricular units 2nd sem (grade)",
-    "Unemployment rate",
-    "Inflation rate",
-    "GDP",
-)
-# Inclusive domain bounds of the numeric attributes (sane ranges, not the training min/max).
-BOUNDS: dict[str, tuple[float, float]] = {
-    "Application order": (0, 9),
-    "Previous qualification (grade)": (0, 200),
-    "Admission grade": (0, 200),
-    "Age at enrollment": (15, 100),
-    "Curricular units 1st sem (grade)": (0, 20),
-    "Curricular units 2nd sem (grade)": (0, 20),
-    "Unemployment rate": (0, 100),
-    "Inflation rate": (-20, 100),
-    "GDP": (-10, 10),
-}
 APPROVAL_FEATURES = (
     ("cu_1st_approval_rate", "1st semester approval rate", "1st"),
     ("cu_2nd_approval_rate", "2nd semester approval rate", "2nd"),
@@ -98,34 +60,25 @@ def load_uci(data_path: Path) -> tuple[pd.DataFrame, pd.Series]:
     return frame.astype("float64"), target
 
 
-def _stage(name: str) -> str:
-    if "1st sem" in name:
-        return "first_semester"
-    if "2nd sem" in name:
-        return "second_semester"
-    return "enrollment"
-
-
 def attributes(frame: pd.DataFrame, required: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The contract's attributes: the product's specs (common/attributes.py), the codes of the
+    categorical ones as the data file has them, and this model's own required set."""
     specs = []
-    for name in frame.columns:
-        values = frame[name]
-        categorical = name in CATEGORICAL
-        categories = sorted(int(v) for v in values.unique()) if categorical else None
-        if categories is not None:
-            low, high = float(categories[0]), float(categories[-1])
-        else:
-            low, high = BOUNDS.get(name, (0.0, 100.0))
+    for spec in ATTRIBUTES:
+        number = int if spec.dtype == "int" else float
+        categories = None
+        if spec.kind == "categorical":
+            categories = sorted(int(v) for v in frame[spec.name].unique())
         specs.append(
             {
-                "name": name,
-                "dtype": "float" if name in FLOATS else "int",
-                "kind": "categorical" if categorical else "numeric",
+                "name": spec.name,
+                "dtype": spec.dtype,
+                "kind": spec.kind,
                 "categories": categories,
-                "min": low,
-                "max": high,
-                "required": name in required,
-                "stage": _stage(name),
+                "min": number(spec.min),
+                "max": number(spec.max),
+                "required": spec.name in required,
+                "stage": spec.stage,
             }
         )
     return specs
@@ -136,7 +89,7 @@ def reference(frame: pd.DataFrame) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for name in frame.columns:
         values = frame[name].to_numpy()
-        if name in CATEGORICAL:
+        if BY_NAME[name].kind == "categorical":
             codes, counts = np.unique(values, return_counts=True)
             result[name] = {
                 "categories": [float(c) for c in codes],
@@ -162,10 +115,11 @@ def examples(frame: pd.DataFrame) -> list[dict[str, Any]]:
     for index in (0, 1, 2, 10):
         row = frame.iloc[index]
         full = {
-            name: (float(row[name]) if name in FLOATS else int(row[name])) for name in frame.columns
+            name: (float(row[name]) if BY_NAME[name].dtype == "float" else int(row[name]))
+            for name in frame.columns
         }
         rows.append(full)
-    enrollment_only = {k: v for k, v in rows[1].items() if _stage(k) == "enrollment"}
+    enrollment_only = {k: v for k, v in rows[1].items() if BY_NAME[k].stage == "enrollment"}
     rows.append(enrollment_only)
     return rows
 
@@ -240,9 +194,9 @@ def build_artifacts(
         "model_kind": "xgboost",
         "created_at": "2026-11-26T10:00:00Z",
         "training": {
-            "run_id": None,
-            "data_sha256": None,
-            "git_commit": None,
+            "run_id": "test-model",
+            "data_sha256": sha256_of(data_path.read_bytes()),
+            "git_commit": "test",
             "split_seed": seed,
             "test_size": 0.0,
             "n_train": len(frame),
@@ -262,13 +216,28 @@ def build_artifacts(
         "reference": reference(frame),
         "input_example": examples(frame),
         "expected_example_output": [],
-        "metrics": {},
+        # In-sample figures of this test model (no held-out split): the contract needs them.
+        "metrics": _in_sample_metrics(pipeline, frame, target, threshold),
     }
     contract_path = workdir / "contract.json"
     contract_path.write_text(json.dumps(contract), encoding="utf-8")
     contract["expected_example_output"] = expected_outputs(contract_path, pipeline_path)
     contract_path.write_text(json.dumps(contract, indent=1), encoding="utf-8")
     return contract_path, pipeline_path, contract
+
+
+def _in_sample_metrics(
+    pipeline: Any, frame: pd.DataFrame, target: pd.Series, threshold: float
+) -> dict[str, Any]:
+    from sklearn.metrics import brier_score_loss, f1_score, roc_auc_score
+
+    p = pipeline.predict_proba(frame)[:, 1]
+    return {
+        "roc_auc": round(float(roc_auc_score(target, p)), 6),
+        "f1_dropout": round(float(f1_score(target, p >= threshold)), 6),
+        "brier": round(float(brier_score_loss(target, p)), 6),
+        "per_stage": {},
+    }
 
 
 def expected_outputs(contract_path: Path, pipeline_path: Path) -> list[float]:
@@ -286,9 +255,10 @@ def expected_outputs(contract_path: Path, pipeline_path: Path) -> list[float]:
 
 
 def _signature(contract: dict[str, Any]) -> Any:
+    # As training's (training/registry/packaging.py): typed Any, the model checks its inputs.
     return ModelSignature(
         inputs=Schema(
-            [ColSpec("double", a["name"], required=a["required"]) for a in contract["attributes"]]
+            [ColSpec(AnyType(), a["name"], required=a["required"]) for a in contract["attributes"]]
         )
     )
 
@@ -392,7 +362,8 @@ def dataset_records(data_path: Path, count: int, *, start: int = 0) -> list[byte
         index = (start + offset) % len(frame)
         row = frame.iloc[index]
         features = {
-            name: (float(row[name]) if name in FLOATS else int(row[name])) for name in frame.columns
+            name: (float(row[name]) if BY_NAME[name].dtype == "float" else int(row[name]))
+            for name in frame.columns
         }
         records.append(
             json.dumps({"student_id": index, "student_features": features}).encode("utf-8")

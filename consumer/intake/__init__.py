@@ -1,0 +1,1 @@
+"""Where a record enters: the KCL record processor of one shard, and KCL records as inputs."""

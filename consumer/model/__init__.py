@@ -1,0 +1,1 @@
+"""Where the model is loaded: registry, cache, contract, self-test, hot reload."""

@@ -1,0 +1,1 @@
+"""Where the consumer is observed: metrics, their endpoint, health, drift, logs."""

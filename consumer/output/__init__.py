@@ -1,0 +1,1 @@
+"""Where a record is published: output encoding, PutRecords with its retry policy."""

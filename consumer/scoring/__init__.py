@@ -1,0 +1,1 @@
+"""Where a record is validated and scored: the validator, the model call, one batch's path."""
