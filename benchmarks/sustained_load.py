@@ -72,7 +72,7 @@ def main() -> int:
                 while not stop.wait(5):
                     lag = [
                         value
-                        for key, value in consumer.observe.metrics().items()
+                        for key, value in consumer.metrics().items()
                         if key.startswith("dropout_consumer_behind_latest_seconds")
                     ]
                     lag_samples.append(max(lag, default=0.0))

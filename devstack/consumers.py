@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,21 @@ def wait_serving(handle: ConsumerHandle, shards: set[str], timeout: float) -> No
             f"not serving {sorted(shards)} after {timeout:.0f} s: {sorted(serving_shards(handle))}"
         )
         time.sleep(0.5)
+
+
+class ConsumerSlot:
+    """A test module's one running worker: started on first use, and again after a test
+    stopped it, so that no test depends on what an earlier one left behind."""
+
+    def __init__(self, start: Callable[[], ConsumerHandle]) -> None:
+        self._start = start
+        self._handle: ConsumerHandle | None = None
+
+    def current(self) -> ConsumerHandle:
+        if self._handle is None or not self._handle.proc.alive():
+            self._handle = self._start()
+            self._handle.wait_ready()
+        return self._handle
+
+    def replace(self, handle: ConsumerHandle) -> None:
+        self._handle = handle

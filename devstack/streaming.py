@@ -8,6 +8,7 @@ also the key a downstream consumer de-duplicates on (docs/wire-formats.md).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -116,31 +117,58 @@ class Streams:
                 self.sent[placed[i]] = chunk[i][1]
         return positions
 
-    def put_aggregated(self, aggregates: Sequence[list[tuple[str, bytes]]]) -> list[Position]:
-        """Each list of (partition key, data) as ONE KPL-aggregated Kinesis record (the format
-        the KPL writes, built with aws-kinesis-agg); returns the user records' positions, the
-        i-th user record of an aggregate at sub-sequence number i."""
+    def put_aggregated(
+        self, records: Sequence[tuple[str, bytes]], per_aggregate: int = 10
+    ) -> list[Position]:
+        """(partition key, data) pairs as KPL-aggregated Kinesis records, the way the KPL writes
+        them (built with aws-kinesis-agg): user records are grouped by the shard their
+        partition key hashes to, up to `per_aggregate` per aggregate, and each aggregate is put
+        with an explicit hash key of that shard (the KCL drops a user record whose key belongs
+        to another shard). Returns the positions in input order; the i-th user record of an
+        aggregate is at sub-sequence number i."""
         from aws_kinesis_agg.aggregator import RecordAggregator
 
-        positions: list[Position] = []
-        for users in aggregates:
-            aggregator = RecordAggregator()
-            for key, data in users:
-                # An aggregate that fills up would be handed back here; tests keep them small.
-                if aggregator.add_user_record(key, data) is not None:
-                    raise ValueError("aggregate larger than one Kinesis record")
-            record = aggregator.clear_and_get()
-            assert record is not None
-            key, explicit_hash_key, data = record.get_contents()
-            extra = {"ExplicitHashKey": explicit_hash_key} if explicit_hash_key else {}
-            result = self.client.put_record(
-                StreamName=self.settings.input_stream, PartitionKey=key, Data=data, **extra
-            )
-            for i, (_, user_data) in enumerate(users):
-                position = (result["ShardId"], result["SequenceNumber"], i)
-                positions.append(position)
-                self.sent[position] = user_data
-        return positions
+        shards = [
+            s
+            for s in self.client.list_shards(StreamName=self.settings.input_stream)["Shards"]
+            if "EndingSequenceNumber" not in s["SequenceNumberRange"]
+        ]
+
+        def shard_of(key: str) -> str:
+            digest = int(hashlib.md5(key.encode("utf-8")).hexdigest(), 16)  # noqa: S324 (Kinesis' hash)
+            for shard in shards:
+                hash_range = shard["HashKeyRange"]
+                if int(hash_range["StartingHashKey"]) <= digest <= int(hash_range["EndingHashKey"]):
+                    return str(shard["ShardId"])
+            raise ValueError(f"no open shard for partition key {key!r}")
+
+        by_shard: dict[str, list[int]] = {}
+        for index, (key, _) in enumerate(records):
+            by_shard.setdefault(shard_of(key), []).append(index)
+        positions: dict[int, Position] = {}
+        for indices in by_shard.values():
+            for start in range(0, len(indices), per_aggregate):
+                group = indices[start : start + per_aggregate]
+                aggregator = RecordAggregator()
+                for index in group:
+                    key, data = records[index]
+                    if aggregator.add_user_record(key, data) is not None:
+                        raise ValueError("aggregate larger than one Kinesis record")
+                aggregate = aggregator.clear_and_get()
+                assert aggregate is not None
+                key, _, data = aggregate.get_contents()
+                first_hash = int(hashlib.md5(records[group[0]][0].encode()).hexdigest(), 16)  # noqa: S324
+                result = self.client.put_record(
+                    StreamName=self.settings.input_stream,
+                    PartitionKey=key,
+                    ExplicitHashKey=str(first_hash),
+                    Data=data,
+                )
+                for sub, index in enumerate(group):
+                    position = (result["ShardId"], result["SequenceNumber"], sub)
+                    positions[index] = position
+                    self.sent[position] = records[index][1]
+        return [positions[i] for i in range(len(records))]
 
     def poll(self) -> list[dict[str, Any]]:
         new = self._predictions.poll() + self._dead_letters.poll()

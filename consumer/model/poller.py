@@ -85,15 +85,22 @@ class ModelPoller:
         started = time.perf_counter()
         try:
             ref = self._loader.resolve_alias()
-            if ref.version == self._holder.known_version or ref.version in self._refused:
+            if ref.version == self._holder.known_version:
+                self._polled("unchanged")
+                return None
+            if ref.version in self._refused:
+                self._polled("refused_before")
                 return None
             model = self._loader.load_version(ref)
         except ModelLoadError as exc:
+            self._polled("failed")
             self._failed(exc)
             return exc.outcome
         except Exception as exc:  # noqa: BLE001 (a bug or a library surprise: keep serving)
+            self._polled("failed")
             self._failed(ModelLoadError(LoadOutcome.LOAD_FAILED, repr(exc)))
             return LoadOutcome.LOAD_FAILED
+        self._polled("loaded")
         self._count(LoadOutcome.SUCCESS)
         self._reported = None
         serving = self._holder.known_version
@@ -123,6 +130,10 @@ class ModelPoller:
                 serving_version=self._holder.known_version,
                 error=str(exc),
             )
+
+    def _polled(self, result: str) -> None:
+        if self._metrics is not None:
+            self._metrics.model_polls.labels(result=result).inc()
 
     def _count(self, outcome: LoadOutcome) -> None:
         if self._metrics is not None:

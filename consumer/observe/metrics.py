@@ -86,6 +86,13 @@ class ConsumerMetrics:
             namespace=ns,
             registry=registry,
         )
+        self.model_polls = Counter(
+            "model_polls",
+            "Polls of the registry alias, by result (unchanged, loaded, failed, refused_before).",
+            ["result"],
+            namespace=ns,
+            registry=registry,
+        )
         self.batch_size = Histogram(
             "batch_size_records",
             "Records per process_records call.",

@@ -15,6 +15,8 @@ the current plan names for them:
   `ProvisionedThroughputExceededException`. The proxy never writes an entry it reports as
   failed, so whatever is written twice was sent twice by the publisher.
 - `DISCONNECT`: the connection is closed without an answer, nothing forwarded.
+- `ACCESS_DENIED`: answered 400 `AccessDeniedException` (the whole call), not forwarded: a
+  refusal no retry can cure (a task role without kinesis:PutRecords on the stream).
 
 The plan is a callable from the call's number (0, 1, ...) to a fault; `set_plan` replaces it.
 Counters in `stats` say what was done, for the tests' assertions and reports.
@@ -58,12 +60,18 @@ class Fault(StrEnum):
     UNAVAILABLE = "unavailable"
     PARTIAL = "partial"
     DISCONNECT = "disconnect"
+    ACCESS_DENIED = "access_denied"
 
 
 _WHOLE_CALL_ERRORS: dict[Fault, tuple[int, str, str]] = {
     Fault.THROTTLE: (400, THROUGHPUT_EXCEEDED, "Rate exceeded for the stream (injected)."),
     Fault.SERVER_ERROR: (500, "InternalFailure", "Internal service failure (injected)."),
     Fault.UNAVAILABLE: (503, "ServiceUnavailable", "Service unavailable (injected)."),
+    Fault.ACCESS_DENIED: (
+        400,
+        "AccessDeniedException",
+        "User is not authorized to perform kinesis:PutRecords (injected).",
+    ),
 }
 
 Plan = Callable[[int], Fault]
@@ -71,6 +79,11 @@ Plan = Callable[[int], Fault]
 
 def always(fault: Fault) -> Plan:
     return lambda _call: fault
+
+
+def after(calls: int, fault: Fault) -> Plan:
+    """`calls` calls pass, every later one gets `fault`."""
+    return lambda call: Fault.PASS if call < calls else fault
 
 
 def cycle(faults: Sequence[Fault]) -> Plan:

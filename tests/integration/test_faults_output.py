@@ -1,19 +1,21 @@
-"""Issue 5, scenario 5: output trouble. PutRecords throttled, failing with 5xx, partly failing.
+"""Output trouble (issue 5, scenario 5; issue 10's throttling and refusals), on real processes.
 
 The consumer's publisher talks to kinesis-local through the fault-injecting proxy of
 faultproxy.py (OUTPUT_KINESIS_ENDPOINT_URL); the KCL daemon reads the input stream from the
-emulator directly. One KCL application (2 input shards) goes through four phases:
+emulator directly. One KCL application (2 input shards) serves the module; each test starts from
+a running, caught-up worker, sends records of its own, and judges only those:
 
 1. mixed faults on every PutRecords call (throttling, 500, 503, partial failures, dropped
-   connections): every failure is retried with backoff and counted, every record gets exactly
-   one output (the proxy never writes what it reports as failed, so no duplicates either);
-2. an outage (every PutRecords throttled): the processors keep the batch, the checkpoints in
-   the lease table (DynamoDB) stay at the last fully published record; once the proxy heals,
-   every record gets exactly one output and the checkpoints move on;
+   connections): every failure is retried and counted, every record gets exactly one output;
+2. a long throttle is back-pressure, not a failure: the processors hold the batch far past the
+   budget of transient failures, report it, checkpoint nothing, publish nothing, stay alive;
+   once the output heals every record comes out once;
 3. a stop while the processors retry (output down): the daemon exits after its grace period and
    its processors go with it, nothing checkpointed, nothing published once the output heals;
-4. the retry budget runs out: the processor exits (code 3) without checkpointing, the daemon and
-   the supervisor exit non-zero; a restart resumes from the checkpoints and loses nothing.
+4. 503s past the budget: the processor exits (10) without checkpointing, the daemon and the
+   supervisor exit non-zero; a restart resumes from the checkpoints and loses nothing;
+5. a refusal no retry can cure (AccessDenied): the processor stops at once (11) with one line
+   naming the stream; after the fix and a restart, nothing is lost.
 """
 
 from __future__ import annotations
@@ -25,25 +27,24 @@ from pathlib import Path
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
-from prometheus_client.multiprocess import MultiProcessCollector
 
 from consumer.tools.producer import events, read_rows
-from devstack.consumers import ConsumerHandle, log_events, process_running
-from devstack.kcl_tables import lease_checkpoints
+from devstack.consumers import ConsumerHandle, ConsumerSlot, log_events, process_running
+from devstack.kcl_tables import lease_checkpoints, wait_checkpointed
 from devstack.settings import StackSettings
 from devstack.streaming import Position, Streams
 from tests.integration.faultproxy import Fault, FaultProxy, always, cycle
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow]
 
 WORKER = "worker-out"
-# Backoff capped at 2 s so that a healed output recovers quickly; a budget phases 1-3 never
-# exhaust (phase 4 starts a worker with a small one).
+# Backoff capped at 1 s so that a healed output recovers quickly; a budget of transient
+# failures the mixed faults never exhaust.
 PATIENT = {
-    "PUBLISH_MAX_ATTEMPTS": "1000",
+    "PUBLISH_MAX_ATTEMPTS": "50",
     "PUBLISH_BACKOFF_INITIAL_SECONDS": "0.1",
-    "PUBLISH_BACKOFF_MAX_SECONDS": "2",
+    "PUBLISH_BACKOFF_MAX_SECONDS": "1",
+    "THROTTLE_REPORT_INTERVAL_SECONDS": "2",
 }
 MIXED = (
     Fault.THROTTLE,
@@ -56,6 +57,7 @@ MIXED = (
     Fault.PASS,
 )
 RETRIES = "dropout_consumer_publish_retries_total"
+THROTTLED = "dropout_consumer_publish_throttled_seconds_total"
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,7 @@ def proxy(stack: StackSettings) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture(scope="module")
-def streams(make_streams: Callable[..., Streams]) -> Streams:
+def streams(make_streams: Callable[..., Streams], champion: str) -> Streams:
     return make_streams(2)
 
 
@@ -79,53 +81,49 @@ def output_env(proxy: FaultProxy, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def slot(
+    streams: Streams, proxy: FaultProxy, start_consumer: Callable[..., ConsumerHandle]
+) -> ConsumerSlot:
+    return ConsumerSlot(lambda: start_consumer(streams, worker=WORKER, env=output_env(proxy)))
+
+
+@pytest.fixture
 def consumer(
-    champion: str,
-    streams: Streams,
-    proxy: FaultProxy,
-    rows: list[dict[str, float]],
-    start_consumer: Callable[..., ConsumerHandle],
-) -> ConsumerHandle:
-    """A worker publishing through the proxy, warmed up (leases held, model loaded)."""
-    started = time.monotonic()
-    handle = start_consumer(streams, worker=WORKER, env=output_env(proxy))
-    streams.wait_for(streams.put(events(rows, 20, 0.0, seed=500)), timeout=300)
-    print(f"\n[scenario 5] worker start to first outputs: {time.monotonic() - started:.1f} s")
-    return handle
+    slot: ConsumerSlot, streams: Streams, proxy: FaultProxy, rows: list[dict[str, float]]
+) -> Iterator[ConsumerHandle]:
+    """A running worker that has caught up: everything the module sent so far is out and
+    checkpointed (records an earlier test left held are published here)."""
+    proxy.heal()
+    handle = slot.current()
+    streams.put(events(rows, 10, 0.0, seed=len(streams.sent)))
+    streams.wait_for(list(streams.sent), timeout=300)
+    wait_checkpointed(streams.settings, list(streams.sent), timeout=120)
+    yield handle
+    proxy.heal()
 
 
 def retries_by_code(consumer: ConsumerHandle) -> Counter[str]:
     counts: Counter[str] = Counter()
-    for key, value in consumer.observe.metrics().items():
+    for key, value in consumer.metrics().items():
         if key.startswith(RETRIES + "{"):
             code = key.split('error_code="', 1)[1].split('"', 1)[0]
             counts[code] += int(value)
     return counts
 
 
-def seq_by_shard(positions: list[Position]) -> dict[str, int]:
-    last: dict[str, int] = {}
-    for shard, sequence, _ in positions:
-        last[shard] = max(last.get(shard, 0), int(sequence))
-    return last
-
-
-def wait_checkpoints(settings: StackSettings, wanted: dict[str, int], timeout: float) -> None:
-    """Until every shard's checkpoint is the given sequence number."""
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = lease_checkpoints(settings)
-        if all(seen.get(shard) == str(seq) for shard, seq in wanted.items()):
-            return
-        assert time.monotonic() < deadline, f"checkpoints {seen}, expected {wanted}"
-        time.sleep(0.5)
-
-
 def exactly_once(streams: Streams, positions: list[Position]) -> None:
     by_position = streams.outputs_by_position()
     missing = [p for p in positions if p not in by_position]
     assert not missing, f"{len(missing)} records without output"
-    assert not streams.duplicates(), f"duplicates: {streams.duplicates().most_common(3)}"
+    twice = {p: len(by_position[p]) for p in positions if len(by_position[p]) > 1}
+    assert not twice, f"duplicates: {list(twice.items())[:3]}"
+
+
+def wait_received(consumer: ConsumerHandle, at_least: float, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while consumer.metric_sum("dropout_consumer_records_received_total") < at_least:
+        assert time.monotonic() < deadline, "the processors never received the new records"
+        time.sleep(0.5)
 
 
 def test_throttling_5xx_and_partial_failures_are_retried_and_nothing_is_lost(
@@ -147,6 +145,8 @@ def test_throttling_5xx_and_partial_failures_are_retried_and_nothing_is_lost(
     streams.wait_for(positions, timeout=300)
     elapsed = time.monotonic() - started
     proxy.heal()
+    wait_checkpointed(streams.settings, positions, timeout=60)
+    streams.poll()
 
     exactly_once(streams, positions)
     outputs = [streams.outputs_by_position()[p][0] for p in positions]
@@ -194,79 +194,89 @@ def test_throttling_5xx_and_partial_failures_are_retried_and_nothing_is_lost(
         time.sleep(1)
     assert "retry_budget_exhausted" not in retries
 
-    # With backoff: one publish_retry line per failed call, each with its delay; the delay
-    # ceiling doubles per attempt (full jitter), so later attempts wait longer on average.
+    # A publish_retry line, with its delay, for every transient failure (throttles are
+    # counted and reported per interval instead); the delay ceiling doubles per attempt
+    # (full jitter), capped at 1 s.
     lines = [
         e
         for e in log_events(consumer.proc.log_path, log_offset)
         if e.get("event") == "publish_retry"
     ]
-    failed_calls = faults["throttle"] + faults["server_error"] + faults["unavailable"]
-    failed_calls += faults["disconnect"]
-    assert len(lines) >= failed_calls
-    delays: dict[int, list[float]] = {}
+    transient = faults["server_error"] + faults["unavailable"] + faults["disconnect"]
+    assert len(lines) >= transient
     for line in lines:
-        delays.setdefault(int(line["attempt"]), []).append(float(line["delay_seconds"]))
-    assert max(delays) >= 2, "some chunk needed more than one retry"
-    # Full jitter under an exponential ceiling: 0.1 s, 0.2 s, 0.4 s, ... capped at 2 s (the log
-    # rounds to the millisecond).
-    for attempt, waited in delays.items():
-        ceiling = min(2.0, 0.1 * 2 ** (attempt - 1))
-        assert all(0 <= d <= ceiling + 0.001 for d in waited), (attempt, max(waited))
-    mean_delay = {a: round(sum(ds) / len(ds), 3) for a, ds in sorted(delays.items())}
+        ceiling = min(1.0, 0.1 * 2 ** (int(line["attempt"]) - 1))
+        assert 0 <= float(line["delay_seconds"]) <= ceiling + 0.001, line
     print(
         f"\n[scenario 5a] {len(positions)} records ({dict(kinds)}) through "
         f"{stats['put_records_calls'] - stats_before['put_records_calls']} PutRecords calls in "
         f"{elapsed:.1f} s; faults injected {dict(faults)}, entries refused in partial calls "
-        f"{refused}; publish_retries {dict(retries)}; mean backoff by attempt {mean_delay}; "
-        f"duplicates 0; {len(repeated)} students sent more than once, each in input order"
+        f"{refused}; publish_retries {dict(retries)}; duplicates 0; {len(repeated)} students "
+        "sent more than once, each in input order"
     )
 
 
-def test_no_checkpoint_passes_unpublished_records_while_output_is_down(
+def test_a_long_throttle_holds_the_batch_and_is_not_a_failure(
     consumer: ConsumerHandle,
     streams: Streams,
     proxy: FaultProxy,
     rows: list[dict[str, float]],
 ) -> None:
-    # Everything so far is published: the checkpoints are at the last record of each shard.
-    published = seq_by_shard(list(streams.sent))
-    wait_checkpoints(streams.settings, published, timeout=30)
+    """Throttled far longer than the budget of transient failures would allow (50 calls at
+    most 1 s apart): the same processes keep the batch, report it, checkpoint nothing."""
+    published = lease_checkpoints(streams.settings)
     received = consumer.metric_sum("dropout_consumer_records_received_total")
-    throttled = retries_by_code(consumer)["ProvisionedThroughputExceededException"]
+    throttled_before = consumer.metric_sum(THROTTLED)
+    _, raw = consumer.get("/readyz")
+    pids = {p["pid"] for p in orjson.loads(raw)["processors"]}
+    log_offset = consumer.proc.log_path.stat().st_size
 
     proxy.set_plan(always(Fault.THROTTLE))
     positions = streams.put(events(rows, 300, 0.05, seed=530))
     outage_started = time.monotonic()
-    # The processors hold the new records (received, not published) ...
-    deadline = time.monotonic() + 60
-    while consumer.metric_sum("dropout_consumer_records_received_total") < received + 300:
-        assert time.monotonic() < deadline, "the processors never received the new records"
-        time.sleep(0.5)
-    # ... and for 25 s nothing is published and no checkpoint moves.
-    samples = 0
-    retries_seen = []
-    while time.monotonic() - outage_started < 25:
-        assert lease_checkpoints(streams.settings) == {s: str(q) for s, q in published.items()}
-        retries_seen.append(retries_by_code(consumer)["ProvisionedThroughputExceededException"])
-        samples += 1
+    wait_received(consumer, received + 300)
+    # The positive signal: the processors report over a minute of throttled waiting in all
+    # (two shards wait at once), i.e. well past the 50 calls the budget of transient
+    # failures allows.
+    deadline = time.monotonic() + 120
+    while consumer.metric_sum(THROTTLED) - throttled_before < 60:
+        assert time.monotonic() < deadline, "the throttled seconds did not grow"
+        assert lease_checkpoints(streams.settings) == published
         time.sleep(1)
+    outage = time.monotonic() - outage_started
+    # Nothing published, nothing checkpointed, the same processes still there and ready.
     streams.poll()
     assert not set(positions) & streams.outputs_by_position().keys()
-    assert retries_seen[-1] > retries_seen[0] >= throttled, retries_seen
+    assert lease_checkpoints(streams.settings) == published
+    status, raw = consumer.get("/readyz")
+    assert status == 200
+    assert {p["pid"] for p in orjson.loads(raw)["processors"]} == pids
+    reports = [
+        e
+        for e in log_events(consumer.proc.log_path, log_offset)
+        if e.get("event") == "publish_throttled"
+    ]
+    assert reports, "a long throttle is reported once per interval"
+    assert all(r["lease_held"] is True for r in reports)
+    assert retries_by_code(consumer)["retry_budget_exhausted"] == 0
 
     proxy.heal()
     healed = time.monotonic()
     streams.wait_for(positions, timeout=120)
     recovery = time.monotonic() - healed
-    exactly_once(streams, list(streams.sent))
-    wait_checkpoints(streams.settings, seq_by_shard(list(streams.sent)), timeout=30)
+    wait_checkpointed(streams.settings, positions, timeout=60)
+    streams.poll()
+    exactly_once(streams, positions)
+    ended = [
+        e
+        for e in log_events(consumer.proc.log_path, log_offset)
+        if e.get("event") == "publish_throttle_ended"
+    ]
+    assert ended
     print(
-        f"\n[scenario 5b] {len(positions)} records held through a "
-        f"{healed - outage_started:.0f} s output outage: {samples} checkpoint samples, none "
-        f"moved; throttled retries during the outage "
-        f"{retries_seen[-1] - throttled}; all published {recovery:.1f} s after the output "
-        f"healed; duplicates 0"
+        f"\n[throttle] {len(positions)} records held through a {outage:.0f} s throttle "
+        f"({len(reports)} publish_throttled reports, no checkpoint moved, same processes); "
+        f"all published {recovery:.1f} s after it ended; duplicates 0"
     )
 
 
@@ -279,15 +289,11 @@ def test_a_stop_while_the_output_is_down_leaves_no_processor_behind(
     """The processors are inside a batch, retrying PutRecords, when the worker is stopped: the
     daemon cannot reach them and exits after its grace period; they must exit with it, not
     linger and publish the batch once the output heals (the shard's next owner does that)."""
-    published = seq_by_shard(list(streams.sent))
-    wait_checkpoints(streams.settings, published, timeout=30)
+    published = lease_checkpoints(streams.settings)
     received = consumer.metric_sum("dropout_consumer_records_received_total")
     proxy.set_plan(always(Fault.THROTTLE))
     held = streams.put(events(rows, 100, 0.0, seed=535))
-    deadline = time.monotonic() + 60
-    while consumer.metric_sum("dropout_consumer_records_received_total") < received + 100:
-        assert time.monotonic() < deadline, "the processors never received the new records"
-        time.sleep(0.5)
+    wait_received(consumer, received + 100)
     _, raw = consumer.get("/readyz")
     retrying = {int(p["pid"]) for p in orjson.loads(raw)["processors"]}
     assert retrying
@@ -300,10 +306,9 @@ def test_a_stop_while_the_output_is_down_leaves_no_processor_behind(
         assert time.monotonic() < deadline, "a processor outlived its stopped worker"
         time.sleep(0.2)
     gone_after = time.monotonic() - stop_started - stop_seconds
-    assert lease_checkpoints(streams.settings) == {s: str(q) for s, q in published.items()}
-    # The output heals: nothing may come out of the stopped worker any more.
+    assert lease_checkpoints(streams.settings) == published
+    # The output heals: with every processor gone, nothing can come out of the stopped worker.
     proxy.heal()
-    time.sleep(6)
     streams.poll()
     assert not set(held) & streams.outputs_by_position().keys()
     print(
@@ -314,83 +319,88 @@ def test_a_stop_while_the_output_is_down_leaves_no_processor_behind(
     )
 
 
-def _budget_exhausted_in(metrics_dir: Path) -> float:
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(metrics_dir))  # type: ignore[no-untyped-call]
-    total = 0.0
-    for family in registry.collect():
-        for sample in family.samples:
-            if (
-                sample.name == RETRIES
-                and sample.labels.get("error_code") == "retry_budget_exhausted"
-            ):
-                total += sample.value
-    return total
+def _child_exit_codes(log: Path, offset: int) -> list[str]:
+    return [
+        str(e["event"])
+        for e in log_events(log, offset)
+        if e.get("source") == "kcl" and "Child process exited with value" in str(e.get("event"))
+    ]
 
 
-def test_an_exhausted_retry_budget_stops_the_worker_and_a_restart_loses_nothing(
-    stack: StackSettings,
+@pytest.mark.parametrize(
+    ("fault", "env", "code", "event"),
+    [
+        (
+            Fault.UNAVAILABLE,
+            {"PUBLISH_MAX_ATTEMPTS": "4", "PUBLISH_BACKOFF_MAX_SECONDS": "0.5"},
+            10,
+            "publish_failed_exiting_without_checkpoint",
+        ),
+        (Fault.ACCESS_DENIED, {}, 11, "output_refused_exiting_without_checkpoint"),
+    ],
+    ids=["transient_past_the_budget", "refused_for_good"],
+)
+def test_an_output_that_cannot_take_the_batch_stops_the_worker_and_a_restart_loses_nothing(
     consumer: ConsumerHandle,
+    stack: StackSettings,
     streams: Streams,
     proxy: FaultProxy,
     rows: list[dict[str, float]],
     start_consumer: Callable[..., ConsumerHandle],
+    slot: ConsumerSlot,
+    fault: Fault,
+    env: dict[str, str],
+    code: int,
+    event: str,
 ) -> None:
-    if consumer.proc.alive():
-        assert consumer.proc.stop(timeout=120) == 0
-    # The same worker again, with a budget of 4 calls per chunk (the records the stopped worker
-    # held come out now).
-    impatient = start_consumer(
-        streams,
-        worker=WORKER,
-        env=output_env(proxy, PUBLISH_MAX_ATTEMPTS="4", PUBLISH_BACKOFF_MAX_SECONDS="0.5"),
-    )
-    warm = streams.put(events(rows, 20, 0.0, seed=540))
-    streams.wait_for(warm, timeout=300)
-    published = seq_by_shard(list(streams.sent))
-    wait_checkpoints(streams.settings, published, timeout=30)
-    log_offset = impatient.proc.log_path.stat().st_size
+    assert consumer.proc.stop(timeout=120) == 0
+    worker = start_consumer(streams, worker=WORKER, env=output_env(proxy, **env))
+    worker.wait_ready()
+    published = lease_checkpoints(streams.settings)
+    log_offset = worker.proc.log_path.stat().st_size
 
-    proxy.set_plan(always(Fault.THROTTLE))
-    positions = streams.put(events(rows, 200, 0.05, seed=541))
+    proxy.set_plan(always(fault))
+    positions = streams.put(events(rows, 200, 0.05, seed=540 + code))
     refused_at = time.monotonic()
-    assert impatient.proc.proc is not None
-    code = impatient.proc.proc.wait(timeout=180)
+    assert worker.proc.proc is not None
+    exit_code = worker.proc.proc.wait(timeout=180)
     exited_after = time.monotonic() - refused_at
-    assert code not in (0, None), "the supervisor must exit non-zero when the daemon dies"
+    assert exit_code not in (0, None), "the supervisor must exit non-zero when the daemon dies"
 
-    events_logged = log_events(impatient.proc.log_path, log_offset)
-    gave_up = [
-        e for e in events_logged if e.get("event") == "publish_failed_exiting_without_checkpoint"
-    ]
-    assert gave_up, "the processor must say why it exits"
-    assert "after 4 attempt(s)" in gave_up[0]["error"]
-    # The daemon saw its shard processor end with the publish failure's exit code.
-    child_exits = [
-        e["event"]
-        for e in events_logged
-        if e.get("source") == "kcl" and "Child process exited with value" in str(e.get("event"))
-    ]
-    assert any(line.endswith(": 3") for line in child_exits), child_exits
-    assert any(e.get("event") == "KCL daemon exited on its own" for e in events_logged)
-    metrics_dir = stack.stack_dir / "consumer" / f"{WORKER}-{streams.tag}" / "metrics"
-    assert _budget_exhausted_in(metrics_dir) >= 1
-    # Nothing was checkpointed past the last published record.
-    assert lease_checkpoints(streams.settings) == {s: str(q) for s, q in published.items()}
+    logged = log_events(worker.proc.log_path, log_offset)
+    gave_up = [e for e in logged if e.get("event") == event]
+    assert gave_up, f"the processor must say why it exits ({event})"
+    if fault is Fault.ACCESS_DENIED:
+        # One clear line naming the stream and the error, at the first refusal.
+        refusals = [e for e in logged if e.get("event") == "output_refused"]
+        assert refusals
+        assert refusals[0]["stream"] == streams.settings.predictions_stream
+        assert "AccessDeniedException" in refusals[0]["errors"]
+        assert not [e for e in logged if e.get("event") == "publish_retry"]
+    else:
+        assert "after 4 attempt(s)" in gave_up[0]["error"]
+    # The daemon saw its shard processor end with the exit code that says why.
+    assert any(
+        line.endswith(f": {code}") for line in _child_exit_codes(worker.proc.log_path, log_offset)
+    )
+    assert any(e.get("event") == "KCL daemon exited on its own" for e in logged)
+    # Nothing was checkpointed past the last published record, and nothing of these is out.
+    assert lease_checkpoints(streams.settings) == published
     streams.poll()
     assert not set(positions) & streams.outputs_by_position().keys()
 
     proxy.heal()
     restarted_at = time.monotonic()
     restarted = start_consumer(streams, worker=WORKER, env=output_env(proxy))
+    slot.replace(restarted)
     streams.wait_for(positions, timeout=300)
     recovery = time.monotonic() - restarted_at
-    exactly_once(streams, list(streams.sent))
-    wait_checkpoints(streams.settings, seq_by_shard(list(streams.sent)), timeout=30)
-    assert restarted.metric_sum("dropout_consumer_records_received_total") >= len(positions)
+    wait_checkpointed(streams.settings, positions, timeout=60)
+    streams.poll()
+    exactly_once(streams, positions)
     print(
-        f"\n[scenario 5c] budget of 4 calls exhausted: supervisor exited with code {code} "
-        f"{exited_after:.1f} s after the output went down ({len(gave_up)} processor(s) gave "
-        f"up: {gave_up[0]['error']}); checkpoints unchanged; after a restart all "
-        f"{len(positions)} held records came out in {recovery:.1f} s, duplicates 0"
+        f"\n[output {fault.value}] supervisor exited with code {exit_code} {exited_after:.1f} s "
+        f"after the output went bad (processor exit {code}: {gave_up[0]['error'][:120]}); "
+        f"checkpoints unchanged; after a restart all {len(positions)} records came out in "
+        f"{recovery:.1f} s, duplicates 0"
     )

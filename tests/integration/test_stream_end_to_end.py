@@ -26,7 +26,7 @@ import orjson
 import pytest
 
 from consumer.tools.producer import events, read_rows
-from devstack.consumers import ConsumerHandle
+from devstack.consumers import ConsumerHandle, ConsumerSlot
 from devstack.kcl_tables import wait_checkpointed
 from devstack.processes import ManagedProcess
 from devstack.services import prometheus_server
@@ -49,24 +49,6 @@ EXPECTED_REASON = {
     "missing_features": "missing_features",
     "invalid_encoding": "invalid_encoding",
 }
-
-
-class ConsumerSlot:
-    """The module's one running worker: started on first use, and again after a test stopped
-    it, so no test depends on what an earlier one left behind."""
-
-    def __init__(self, start: Callable[[], ConsumerHandle]) -> None:
-        self._start = start
-        self._handle: ConsumerHandle | None = None
-
-    def current(self) -> ConsumerHandle:
-        if self._handle is None or not self._handle.proc.alive():
-            self._handle = self._start()
-            self._handle.wait_ready()
-        return self._handle
-
-    def replace(self, handle: ConsumerHandle) -> None:
-        self._handle = handle
 
 
 @pytest.fixture(scope="module")
