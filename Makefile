@@ -35,7 +35,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 typecheck:
-	$(VENV)/bin/mypy consumer training
+	$(VENV)/bin/mypy consumer training common
 
 test: check
 	$(PY) -m pytest

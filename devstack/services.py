@@ -165,6 +165,8 @@ def consumer_env(
         "KCL_PROPERTIES_PATH": str(home / "kcl.properties"),
         "MLFLOW_TRACKING_URI": settings.mlflow_url,
         "MODEL_NAME": settings.model_name,
+        "LOOP_URI": settings.loop_uri,
+        "LOOP_S3_ENDPOINT_URL": settings.dynamodb_url,
         "METRICS_HOST": settings.host,
         "METRICS_PORT": str(metrics_port or settings.metrics_port),
         "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics"),

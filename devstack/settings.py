@@ -35,6 +35,9 @@ class StackSettings(BaseSettings):
         default="dropout-consumer", validation_alias="KCL_APPLICATION_NAME"
     )
     model_name: str = Field(default="student-dropout", validation_alias="MODEL_NAME")
+    # The learning loop's store: moto serves S3 on the DynamoDB port (docs/learning-loop.md).
+    loop_bucket: str = Field(default="dropout-loop", validation_alias="LOOP_BUCKET")
+    loop_prefix: str = Field(default="", validation_alias="LOOP_PREFIX")
 
     @classmethod
     def on_free_ports(cls, stack_dir: Path, **values: object) -> StackSettings:
@@ -61,6 +64,12 @@ class StackSettings(BaseSettings):
     @property
     def dynamodb_url(self) -> str:
         return f"http://{self.host}:{self.dynamodb_port}"
+
+    @property
+    def loop_uri(self) -> str:
+        """Where captures, outcomes and datasets live: `s3://bucket/prefix/`."""
+        prefix = self.loop_prefix.strip("/")
+        return f"s3://{self.loop_bucket}/{prefix + '/' if prefix else ''}"
 
     @property
     def mlflow_url(self) -> str:

@@ -36,8 +36,28 @@ def wait_active(client: Any, stream: str, timeout: float = 30.0) -> None:
     raise TimeoutError(f"stream {stream} is not ACTIVE after {timeout:.0f} s")
 
 
+def create_loop_bucket(settings: StackSettings) -> None:
+    """Creates the learning loop's bucket in moto's S3 (idempotent)."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.dynamodb_url,
+        region_name=settings.aws_region,
+        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}),
+    )
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if settings.loop_bucket not in existing:
+        client.create_bucket(Bucket=settings.loop_bucket)
+
+
 def create_streams(settings: StackSettings) -> None:
-    """Creates the input, predictions and dead-letter streams (idempotent)."""
+    """Creates the input, predictions and dead-letter streams (idempotent), and the learning
+    loop's bucket the consumers capture into."""
+    create_loop_bucket(settings)
     client = kinesis_client(settings)
     wanted = {
         settings.input_stream: settings.input_shards,

@@ -55,6 +55,16 @@ class TrainingSettings(CommonSettings):
     top_k_factors: int = Field(default=3, ge=1, le=10, validation_alias="TOP_K_FACTORS")
     n_jobs: int = Field(default=2, ge=1, le=64, validation_alias="N_JOBS")
 
+    # --- the learning loop (docs/learning-loop.md); its store is LOOP_URI ----------------------
+    # Several data sources for `train`, comma-separated: `uci` (the checked download), local
+    # paths or s3:// URIs (an institution's dataset). Unset: DATA_PATH, else `uci`.
+    data_sources: str | None = Field(default=None, validation_alias="DATA_SOURCES")
+    monitor_bootstrap: int = Field(default=1000, ge=10, validation_alias="MONITOR_BOOTSTRAP")
+    # Where the monitor pushes its figures for Prometheus; empty: MLflow only.
+    pushgateway_url: str | None = Field(
+        default="http://127.0.0.1:9091", validation_alias="PUSHGATEWAY_URL"
+    )
+
     # --- outputs -----------------------------------------------------------------------------
     reports_dir: Path = Field(default=Path("reports"), validation_alias="REPORTS_DIR")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(

@@ -226,22 +226,41 @@ def _config_params(config: SearchConfig, settings: TrainingSettings) -> dict[str
 
 
 def _log_dataset(dataset: Dataset) -> None:
+    """One MLflow dataset input per source, named after it, with its own digest."""
+    from training.data.reading import source_name
+
     frame = dataset.features.assign(Target=dataset.labels)
-    local = dataset.source.origin == "local"
-    source = str(dataset.source.path.resolve()) if local else dataset.source.origin
-    with warnings.catch_warnings():
-        # MLflow 3.17 registers its local-file source twice and warns that it is ambiguous.
-        warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
-        data = from_pandas(frame, source=source, name="students", targets="Target")
-    mlflow.log_input(data, context="training")
+    for source in dataset.sources:
+        name = source_name(source)
+        rows = frame[(dataset.origin == name).to_numpy()].reset_index(drop=True)
+        local = source.origin in ("local", "offline copy")
+        where = str(source.path.resolve()) if local else source.origin
+        with warnings.catch_warnings():
+            # MLflow 3.17 registers its local-file source twice and warns that it is ambiguous.
+            warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
+            data = from_pandas(
+                rows, source=where, name=name, targets="Target", digest=source.sha256[:16]
+            )
+        mlflow.log_input(data, context="training")
 
 
 def _data_facts(dataset: Dataset) -> dict[str, Any]:
+    from training.data.reading import source_name
+
     return {
         "origin": dataset.source.origin,
         "sha256": dataset.source.sha256,
         "rows": len(dataset.features),
         "labels": {str(k): int(v) for k, v in dataset.labels.value_counts().items()},
+        "sources": [
+            {
+                "name": source_name(source),
+                "origin": source.origin,
+                "sha256": source.sha256,
+                "rows": int((dataset.origin == source_name(source)).sum()),
+            }
+            for source in dataset.sources
+        ],
     }
 
 

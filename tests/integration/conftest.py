@@ -82,6 +82,8 @@ def make_streams(stack: StackSettings) -> Callable[..., Streams]:
                 "dead_letter_stream": f"dead-letters-{tag}",
                 "input_shards": input_shards,
                 "kcl_application_name": f"consumer-{tag}",
+                # Each module's captures under a prefix of their own.
+                "loop_prefix": f"loop-{tag}",
                 **overrides,
             }
         )

@@ -25,10 +25,12 @@ from typing import Final
 
 import pandas as pd
 
+from common.capture_format import OUTCOMES_PREFIX
+from common.object_store import Store
 from training.loop.captures import ReadSummary, read_captures
 from training.loop.estimate import Calibrator, Estimate, estimate_by_group
 from training.loop.join import JoinCounts, join_outcomes, pending_predictions
-from training.loop.outcomes import OUTCOMES_PREFIX, OutcomeReadSummary, read_outcomes
+from training.loop.outcomes import OutcomeReadSummary, read_outcomes
 from training.loop.quality import (
     ALL,
     MIN_COUNT,
@@ -37,7 +39,6 @@ from training.loop.quality import (
     QualityReport,
     quality_by_group,
 )
-from training.loop.store import Store
 
 PROMETHEUS_PREFIX: Final = "dropout_loop_"
 MLFLOW_PREFIX: Final = "loop."

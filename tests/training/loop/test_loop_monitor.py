@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.object_store import LocalStore
 from tests.training.loop.helpers import (
     at,
     dead_letter_line,
@@ -20,7 +21,6 @@ from tests.training.loop.helpers import (
 )
 from training.loop.estimate import fit_calibrator
 from training.loop.monitor import monitor
-from training.loop.store import LocalStore
 
 TODAY = date(2026, 12, 10)
 
