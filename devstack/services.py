@@ -210,8 +210,8 @@ def prometheus_server(settings: StackSettings, scrape_targets: list[str]) -> Ser
     (root / "data").mkdir(parents=True, exist_ok=True)
     config = root / "prometheus.yml"
     targets = ", ".join(f"'{target}'" for target in scrape_targets)
-    rules = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
-    rule_files = f"rule_files: ['{rules}']\n" if rules.exists() else ""
+    rules = REPO_ROOT / "deploy" / "prometheus" / "rules"
+    rule_files = f"rule_files: ['{rules}/*.yml']\n"
     config.write_text(
         "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\n"
         f"{rule_files}"

@@ -26,8 +26,11 @@ from tests.deploy.deploy_helpers import (
 )
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
-ALERTS = PROMETHEUS_DIR / "alerts.yml"
-ALERT_TESTS = PROMETHEUS_DIR / "tests" / "alerts_test.yml"
+RULES_DIR = PROMETHEUS_DIR / "rules"
+TESTS_DIR = PROMETHEUS_DIR / "tests"
+# The consumer's rules; the learning loop and fairness have their own files beside it.
+ALERTS = RULES_DIR / "consumer.yml"
+ALERT_TESTS = TESTS_DIR / "consumer_test.yml"
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "dropout-consumer.json"
 GRAFANA_PROVISIONING = REPO_ROOT / "deploy" / "grafana" / "provisioning"
 
@@ -42,21 +45,42 @@ def promtool() -> str:
     return binary
 
 
-def alert_rules() -> list[dict[str, Any]]:
-    return [rule for group in load_yaml(ALERTS)["groups"] for rule in group["rules"]]
+def rule_files() -> list[Path]:
+    return sorted(RULES_DIR.glob("*.yml"))
 
 
-def test_promtool_check_rules() -> None:
+def alert_rules(path: Path = ALERTS) -> list[dict[str, Any]]:
+    return [rule for group in load_yaml(path)["groups"] for rule in group["rules"]]
+
+
+def test_every_rule_file_has_its_unit_tests() -> None:
+    assert ALERTS in rule_files()
+    for rules in rule_files():
+        tests = TESTS_DIR / f"{rules.stem}_test.yml"
+        assert tests.exists(), f"{rules.name} has no promtool unit tests ({tests.name})"
+        assert f"../rules/{rules.name}" in tests.read_text(encoding="utf-8")
+        tested = tests.read_text(encoding="utf-8")
+        for rule in alert_rules(rules):
+            assert rule["labels"]["severity"] in {"warning", "critical"}
+            assert rule["annotations"]["summary"]
+            assert rule["annotations"]["description"]
+            assert f"alertname: {rule['alert']}" in tested, f"{rule['alert']} has no unit test"
+
+
+@pytest.mark.parametrize("rules", rule_files(), ids=lambda path: path.name)
+def test_promtool_check_rules(rules: Path) -> None:
     result = subprocess.run(
-        [promtool(), "check", "rules", str(ALERTS)], capture_output=True, text=True, check=False
+        [promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
-def test_promtool_unit_tests_of_the_alerts() -> None:
+@pytest.mark.parametrize("rules", rule_files(), ids=lambda path: path.name)
+def test_promtool_unit_tests_of_the_alerts(rules: Path) -> None:
+    tests = TESTS_DIR / f"{rules.stem}_test.yml"
     result = subprocess.run(
-        [promtool(), "test", "rules", str(ALERT_TESTS)], capture_output=True, text=True, check=False
+        [promtool(), "test", "rules", str(tests)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -64,14 +88,15 @@ def test_promtool_unit_tests_of_the_alerts() -> None:
 def test_the_unit_tests_catch_a_changed_threshold(tmp_path: Path) -> None:
     """The unit tests pin the documented thresholds: moving the drift threshold breaks them."""
     (tmp_path / "tests").mkdir()
+    (tmp_path / "rules").mkdir()
     changed = ALERTS.read_text(encoding="utf-8").replace(
         "(dropout_consumer_feature_psi) > 0.2", "(dropout_consumer_feature_psi) > 0.5"
     )
     assert changed != ALERTS.read_text(encoding="utf-8")
-    (tmp_path / "alerts.yml").write_text(changed, encoding="utf-8")
-    shutil.copy(ALERT_TESTS, tmp_path / "tests" / "alerts_test.yml")
+    (tmp_path / "rules" / ALERTS.name).write_text(changed, encoding="utf-8")
+    shutil.copy(ALERT_TESTS, tmp_path / "tests" / ALERT_TESTS.name)
     result = subprocess.run(
-        [promtool(), "test", "rules", str(tmp_path / "tests" / "alerts_test.yml")],
+        [promtool(), "test", "rules", str(tmp_path / "tests" / ALERT_TESTS.name)],
         capture_output=True,
         text=True,
         check=False,
@@ -82,9 +107,9 @@ def test_the_unit_tests_catch_a_changed_threshold(tmp_path: Path) -> None:
 
 def test_compose_prometheus_config_is_valid(tmp_path: Path) -> None:
     config = (PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8")
-    assert "/etc/prometheus/alerts.yml" in config
+    assert "/etc/prometheus/rules/*.yml" in config
     (tmp_path / "prometheus.yml").write_text(
-        config.replace("/etc/prometheus/alerts.yml", str(ALERTS)), encoding="utf-8"
+        config.replace("/etc/prometheus/rules/", f"{RULES_DIR}/"), encoding="utf-8"
     )
     result = subprocess.run(
         [promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
@@ -111,12 +136,6 @@ def test_the_alerts_issue_4_asks_for() -> None:
     assert "0.2" in ALERTS.read_text(encoding="utf-8").split("groups:")[0], (
         "the threshold is documented"
     )
-    tested = ALERT_TESTS.read_text(encoding="utf-8")
-    for name, rule in rules.items():
-        assert rule["labels"]["severity"] in {"warning", "critical"}
-        assert rule["annotations"]["summary"]
-        assert rule["annotations"]["description"]
-        assert f"alertname: {name}" in tested, f"{name} has no unit test"
 
 
 def test_alerts_and_dashboard_use_only_exported_metrics() -> None:
