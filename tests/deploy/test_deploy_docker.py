@@ -519,6 +519,7 @@ def _docker_engine() -> bool:
         return False
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize("image", IMAGES)
 def test_image_builds(image: str) -> None:
     """A real build where a Docker engine runs (CI's images job builds them too)."""
