@@ -114,9 +114,13 @@ def train(
 
     def body() -> None:
         from training.evaluation.report import NOTES, rich_table
+        from training.run_summary import train_summary, write_summary
         from training.train import run_training
 
         result = run_training(settings, quick=quick, force=force)
+        write_summary(
+            settings, "train", train_summary(result, settings.model_name, settings.model_alias)
+        )
         _print(
             rich_table(result.rows, f"Held-out quality ({len(result.rows)} models)"),
             f"[dim]{NOTES}[/]",
@@ -260,10 +264,12 @@ def monitor() -> None:
     settings = _settings()
 
     def body() -> None:
-        from training.loop.operations import run_monitor
+        from training.loop.operations import champion_version, run_monitor
         from training.loop.report import monitor_table
+        from training.run_summary import monitor_summary, write_summary
 
         report, facts = run_monitor(settings)
+        write_summary(settings, "monitor", monitor_summary(report, champion_version(settings)))
         _print(*monitor_table(report, facts))
 
     _guarded(body)
@@ -272,13 +278,21 @@ def monitor() -> None:
 @dataset_app.command("build")
 def dataset_build() -> None:
     """Build the labelled, UCI-format dataset of the institution's own students (named by its
-    sha256) into LOOP_URI/datasets/, and log it to MLflow."""
+    sha256) into LOOP_URI/datasets/, and log it to MLflow. No student with both a captured
+    record and an outcome yet is a normal state of the loop: it says so and exits 0."""
     settings = _settings()
 
     def body() -> None:
-        from training.loop.operations import build_institution_dataset
+        from training.loop.operations import NothingToBuild, build_institution_dataset
+        from training.run_summary import dataset_summary, write_summary
 
-        dataset, uri = build_institution_dataset(settings)
+        try:
+            dataset, uri = build_institution_dataset(settings)
+        except NothingToBuild as empty:
+            write_summary(settings, "dataset", dataset_summary(None, None, str(empty)))
+            _print(f"[yellow]no dataset built:[/] {empty}")
+            return
+        write_summary(settings, "dataset", dataset_summary(dataset, uri))
         excluded = dataset.summary.excluded.by_reason()
         _print(
             f"dataset {uri}: {dataset.rows} students of "

@@ -59,6 +59,12 @@ class TrainingSettings(CommonSettings):
     # Several data sources for `train`, comma-separated: `uci` (the checked download), local
     # paths or s3:// URIs (an institution's dataset). Unset: DATA_PATH, else `uci`.
     data_sources: str | None = Field(default=None, validation_alias="DATA_SOURCES")
+    # The `uci` source read from a copy in object storage (the scheduled job on AWS does not
+    # depend on the UCI site at run time); its sha256 must still be DATA_SHA256.
+    uci_mirror_uri: str | None = Field(default=None, validation_alias="UCI_MIRROR_URI")
+    # A folder (s3:// or local) where each command leaves `<command>.json` describing what it
+    # did, for the scheduled workflow (training/run_summary.py). Unset: nothing is written.
+    run_summary_uri: str | None = Field(default=None, validation_alias="RUN_SUMMARY_URI")
     monitor_bootstrap: int = Field(default=1000, ge=10, validation_alias="MONITOR_BOOTSTRAP")
     # Where the monitor pushes its figures for Prometheus; empty: MLflow only.
     pushgateway_url: str | None = Field(

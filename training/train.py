@@ -48,6 +48,7 @@ class TrainingResult:
     predict_ms_per_1000: float
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # digest, rows and sources trained on
 
 
 class _Stopwatch:
@@ -197,6 +198,7 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
             predict_ms_per_1000=registered.predict_ms_per_1000,
             seconds=watch.total,
             stage_seconds=watch.laps,
+            data=_data_facts(dataset),
         )
     _write_reports(settings.reports_dir, card, result)
     log.info(
