@@ -38,7 +38,7 @@ class Dataset:
     target: pd.Series  # 1 = dropout, 0 = enrolled or graduate
     labels: pd.Series  # the 3-class label, kept for reports
     source: DataSource  # several sources: their combined digest (training/data/sources.py)
-    origin: pd.Series  # per row, the name of its source ("uci", "institution-<sha12>", ...)
+    origin: pd.Series  # per row, the name of its source ("uci", "institution", ...)
     sources: tuple[DataSource, ...] = ()
 
 
