@@ -28,8 +28,7 @@ from devstack.processes import ManagedProcess
 from devstack.producer import Producer
 from devstack.services import consumer_service
 from devstack.settings import StackSettings
-from devstack.streaming import Streams
-from devstack.streams import create_streams
+from devstack.streaming import Streams, fresh_streams
 from devstack.training import run_training
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,18 +51,7 @@ def data_path() -> Path:
 
 
 def new_streams(stack: StackSettings, tag: str, shards: int = 4) -> Streams:
-    settings = stack.model_copy(
-        update={
-            "input_stream": f"events-{tag}",
-            "predictions_stream": f"predictions-{tag}",
-            "dead_letter_stream": f"dead-letters-{tag}",
-            "input_shards": shards,
-            "output_shards": shards,
-            "kcl_application_name": f"consumer-{tag}",
-        }
-    )
-    create_streams(settings)
-    return Streams(settings)
+    return fresh_streams(stack, tag, shards, output_shards=shards)
 
 
 @contextlib.contextmanager

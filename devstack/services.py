@@ -13,6 +13,7 @@ import sys
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from devstack.processes import ServiceSpec
 from devstack.settings import REPO_ROOT, StackSettings
@@ -25,6 +26,22 @@ FAKE_AWS_ENV = {
     "AWS_SESSION_TOKEN": "",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
+
+
+def stack_client(settings: StackSettings, service: str) -> Any:
+    """A boto3 client for one of the stack's emulated AWS services: `kinesis` (kinesis-local),
+    `dynamodb` and `s3` (moto; S3 with path-style addressing), with the dummy credentials."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=settings.kinesis_url if service == "kinesis" else settings.dynamodb_url,
+        region_name=settings.aws_region,
+        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}) if service == "s3" else None,
+    )
 
 
 def venv_bin(name: str) -> str:

@@ -21,8 +21,7 @@ from devstack.ports import free_port
 from devstack.processes import ManagedProcess
 from devstack.services import FAKE_AWS_ENV, consumer_service
 from devstack.settings import StackSettings
-from devstack.streaming import Streams
-from devstack.streams import create_streams
+from devstack.streaming import Streams, fresh_streams
 from tests.support.champion import SessionChampion
 from tests.support.model_builder import register_model_dir
 
@@ -74,21 +73,7 @@ def make_streams(stack: StackSettings) -> Callable[..., Streams]:
     """Fresh input/predictions/dead-letter streams and a fresh KCL application per call."""
 
     def make(input_shards: int = 4, **overrides: object) -> Streams:
-        tag = uuid.uuid4().hex[:8]
-        settings = stack.model_copy(
-            update={
-                "input_stream": f"events-{tag}",
-                "predictions_stream": f"predictions-{tag}",
-                "dead_letter_stream": f"dead-letters-{tag}",
-                "input_shards": input_shards,
-                "kcl_application_name": f"consumer-{tag}",
-                # Each module's captures under a prefix of their own.
-                "loop_prefix": f"loop-{tag}",
-                **overrides,
-            }
-        )
-        create_streams(settings)
-        return Streams(settings)
+        return fresh_streams(stack, uuid.uuid4().hex[:8], input_shards, **overrides)
 
     return make
 

@@ -18,14 +18,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import orjson
 import pytest
 
 from consumer.tools.producer import events, read_rows
 from devstack.consumers import ConsumerHandle, log_events
 from devstack.kcl_tables import lease_checkpoints, wait_checkpointed
-from devstack.services import FAKE_AWS_ENV
+from devstack.services import stack_client
 from devstack.settings import StackSettings
 from devstack.streaming import Position, Streams
 from tests.integration.outage_proxy import Outage, OutageProxy
@@ -62,13 +61,7 @@ def _env(proxy: OutageProxy, **extra: str) -> dict[str, str]:
 
 def captured_positions(stack: StackSettings, streams: Streams) -> set[Position]:
     """Every source position in the bucket, read from moto directly (not through the proxy)."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.dynamodb_url,
-        region_name=stack.aws_region,
-        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    s3 = stack_client(stack, "s3")
     bucket, _, prefix = streams.settings.loop_uri.removeprefix("s3://").partition("/")
     found: set[Position] = set()
     for page in s3.get_paginator("list_objects_v2").paginate(

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import orjson
 import pandas as pd
@@ -31,7 +30,7 @@ from common.attributes import ATTRIBUTES
 from consumer.tools.producer import read_rows
 from devstack.consumers import ConsumerHandle
 from devstack.kcl_tables import wait_checkpointed
-from devstack.services import FAKE_AWS_ENV
+from devstack.services import FAKE_AWS_ENV, stack_client
 from devstack.settings import REPO_ROOT, StackSettings
 from devstack.streaming import Position, Streams
 
@@ -108,13 +107,7 @@ def _training(stack: StackSettings, streams: Streams, *args: str, summary: Path)
 
 def _captured_lines(stack: StackSettings, streams: Streams) -> list[dict[str, Any]]:
     """Every capture line in the bucket, read without the project's reader."""
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=stack.dynamodb_url,
-        region_name=stack.aws_region,
-        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    s3 = stack_client(stack, "s3")
     bucket, _, prefix = streams.settings.loop_uri.removeprefix("s3://").partition("/")
     lines: list[dict[str, Any]] = []
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}captures/")
