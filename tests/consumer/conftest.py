@@ -48,6 +48,21 @@ def _no_multiprocess_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
 
 
+@pytest.fixture
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's in-process AWS for one test, with dummy credentials and region us-east-1."""
+    from moto import mock_aws
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield
+
+
 @pytest.fixture(scope="session")
 def built_model(tmp_path_factory: pytest.TempPathFactory, data_path: Path) -> BuiltModel:
     """A real contract-conforming pyfunc model (feature-engine + XGBoost), saved locally."""

@@ -259,20 +259,12 @@ def test_the_cache_keeps_the_serving_and_the_previous_version(
 def test_the_hand_off_keeps_model_info_and_readiness_in_step(
     fake_served: ServedModel, metrics: ConsumerMetrics
 ) -> None:
-    from consumer.model.handoff import ModelHandOff
     from consumer.observe.status import StatusReporter
     from tests.support.fakes import FakeStatus
+    from tests.support.harness import model_handoff
 
     holder = ModelHolder()
-    handoff = ModelHandOff(
-        holder,
-        None,
-        metrics=metrics,
-        drift_window=100,
-        drift_update_every=10,
-        daemon_alive=lambda: True,
-        exit_process=lambda code: (_ for _ in ()).throw(SystemExit(code)),  # type: ignore[arg-type,return-value]
-    )
+    handoff = model_handoff(holder, metrics)
     status_file = FakeStatus()
     handoff.start("shard-1", StatusReporter(status_file, lambda: handoff.version))
     assert status_file.states == [("waiting_for_model", None)]

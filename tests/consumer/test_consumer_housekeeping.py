@@ -12,11 +12,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from consumer.intake.lease_watch import LeaseWatch
-from consumer.model.handoff import ModelHandOff
 from consumer.model.holder import ModelHolder
 from consumer.observe import metrics_server
 from consumer.observe.metrics import ConsumerMetrics
@@ -25,6 +23,7 @@ from consumer.observe.status import StatusReporter
 from consumer.scoring.served_model import ServedModel
 from consumer.service.supervisor import clear_metric_files
 from tests.support.fakes import FakeStatus
+from tests.support.harness import model_handoff
 
 
 def test_only_metric_files_are_cleared_from_the_metrics_folder(tmp_path: Path) -> None:
@@ -129,41 +128,26 @@ def test_a_model_loaded_during_start_up_leaves_the_processor_ready(
     """Before, the poller could swap a model in before the status existed: /readyz stayed 503
     until the next version came."""
     holder = ModelHolder()
-    handoff = ModelHandOff(
-        holder,
-        _OfferingPoller(holder, fake_served),  # type: ignore[arg-type]
-        metrics=metrics,
-        drift_window=100,
-        drift_update_every=10,
-        daemon_alive=lambda: True,
-        exit_process=lambda code: (_ for _ in ()).throw(SystemExit(code)),  # type: ignore[arg-type,return-value]
-    )
+    handoff = model_handoff(holder, metrics, _OfferingPoller(holder, fake_served))  # type: ignore[arg-type]
     status = FakeStatus()
     handoff.start("shard-0", StatusReporter(status, lambda: handoff.version))
     assert status.states[-1] == ("ready", "1")
 
 
 @pytest.fixture
-def lease_table(monkeypatch: pytest.MonkeyPatch) -> object:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="app",
-            KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        client.put_item(
-            TableName="app",
-            Item={"leaseKey": {"S": "shard-1"}, "leaseOwner": {"S": "worker-a"}},
-        )
-        yield client
+def lease_table(mocked_aws: None) -> object:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName="app",
+        KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.put_item(
+        TableName="app",
+        Item={"leaseKey": {"S": "shard-1"}, "leaseOwner": {"S": "worker-a"}},
+    )
+    return client
 
 
 def test_the_lease_watch_reads_the_owner(lease_table: object) -> None:

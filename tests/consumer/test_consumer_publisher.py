@@ -4,13 +4,11 @@ refusals, and the budget of transient failures."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import boto3
 import orjson
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from moto import mock_aws
 
 from consumer.backoff import Backoff
 from consumer.config import ConsumerSettings
@@ -367,18 +365,11 @@ def test_malformed_response_is_retried() -> None:
 
 
 @pytest.fixture
-def moto_kinesis(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        client = boto3.client("kinesis", region_name="us-east-1")
-        for stream in (PREDICTIONS, DEAD_LETTERS):
-            client.create_stream(StreamName=stream, ShardCount=2)
-        yield client
+def moto_kinesis(mocked_aws: None) -> object:
+    client = boto3.client("kinesis", region_name="us-east-1")
+    for stream in (PREDICTIONS, DEAD_LETTERS):
+        client.create_stream(StreamName=stream, ShardCount=2)
+    return client
 
 
 def _read_all(client: object, stream: str) -> list[bytes]:
