@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -24,6 +23,7 @@ from consumer.scoring.served_model import ServedModel
 from consumer.service.supervisor import clear_metric_files
 from tests.support.fakes import FakeStatus
 from tests.support.harness import model_handoff
+from tests.support.threads import run_concurrently
 
 
 def test_only_metric_files_are_cleared_from_the_metrics_folder(tmp_path: Path) -> None:
@@ -67,20 +67,7 @@ def test_concurrent_scrapes_all_succeed_while_dead_files_are_swept(tmp_path: Pat
     # Pids that do not exist: every scrape wants to sweep their live-gauge files.
     _dead_process_files(folder, range(4_000_000, 4_000_040))
     server = MetricsServer("127.0.0.1", 0, folder, tmp_path / "state", lambda: True)
-    errors: list[BaseException] = []
-    bodies: list[bytes] = []
-
-    def scrape() -> None:
-        try:
-            bodies.append(server.render_metrics())
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=scrape) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    bodies, errors = run_concurrently(server.render_metrics, 8)
     assert errors == []
     assert len(bodies) == 8
     # The dead processes' counts stay in every answer; their live gauges are gone.

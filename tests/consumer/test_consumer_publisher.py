@@ -66,6 +66,7 @@ def publisher(
     attempts: int = 5,
     **extra: object,
 ) -> Publisher:
+    options: dict[str, object] = {"sleep": sleeps.append, "rng": random.Random(1), **extra}
     return Publisher(
         kinesis,
         predictions_stream=PREDICTIONS,
@@ -73,9 +74,17 @@ def publisher(
         max_attempts=attempts,
         backoff=Backoff(0.1, 1.0),
         metrics=metrics,
-        sleep=sleeps.append,
-        rng=random.Random(1),
-        **extra,  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def budget_exhausted(metrics: ConsumerMetrics) -> float:
+    """Chunks of predictions given up on after the transient-error budget."""
+    return metric_value(
+        metrics,
+        "dropout_consumer_publish_retries_total",
+        stream="predictions",
+        error_code="retry_budget_exhausted",
     )
 
 
@@ -211,15 +220,7 @@ def test_transient_failures_exhaust_the_budget(metrics: ConsumerMetrics) -> None
     assert "InternalFailure" in str(raised.value)
     assert len(kinesis.calls) == 3
     assert len(sleeps) == 2
-    assert (
-        metric_value(
-            metrics,
-            "dropout_consumer_publish_retries_total",
-            stream="predictions",
-            error_code="retry_budget_exhausted",
-        )
-        == 1
-    )
+    assert budget_exhausted(metrics) == 1
 
 
 def test_throttling_is_back_pressure_not_a_failure(metrics: ConsumerMetrics) -> None:
@@ -236,16 +237,13 @@ def test_throttling_is_back_pressure_not_a_failure(metrics: ConsumerMetrics) -> 
         checks.append(clock())
         return True
 
-    pub = Publisher(
+    pub = publisher(
         kinesis,
-        predictions_stream=PREDICTIONS,
-        dead_letter_stream=DEAD_LETTERS,
-        max_attempts=4,
-        backoff=Backoff(0.1, 1.0),
-        metrics=metrics,
+        metrics,
+        clock.sleeps,
+        attempts=4,
         sleep=clock.sleep,
         clock=clock,
-        rng=random.Random(1),
         lease_held=lease_held,
         report_interval_seconds=60.0,
     )
@@ -260,26 +258,17 @@ def test_throttling_is_back_pressure_not_a_failure(metrics: ConsumerMetrics) -> 
         metrics, "dropout_consumer_publish_throttled_seconds_total", stream="predictions"
     )
     assert throttled == pytest.approx(sum(clock.sleeps))
-    assert (
-        metric_value(
-            metrics,
-            "dropout_consumer_publish_retries_total",
-            stream="predictions",
-            error_code="retry_budget_exhausted",
-        )
-        == 0
-    )
+    assert budget_exhausted(metrics) == 0
 
 
 def test_a_throttled_batch_whose_lease_moved_stops(metrics: ConsumerMetrics) -> None:
     kinesis = FakeKinesis(always_fail_with="ProvisionedThroughputExceededException")
     clock = FakeClock()
-    pub = Publisher(
+    pub = publisher(
         kinesis,
-        predictions_stream=PREDICTIONS,
-        dead_letter_stream=DEAD_LETTERS,
-        max_attempts=4,
-        backoff=Backoff(0.1, 1.0),
+        None,
+        clock.sleeps,
+        attempts=4,
         sleep=clock.sleep,
         clock=clock,
         lease_held=lambda: False,
