@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from consumer.tools.producer import read_rows
 from devstack.backends import ContainerBackend, ProcessBackend, choose_backend
 from devstack.consumers import ConsumerHandle
 from devstack.ports import free_port
@@ -66,6 +67,12 @@ def register_champion_copy(
         )
 
     return register
+
+
+@pytest.fixture(scope="module")
+def rows(uci_data_path: Path) -> list[dict[str, float]]:
+    """The UCI data file's rows as student features, what the tests' events are made of."""
+    return read_rows(uci_data_path)
 
 
 @pytest.fixture(scope="module")

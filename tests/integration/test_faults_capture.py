@@ -16,12 +16,11 @@ import gzip
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import orjson
 import pytest
 
-from consumer.tools.producer import events, read_rows
+from consumer.tools.producer import events
 from devstack.consumers import ConsumerHandle, log_events
 from devstack.kcl_tables import lease_checkpoints, wait_checkpointed
 from devstack.services import stack_client
@@ -30,11 +29,6 @@ from devstack.streaming import Position, Streams
 from tests.integration.outage_proxy import Outage, OutageProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
-
-
-@pytest.fixture(scope="module")
-def rows(uci_data_path: Any) -> list[dict[str, float]]:
-    return read_rows(uci_data_path)
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,13 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import orjson
 import pytest
 
-from consumer.tools.producer import events, read_rows
+from consumer.tools.producer import events
 from devstack.consumers import ConsumerHandle, ConsumerSlot
 from devstack.kcl_tables import wait_checkpointed
 from devstack.processes import ManagedProcess
@@ -49,11 +48,6 @@ EXPECTED_REASON = {
     "missing_features": "missing_features",
     "invalid_encoding": "invalid_encoding",
 }
-
-
-@pytest.fixture(scope="module")
-def rows(uci_data_path: Path) -> list[dict[str, float]]:
-    return read_rows(uci_data_path)
 
 
 @pytest.fixture(scope="module")
