@@ -19,22 +19,15 @@ from tests.support.paths import default_data_path
 
 # Hypothesis: a fixed, derandomized profile for CI (the same examples every run), and a
 # nightly one with many more examples from a random seed (.github/workflows/nightly.yml).
-settings.register_profile(
-    "ci",
-    derandomize=True,
-    database=None,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "nightly",
-    derandomize=False,
-    database=None,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+for _profile, _derandomize in (("ci", True), ("nightly", False)):
+    settings.register_profile(
+        _profile,
+        derandomize=_derandomize,
+        database=None,
+        deadline=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 _KIND_MARKERS = ("integration", "static", "docker")

@@ -28,13 +28,11 @@ from typing import Any
 
 import orjson
 import pytest
-import structlog
 from hypothesis import given, settings
 from prometheus_client import CollectorRegistry
 
 from common.wire import Reason
 from consumer.model.loader import ModelLoader
-from consumer.observe.logs import configure_logging
 from consumer.observe.metrics import ConsumerMetrics
 from consumer.records import InputRecord, SourcePosition
 from consumer.scoring.batch import run_batch
@@ -49,6 +47,7 @@ from tests.consumer.test_consumer_hostile_input import (
     batches,
     check_outputs,
 )
+from tests.support.fakes import logs_in_memory
 from tests.support.harness import DEAD_LETTERS, PREDICTIONS, Harness
 from tests.support.model_builder import dataset_records
 
@@ -118,11 +117,8 @@ def check_dead_letter_payload(letter: dict[str, Any], raw: bytes) -> None:
 @pytest.fixture
 def quiet_logs() -> Iterator[io.StringIO]:
     """The in-process processor's JSON log lines, kept in memory (not on the test's output)."""
-    sink = io.StringIO()
-    configure_logging("INFO", fallback=sink)
-    yield sink
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
+    with logs_in_memory("INFO") as sink:
+        yield sink
 
 
 def test_hostile_records_through_the_processor_with_the_registered_model(
