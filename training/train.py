@@ -15,7 +15,7 @@ from mlflow.data.pandas_dataset import from_pandas
 
 from training.config import TrainingSettings
 from training.data.reading import Dataset, load_dataset
-from training.data.split import held_out_split
+from training.data.split import SPLIT_METHOD, held_out_split
 from training.evaluation.model_card import CardFacts, render, selection_policy_text
 from training.evaluation.report import ModelRow
 from training.features.pipeline import EXPLAINABLE, ModelKind
@@ -80,6 +80,7 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
         "data_origin": dataset.source.origin,
         "split_seed": str(settings.split_seed),
         "test_size": str(settings.test_size),
+        "split_method": SPLIT_METHOD,
         "search_mode": mode,
     }
     log.info("training_started", mode=mode, rows=len(dataset.features), **tags)
