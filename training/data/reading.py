@@ -8,10 +8,9 @@ and only the three target labels.
 
 from __future__ import annotations
 
-import re
-
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -76,8 +76,8 @@ def _uci_mirror(uri: str, settings: TrainingSettings) -> DataSource:
     source = _fetch_s3(uri, settings)
     if source.sha256 != settings.data_sha256:
         raise DataSourceError(
-            f"UCI_MIRROR_URI {uri}: sha256 {source.sha256} is not the official {settings.data_sha256}"
-            " (a changed or partial copy; upload the checked file again)"
+            f"UCI_MIRROR_URI {uri}: sha256 {source.sha256} is not the official "
+            f"{settings.data_sha256} (a changed or partial copy; upload the checked file again)"
         )
     return source
 
@@ -111,9 +111,7 @@ def load_sources(settings: TrainingSettings) -> Dataset:
         features=features,
         target=target,
         labels=labels,
-        source=DataSource(
-            path=sources[0].path, sha256=combined, origin="+".join(names)
-        ),
+        source=DataSource(path=sources[0].path, sha256=combined, origin="+".join(names)),
         origin=origin,
         sources=sources,
     )
