@@ -421,3 +421,20 @@ def test_the_environments_expose_the_loop(env: str) -> None:
     outputs = parse_hcl(TERRAFORM_DIR / "envs" / env / "outputs.tf")["output"]
     names = {name for entry in outputs for name in entry}
     assert {"loop_bucket", "uci_mirror_uri", "pushgateway_url"} <= names
+
+
+def test_every_machine_installs_the_pushgateway() -> None:
+    """The embedded stack runs Debian's prometheus-pushgateway: setup.sh installs it (as root),
+    CI's job installs it beside Prometheus, and devstack finds its binary."""
+    setup = (REPO_ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
+    assert "apt_missing+=(prometheus-pushgateway)" in setup
+    assert "systemctl stop prometheus-pushgateway" in setup, "its system service is stopped"
+    ci = load_yaml(REPO_ROOT / ".github" / "workflows" / "ci.yml")
+    commands = "\n".join(
+        str(step.get("run", "")) for job in ci["jobs"].values() for step in job.get("steps", [])
+    )
+    install = next(line for line in commands.splitlines() if "apt-get install" in line)
+    assert "prometheus-pushgateway" in install.split()
+    from devstack.services import PUSHGATEWAY_BINARIES
+
+    assert PUSHGATEWAY_BINARIES[0] == "prometheus-pushgateway"
