@@ -141,9 +141,13 @@ def _run_container(parameters: dict[str, Any]) -> dict[str, Any]:
 def aws(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """moto with Step Functions execution on; the ECS integration runs `_run_container` and,
     like the worst case of the .sync integration, never fails the state on an exit code."""
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION=REGION
-    )
+    fake = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    saved = {name: os.environ.get(name) for name in fake}
+    os.environ.update(fake)
     import boto3
     from botocore.response import StreamingBody
     from moto import mock_aws
@@ -209,6 +213,11 @@ def aws(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield {"sfn": sfn, "sqs": sqs, "queue": queue, "machine": machine, "s3": boto3}
     finally:
         service._eval_service_task, service._build_sync_resolver, sdk._eval_service_task = original
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @dataclass
