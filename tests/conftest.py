@@ -9,6 +9,8 @@ services), `faults` (integration under injected faults), `docker` (needs a Docke
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,31 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"hypothesis profile: {os.environ.get('HYPOTHESIS_PROFILE', 'ci')}",
         f"xdist workers: {workers or 'none (one process)'}",
     ]
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_globals_restored() -> Iterator[None]:
+    """Put back MLflow's process-wide tracking and registry URIs (and the variables they export)
+    after each test: an in-process training test sets them, and under xdist a later module in the
+    same worker would otherwise read another test's registry."""
+    # Only when MLflow is loaded: importing it here would slow every unit test's worker.
+    tracking_name = "mlflow.tracking._tracking_service.utils"
+    registry_name = "mlflow.tracking._model_registry.utils"
+    before = [
+        getattr(sys.modules.get(name), attr, None)
+        for name, attr in ((tracking_name, "_tracking_uri"), (registry_name, "_registry_uri"))
+    ]
+    saved_env = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    for (name, attr), value in zip(
+        ((tracking_name, "_tracking_uri"), (registry_name, "_registry_uri")), before, strict=True
+    ):
+        if (module := sys.modules.get(name)) is not None:
+            setattr(module, attr, value)
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        if key not in saved_env:
+            del os.environ[key]
+    os.environ.update(saved_env)
 
 
 @pytest.fixture(scope="session")

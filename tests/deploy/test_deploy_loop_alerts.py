@@ -120,7 +120,10 @@ def report(store_root: Path, *, pending_spread: float) -> Any:
     store.put("outcomes/registrar-2026-T0.csv", outcome_csv(outcomes))
     imported = datetime(2026, 5, 1, 12, tzinfo=UTC).timestamp()
     os.utime(store.root / "outcomes" / "registrar-2026-T0.csv", (imported, imported))
-    return monitor(store, reference_auc_by_version={"3": 0.88}, today=TODAY, n_bootstrap=50)
+    now = datetime.combine(TODAY, datetime.min.time(), tzinfo=UTC)
+    return monitor(
+        store, reference_auc_by_version={"3": 0.88}, today=TODAY, now=now, n_bootstrap=50
+    )
 
 
 def test_a_pushed_monitor_report_reaches_prometheus_and_the_loop_alerts_see_it(

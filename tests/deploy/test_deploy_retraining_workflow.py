@@ -383,7 +383,10 @@ def test_the_loop_with_outcomes_trains_on_uci_and_the_institution(
     assert note["subject"] == "Dropout retraining (dropout-test-training): new version promoted"
     message = note["message"]
     assert "Retraining run weekly-2026-12-14: student-dropout version 4 was promoted" in message
-    assert "Reason: at_least_as_good." in message
+    assert (
+        "Reason: at_least_as_good (per source: source.uci 0.910 vs champion 0.900; "
+        "source.institution-0123456789ab 0.840 vs champion 0.840)." in message
+    )
     assert "Champion before this run: version 3" in message
     # The champion's three figures: realized (joined outcomes), estimated (pending students),
     # held-out (its training run), each from monitor.json.

@@ -70,7 +70,7 @@ def slot(streams: Streams, start_consumer: Callable[..., ConsumerHandle]) -> Con
 
 
 def champion_version(stack: StackSettings, name: str) -> str:
-    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_url)
+    client = mlflow.MlflowClient(stack.mlflow_url, stack.mlflow_url)
     return str(client.get_model_version_by_alias(name, "champion").version)
 
 
