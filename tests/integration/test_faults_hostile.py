@@ -53,7 +53,7 @@ from tests.support.harness import DEAD_LETTERS, PREDICTIONS, Harness
 from tests.support.model_builder import dataset_records
 from tests.support.properties import examples
 
-pytestmark = [pytest.mark.integration, pytest.mark.property]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.property]
 
 KINESIS_MAX_RECORD = 1024 * 1024
 PUT_BYTES = 4 * 1024 * 1024

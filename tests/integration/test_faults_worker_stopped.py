@@ -37,7 +37,7 @@ def rows(uci_data_path: Path) -> list[dict[str, float]]:
     return read_rows(uci_data_path)
 
 
-def test_sigterm_mid_stream_then_restart_resumes_fromcheckpoints(
+def test_sigterm_mid_stream_then_restart_resumes_from_checkpoints(
     champion: str,
     make_streams: Callable[..., Streams],
     start_consumer: Callable[..., ConsumerHandle],
