@@ -219,7 +219,7 @@ def print_table(results: list[Measure]) -> None:
     )
     for m in results:
         print(
-            f"drift bookkeeping, {m.model}, batch {m.batch_size}: add {m.drift_add_ms:.2f} ms, "
+            f"drift bookkeeping, {m.model}, batch {m.batch_size}: add {m.drift_add_ms:.3f} ms, "
             f"snapshot of the full window {m.drift_snapshot_ms:.2f} ms"
         )
     for m in results:
