@@ -13,13 +13,19 @@ layout found in each checkout, and each figure is read from what that commit's s
 (its --json file where it has one, else its table, whose format both share). The stack's Node
 tools (kinesis-local) come from this checkout's `devstack/node_modules`, linked into each tree.
 
-Figures compared: scoring records/s of the test model at batches of 500 and 1,000 (the
-commits alternate, before-after-after-before, so that neither gets all the quiet moments);
-put->prediction p50/p99 at 200 records/s of the KCL-default and the tuned consumer, and the RSS
-of a shard processor; the hot reload's worst and median of three alias moves. A difference
-within the stated noise band of a figure counts as "same"; beyond it in the bad direction as
-"WORSE" (exit 1). The shared machine's other load moves these figures, which is why both sides
-are measured in the same run rather than compared with an old note.
+Figures compared: scoring records/s of the test model at batches of 500 and 1,000, the fastest
+of three runs per commit (the commits alternate, before-after-after-before-..., so that neither
+gets all the quiet moments; the median is shown beside it);
+put->prediction p50/p99 at 200 records/s of the tuned consumer and the RSS of a shard
+processor; the hot reload's worst and median of three alias moves. A difference within the
+stated noise band of a figure counts as "same"; beyond it in the bad direction as "WORSE"
+(exit 1). The shared machine's other load moves these figures, which is why both sides are
+measured in the same run rather than compared with an old note.
+
+Like for like: the later consumer also captures every batch (issue 11, on by default), which
+183baf9 did not do. Its tuned run with capture off is judged against the old tuned run; the
+runs with capture on (tuned, and the KCL's default polling) are shown beside the old figures,
+not judged here: stream_latency judges them against the latency goals and capture's budget.
 """
 
 from __future__ import annotations
@@ -135,7 +141,9 @@ class Figure:
     unit: str
     higher_is_better: bool
     noise_pct: float  # a change within this band counts as the same
-    after_only: bool = False  # what did not exist before (capture) has nothing to compare
+    # A figure whose after side does work the before side did not (capture, issue 11) is shown
+    # beside the old one but not judged here: stream_latency judges it against its own goals.
+    judged: bool = True
 
 
 @dataclass
@@ -153,8 +161,8 @@ class Row:
     @property
     def verdict(self) -> str:
         change = self.change_pct
-        if self.figure.after_only:
-            return "after only" if self.after is not None else "NOT MEASURED"
+        if not self.figure.judged:
+            return "shown" if self.after is not None else "NOT MEASURED"
         if change is None:
             return "NOT MEASURED"
         worse = -change if self.figure.higher_is_better else change
@@ -166,15 +174,22 @@ class Row:
 
 
 def scoring_figures(json_texts: list[str]) -> dict[str, float]:
-    """Median over the runs of the test model's records/s per batch size."""
-    rates: dict[str, list[float]] = {}
+    """The test model's records/s per batch size over a commit's runs: the fastest run's
+    (judged: another user's load on the shared machine only ever slows a run down, so the
+    fastest is the least disturbed) and the median of the runs' medians (shown)."""
+    best: dict[int, list[float]] = {}
+    median: dict[int, list[float]] = {}
     for text in json_texts:
         for m in json.loads(text):
             if m["model"] == "test model":
-                rates.setdefault(f"scoring records/s, batch {m['batch_size']}", []).append(
-                    float(m["records_per_second"])
-                )
-    return {name: statistics.median(values) for name, values in rates.items()}
+                best.setdefault(m["batch_size"], []).append(float(m["best_records_per_second"]))
+                median.setdefault(m["batch_size"], []).append(float(m["records_per_second"]))
+    figures = {f"scoring best records/s, batch {size}": max(v) for size, v in best.items()}
+    figures |= {
+        f"scoring median records/s, batch {size}": statistics.median(v)
+        for size, v in median.items()
+    }
+    return figures
 
 
 # The tables of benchmarks/stream_latency.py at 183baf9: one row per run.
@@ -185,26 +200,36 @@ _OLD_LATENCY_ROW = re.compile(
 )
 
 
+# Runs of the later stream_latency (--json) by what they compare with: at 183baf9 there was no
+# capture, so its "tuned" run compares with the later run that has capture off; the runs with
+# capture on (the later default) are shown beside it.
+_NEW_RUNS = {
+    "tuned-no-capture": "tuned",
+    "tuned": "tuned + capture",
+    "baseline": "KCL default + capture",
+}
+
+
 def latency_figures(stdout: str, json_text: str | None) -> dict[str, float]:
     figures: dict[str, float] = {}
     if json_text is not None:  # the modules' --json
         for r in json.loads(json_text)["runs"]:
-            key = {"baseline": "KCL default", "tuned": "tuned"}.get(r["name"])
-            if key is None:
-                key = "tuned, capture off"
+            key = _NEW_RUNS.get(r["name"], r["name"])
             for q in ("p50", "p99"):
                 if r[f"{q}_ms"] is not None:
                     figures[f"{key}: {q} ms"] = float(r[f"{q}_ms"])
             rss = r["usage"]["processor"]["rss_max_each_mb"]
-            if key == "tuned" and rss is not None:
-                figures["tuned: RSS per shard processor MB"] = float(rss)
+            if r["name"] != "baseline" and rss is not None:
+                figures[f"{key}: RSS per shard processor MB"] = float(rss)
         return figures
     for match in _OLD_LATENCY_ROW.finditer(stdout):
-        key = "tuned" if match["run"] == "tuned" else "KCL default"
-        figures[f"{key}: p50 ms"] = float(match["p50"])
-        figures[f"{key}: p99 ms"] = float(match["p99"])
-        if key == "tuned":
-            figures["tuned: RSS per shard processor MB"] = float(match["rss"])
+        # The old run is the before side of both later runs it can be set beside.
+        tuned = match["run"] == "tuned"
+        for key in ["tuned", "tuned + capture"] if tuned else ["KCL default + capture"]:
+            figures[f"{key}: p50 ms"] = float(match["p50"])
+            figures[f"{key}: p99 ms"] = float(match["p99"])
+            if tuned:
+                figures[f"{key}: RSS per shard processor MB"] = float(match["rss"])
     return figures
 
 
@@ -226,15 +251,18 @@ def reload_figures(stdout: str) -> dict[str, float]:
 
 
 FIGURES = [
-    Figure("scoring records/s, batch 500", "rec/s", True, 10.0),
-    Figure("scoring records/s, batch 1000", "rec/s", True, 10.0),
-    Figure("KCL default: p50 ms", "ms", False, 25.0),
-    Figure("KCL default: p99 ms", "ms", False, 40.0),
+    Figure("scoring best records/s, batch 500", "rec/s", True, 10.0),
+    Figure("scoring best records/s, batch 1000", "rec/s", True, 10.0),
+    Figure("scoring median records/s, batch 500", "rec/s", True, 10.0, judged=False),
+    Figure("scoring median records/s, batch 1000", "rec/s", True, 10.0, judged=False),
     Figure("tuned: p50 ms", "ms", False, 25.0),
     Figure("tuned: p99 ms", "ms", False, 40.0),
-    Figure("tuned, capture off: p50 ms", "ms", False, 25.0, after_only=True),
-    Figure("tuned, capture off: p99 ms", "ms", False, 40.0, after_only=True),
     Figure("tuned: RSS per shard processor MB", "MB", False, 10.0),
+    Figure("tuned + capture: p50 ms", "ms", False, 25.0, judged=False),
+    Figure("tuned + capture: p99 ms", "ms", False, 40.0, judged=False),
+    Figure("tuned + capture: RSS per shard processor MB", "MB", False, 10.0, judged=False),
+    Figure("KCL default + capture: p50 ms", "ms", False, 25.0, judged=False),
+    Figure("KCL default + capture: p99 ms", "ms", False, 40.0, judged=False),
     Figure("reload: worst s", "s", False, 30.0),
     Figure("reload: median s", "s", False, 30.0),
     Figure("reload: poll + cold load s", "s", False, 30.0),
@@ -250,8 +278,8 @@ def measure_scoring(
     before, after = trees
     texts: dict[str, list[str]] = {before.label: [], after.label: []}
     # before, after, after, before, ...: the order evens out a drifting machine.
-    order = [before, after, after, before] * max(1, repeats // 2)
-    for i, tree in enumerate(order[: 2 * repeats]):
+    pairs = [(before, after) if i % 2 == 0 else (after, before) for i in range(repeats)]
+    for i, tree in enumerate(t for pair in pairs for t in pair):
         out = logs / f"{tree.label}-scoring-{i}.json"
         run(tree, data, logs, "scoring_throughput", "--json", str(out))
         if out.is_file():
@@ -328,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--after", default="HEAD")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--latency-seconds", type=float, default=30.0)
-    parser.add_argument("--scoring-repeats", type=int, default=2, help="runs per commit")
+    parser.add_argument("--scoring-repeats", type=int, default=3, help="runs per commit")
     parser.add_argument(
         "--logs",
         type=Path,
