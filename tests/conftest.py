@@ -3,7 +3,8 @@
 Markers say what runs (pyproject.toml lists them): `unit` (added here to every test that is
 not one of the others), `static` (checks of the deployment files), `integration` (real
 services), `faults` (integration under injected faults), `docker` (needs a Docker engine),
-`slow`. `make test-fast` runs `unit or static`; `make test` everything this machine can run.
+`slow`; and across them `property` (Hypothesis tests, run nightly with more examples).
+`make test-fast` runs `unit or static`; `make test` everything this machine can run.
 """
 
 from __future__ import annotations
@@ -14,23 +15,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
 from tests.support.champion import SessionChampion, session_champion
 from tests.support.paths import default_data_path
+from tests.support.properties import profile_name, register_profiles
 
 # Hypothesis: a fixed, derandomized profile for CI (the same examples every run), and a
-# nightly one with many more examples from a random seed (.github/workflows/nightly.yml).
-for _profile, _derandomize in (("ci", True), ("nightly", False)):
-    settings.register_profile(
-        _profile,
-        derandomize=_derandomize,
-        database=None,
-        deadline=None,
-        print_blob=True,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# nightly one with ten times the examples from a random seed (tests/support/properties.py,
+# .github/workflows/nightly.yml).
+register_profiles()
+settings.load_profile(profile_name())
 
 _KIND_MARKERS = ("integration", "static", "docker")
 
@@ -52,7 +47,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     workers = config.getoption("numprocesses", default=None)
     return [
         services + "; set STACK_BACKEND=processes|containers to choose",
-        f"hypothesis profile: {os.environ.get('HYPOTHESIS_PROFILE', 'ci')}",
+        f"hypothesis profile: {profile_name()}",
         f"xdist workers: {workers or 'none (one process)'}",
     ]
 

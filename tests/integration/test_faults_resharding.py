@@ -24,7 +24,7 @@ from devstack.producer import Producer
 from devstack.streaming import Position, Streams
 from devstack.streams import wait_active
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow]
 
 RATE = 150.0  # records per second
 

@@ -30,7 +30,7 @@ from tests.integration.worker_faults import (
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow]
 
 
-def test_sigterm_mid_stream_then_restart_resumes_fromcheckpoints(
+def test_sigterm_mid_stream_then_restart_resumes_from_checkpoints(
     champion: str,
     make_streams: Callable[..., Streams],
     start_consumer: Callable[..., ConsumerHandle],
