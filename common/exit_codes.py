@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     REGISTRY = 4  # tracking server / registry unreachable, or no such model, version or alias
     PROMOTION_REFUSED = 5  # `promote` refused by the gate
     OUTPUT_WRITE = 6  # an output file cannot be written (offline scoring)
+    MODEL_REFUSED = 7  # a model was found but refused: off contract, self-test failed, unloadable
     # -- the shard processor (python -m consumer process) --
     PUBLISH_FAILED = 10  # PutRecords still failed (5xx, network) after PUBLISH_MAX_ATTEMPTS
     OUTPUT_REFUSED = 11  # an output stream refuses for good (AccessDenied, NotFound, KMS, ...)

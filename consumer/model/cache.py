@@ -1,9 +1,9 @@
 """The model cache shared by the processors of one container: MODEL_CACHE_DIR/<name>/<version>.
 
 A version is downloaded into a fresh temporary folder and renamed into place, so a folder that
-exists there is always complete. After a version is swapped in, the cache keeps it and the one
-before it (a rollback loads from disk) and removes the rest; folders being downloaded (their
-names start with a dot) are left alone.
+exists there is always complete. When a new version is loaded and offered for the swap, the
+cache keeps it and the version serving until then (a rollback loads from disk) and removes the
+rest; folders being downloaded (their names start with a dot) are left alone.
 """
 
 from __future__ import annotations

@@ -110,9 +110,12 @@ class ModelPoller:
             model_version=ref.version,
             seconds=round(time.perf_counter() - started, 3),
         )
+        current = self._holder.current
         self._holder.offer(model)
-        # The new version and the one it replaces stay on disk; older ones go.
-        self._loader.cache.evict(ref.name, keep=(ref.version, serving))
+        # The new version, the one serving now and any earlier offer not yet swapped in stay on
+        # disk (a rollback loads from there); older ones go.
+        keep = (ref.version, serving, current.version if current else None)
+        self._loader.cache.evict(ref.name, keep=keep)
         return LoadOutcome.SUCCESS
 
     def _failed(self, exc: ModelLoadError) -> None:

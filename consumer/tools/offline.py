@@ -6,7 +6,8 @@ yields one output line, a prediction or a dead letter, in input order. The sourc
 line n is shard "offline", sequence number "n". A JSON summary goes to standard error.
 
 Exit codes (common/exit_codes.py): 0 when the file was scored (dead letters included), 3 when
-the input cannot be read, 4 when no model can be loaded, 6 when the output cannot be written.
+the input cannot be read, 4 when the registry or the model cannot be reached, 7 when the model
+is refused (off contract, self-test failed, unloadable), 6 when the output cannot be written.
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def score_file(
                 f"at {settings.mlflow_tracking_uri}"
             )
             _error(f"no model could be loaded from {where} ({exc.outcome.value}): {exc}")
-            return ExitCode.REGISTRY
+            # Retrying helps when the registry is away; never when the model itself is refused.
+            return ExitCode.MODEL_REFUSED if exc.outcome.permanent else ExitCode.REGISTRY
         try:
             sink = output_path.open("wb") if output_path else sys.stdout.buffer
         except OSError as exc:

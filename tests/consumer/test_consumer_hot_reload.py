@@ -245,6 +245,32 @@ def test_the_cache_keeps_the_serving_and_the_previous_version(
     assert sorted(p.name for p in folder.iterdir()) == sorted([".download-9-abc", versions[2]])
 
 
+def test_an_offer_never_swapped_in_does_not_evict_the_serving_version(
+    registry_uri: str, built_model: BuiltModel, model_name: str, tmp_path: Path
+) -> None:
+    """v1 serves; v2 and then v3 are offered before any batch swaps: v1 is still serving, so
+    its folder stays beside v3's (v2, never served, may go)."""
+    cache = tmp_path / "cache"
+    holder = ModelHolder()
+    poller = ModelPoller(loader_for(registry_uri, model_name, cache), holder, interval_seconds=60.0)
+    versions = []
+    for n in range(3):
+        versions.append(
+            register_model_dir(
+                copy_model(built_model.path, tmp_path / f"v{n}"),
+                tracking_uri=registry_uri,
+                name=model_name,
+            )
+        )
+        assert poller.poll_once() is LoadOutcome.SUCCESS
+        if n == 0:
+            holder.for_next_batch()  # only the first is swapped in
+    current = holder.current
+    assert current is not None and current.version == versions[0]
+    on_disk = {p.name for p in (cache / model_name).iterdir()}
+    assert {versions[0], versions[2]} <= on_disk
+
+
 def test_the_hand_off_keeps_model_info_and_readiness_in_step(
     fake_served: ServedModel, metrics: ConsumerMetrics
 ) -> None:

@@ -103,7 +103,7 @@ def test_score_command_writes_one_line_per_input(
     assert summary["model"]["version"] == "local"
 
 
-def test_unreadable_input_exits_2(env: None, tmp_path: Path, built_model: BuiltModel) -> None:
+def test_unreadable_input_exits_3(env: None, tmp_path: Path, built_model: BuiltModel) -> None:
     runner = CliRunner()
     missing = runner.invoke(
         app,
@@ -115,7 +115,7 @@ def test_unreadable_input_exits_2(env: None, tmp_path: Path, built_model: BuiltM
     assert directory.exit_code == ExitCode.DATA
 
 
-def test_no_model_exits_3(env: None, input_file: Path, tmp_path: Path) -> None:
+def test_no_model_exits_4_and_a_refused_one_7(env: None, input_file: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     unreachable = runner.invoke(app, ["score", "--input", str(input_file)])
     assert unreachable.exit_code == ExitCode.REGISTRY
@@ -123,7 +123,7 @@ def test_no_model_exits_3(env: None, input_file: Path, tmp_path: Path) -> None:
     not_a_model = tmp_path / "empty-model"
     not_a_model.mkdir()
     bad = runner.invoke(app, ["score", "--input", str(input_file), "--model-uri", str(not_a_model)])
-    assert bad.exit_code == ExitCode.REGISTRY
+    assert bad.exit_code == ExitCode.MODEL_REFUSED
     assert "incompatible" in bad.stderr
 
 
