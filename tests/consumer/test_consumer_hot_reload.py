@@ -266,7 +266,8 @@ def test_an_offer_never_swapped_in_does_not_evict_the_serving_version(
         if n == 0:
             holder.for_next_batch()  # only the first is swapped in
     current = holder.current
-    assert current is not None and current.version == versions[0]
+    assert current is not None
+    assert current.version == versions[0]
     on_disk = {p.name for p in (cache / model_name).iterdir()}
     assert {versions[0], versions[2]} <= on_disk
 
