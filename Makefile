@@ -13,7 +13,7 @@ help:
 	@echo "make demo             train, promote, run the streaming stack end to end, tear it down"
 	@echo "make test             lint, types and the whole test suite (real services included)"
 	@echo "make setup            create .venv and install the pinned tools (run by the targets)"
-	@echo "make test-fast        unit tests only"
+	@echo "make test-fast        unit tests and static deployment checks (markers unit or static)"
 	@echo "make benchmark-model  full model search and the held-out quality report"
 	@echo "make benchmark        scoring, latency, reload and memory benchmarks"
 	@echo "make benchmark-load   2,000 records/s over 4 shards for 5 minutes"
@@ -43,7 +43,7 @@ test: check
 	$(PY) -m pytest
 
 test-fast: setup
-	$(PY) -m pytest -m "not integration and not slow"
+	$(PY) -m pytest -m "unit or static"
 
 train: setup
 	$(PY) -m training train

@@ -19,7 +19,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     MLflow server (marked `integration` in their module)."""
     here = Path(__file__).parent
     for item in items:
-        if here in Path(str(item.fspath)).parents and not item.get_closest_marker("integration"):
+        if here not in Path(str(item.fspath)).parents:
+            continue
+        # Image builds are `docker` alone, so that `make test-fast` (unit or static) never builds.
+        if not item.get_closest_marker("integration") and not item.get_closest_marker("docker"):
             item.add_marker(pytest.mark.static)
 
 
