@@ -277,7 +277,7 @@ def main() -> int:
         console.print("  waiting for the KCL to take its leases (about 40 s on a fresh stream)")
         wait_ready(settings, timeout=180)
 
-        step(f"4/6 replaying {STUDENTS} students at {RATE:.0f}/s ({MALFORMED_SHARE:.0%} malformed)")
+        step(f"4/9 replaying {STUDENTS} students at {RATE:.0f}/s ({MALFORMED_SHARE:.0%} malformed)")
         run(
             [
                 sys.executable, "-m", "consumer", "replay", "--count", str(STUDENTS),
