@@ -21,6 +21,8 @@ class StackSettings(BaseSettings):
     mlflow_port: int = Field(default=5000, validation_alias="MLFLOW_PORT")
     metrics_port: int = Field(default=9108, validation_alias="METRICS_PORT")
     prometheus_port: int = Field(default=9090, validation_alias="PROMETHEUS_PORT")
+    # The learning loop's monitor pushes its figures to the Pushgateway (training's default).
+    pushgateway_port: int = Field(default=9091, validation_alias="PUSHGATEWAY_PORT")
     aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
     input_stream: str = Field(default="student-events", validation_alias="INPUT_STREAM")
     predictions_stream: str = Field(
@@ -53,6 +55,7 @@ class StackSettings(BaseSettings):
                 "mlflow_port",
                 "metrics_port",
                 "prometheus_port",
+                "pushgateway_port",
             )
         }
         return cls(stack_dir=stack_dir, **{**ports, **values})
@@ -78,6 +81,15 @@ class StackSettings(BaseSettings):
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def pushgateway_url(self) -> str:
+        """PUSHGATEWAY_URL of the training commands (the monitor pushes there)."""
+        return f"http://{self.host}:{self.pushgateway_port}"
 
     @property
     def logs_dir(self) -> Path:

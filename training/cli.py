@@ -9,6 +9,7 @@ does nothing. Known failures print one readable line and exit with a documented 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -81,6 +82,16 @@ def _print(*renderables: Any) -> None:
     Console(width=None if sys.stdout.isatty() else 170).print(*renderables)
 
 
+AsOfOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--as-of",
+        formats=["%Y-%m-%d"],
+        help="Take this date as today (LOOP_TODAY): replays, backfills, simulations.",
+    ),
+]
+
+
 SourcesOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -114,9 +125,13 @@ def train(
 
     def body() -> None:
         from training.evaluation.report import NOTES, rich_table
+        from training.run_summary import train_summary, write_summary
         from training.train import run_training
 
         result = run_training(settings, quick=quick, force=force)
+        write_summary(
+            settings, "train", train_summary(result, settings.model_name, settings.model_alias)
+        )
         _print(
             rich_table(result.rows, f"Held-out quality ({len(result.rows)} models)"),
             f"[dim]{NOTES}[/]",
@@ -231,16 +246,15 @@ app.add_typer(dataset_app, name="dataset")
 @outcomes_app.command("import")
 def outcomes_import(
     file: Annotated[Path, typer.Argument(help="CSV or JSON lines: student_id, outcome, ...")],
+    as_of: AsOfOption = None,
 ) -> None:
     """Validate an outcome file and upload its valid rows to LOOP_URI/outcomes/."""
-    settings = _settings()
+    settings = _settings(loop_today=as_of.date() if as_of else None)
 
     def body() -> None:
-        from datetime import UTC, datetime
-
         from training.loop.operations import import_outcome_file
 
-        summary = import_outcome_file(settings, file, datetime.now(tz=UTC).date())
+        summary = import_outcome_file(settings, file, settings.today())
         _print(
             f"{summary.file}: {summary.rows_valid} of {summary.rows_total} rows imported as "
             f"{summary.key} ({summary.rows_rejected} rejected"
@@ -254,31 +268,41 @@ def outcomes_import(
 
 
 @app.command()
-def monitor() -> None:
+def monitor(as_of: AsOfOption = None) -> None:
     """Live quality: realized (captures joined with outcomes) and estimated (CBPE) per model
     version and stage, recorded in MLflow and pushed to the Pushgateway."""
-    settings = _settings()
+    settings = _settings(loop_today=as_of.date() if as_of else None)
 
     def body() -> None:
-        from training.loop.operations import run_monitor
+        from training.loop.operations import champion_version, run_monitor
         from training.loop.report import monitor_table
+        from training.run_summary import monitor_summary, write_summary
 
-        report, facts = run_monitor(settings)
+        report, facts = run_monitor(settings, today=settings.today())
+        write_summary(settings, "monitor", monitor_summary(report, champion_version(settings)))
         _print(*monitor_table(report, facts))
 
     _guarded(body)
 
 
 @dataset_app.command("build")
-def dataset_build() -> None:
+def dataset_build(as_of: AsOfOption = None) -> None:
     """Build the labelled, UCI-format dataset of the institution's own students (named by its
-    sha256) into LOOP_URI/datasets/, and log it to MLflow."""
-    settings = _settings()
+    sha256) into LOOP_URI/datasets/, and log it to MLflow. No student with both a captured
+    record and an outcome yet is a normal state of the loop: it says so and exits 0."""
+    settings = _settings(loop_today=as_of.date() if as_of else None)
 
     def body() -> None:
-        from training.loop.operations import build_institution_dataset
+        from training.loop.operations import NothingToBuild, build_institution_dataset
+        from training.run_summary import dataset_summary, write_summary
 
-        dataset, uri = build_institution_dataset(settings)
+        try:
+            dataset, uri = build_institution_dataset(settings, today=settings.today())
+        except NothingToBuild as empty:
+            write_summary(settings, "dataset", dataset_summary(None, None, str(empty)))
+            _print(f"[yellow]no dataset built:[/] {empty}")
+            return
+        write_summary(settings, "dataset", dataset_summary(dataset, uri))
         excluded = dataset.summary.excluded.by_reason()
         _print(
             f"dataset {uri}: {dataset.rows} students of "

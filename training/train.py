@@ -24,7 +24,7 @@ from mlflow.data.pandas_dataset import from_pandas
 
 from training.config import TrainingSettings
 from training.data.reading import Dataset, load_dataset
-from training.data.split import Split, held_out_split
+from training.data.split import SPLIT_METHOD, Split, held_out_split
 from training.evaluation.datasheet import render_datasheet
 from training.evaluation.fairness import FairnessConfig, audit_into_run
 from training.evaluation.fairness_report import (
@@ -79,6 +79,7 @@ class TrainingResult:
     predict_ms_per_1000: float
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # digest, rows and sources trained on
     # Per row name: the held-out fairness audit of that model.
     audits: dict[str, FairnessAudit] = field(default_factory=dict)
     # The row names of the chosen kind trained with and without the sensitive attributes.
@@ -115,6 +116,7 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
         "data_origin": dataset.source.origin,
         "split_seed": str(settings.split_seed),
         "test_size": str(settings.test_size),
+        "split_method": SPLIT_METHOD,
         "search_mode": mode,
     }
     log.info("training_started", mode=mode, rows=len(dataset.features), **tags)
@@ -298,6 +300,7 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
             predict_ms_per_1000=registered.predict_ms_per_1000,
             seconds=watch.total,
             stage_seconds=watch.laps,
+            data=_data_facts(dataset),
             audits=row_audits,
             sensitive_pair=pair,
         )

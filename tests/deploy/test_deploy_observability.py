@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 
 from tests.deploy.deploy_helpers import (
+    PUSHGATEWAY_SERIES,
     REPO_ROOT,
     dashboard_targets,
     exported_metric_names,
     load_yaml,
+    loop_metric_names,
     promql_metric_names,
 )
 
@@ -139,15 +141,90 @@ def test_the_alerts_issue_4_asks_for() -> None:
 
 
 def test_alerts_and_dashboard_use_only_exported_metrics() -> None:
-    known = exported_metric_names() | {"up"}
-    expressions = [("alert " + r["alert"], r["expr"]) for r in alert_rules()] + dashboard_targets(
-        DASHBOARD
-    )
+    """Every series an alert (of any rules file) or a dashboard query names is one the code
+    exports: the consumer's metric classes, the learning loop's monitor report as it is pushed,
+    the Pushgateway's own push times, or Prometheus' `up`."""
+    consumer = exported_metric_names()
+    loop = loop_metric_names()
+    assert "dropout_loop_roc_auc" in loop
+    assert "dropout_loop_days_since_last_outcome_import" in loop
+    known = consumer | loop | PUSHGATEWAY_SERIES | {"up"}
+    expressions = [
+        (f"{rules.name}: alert {r['alert']}", r["expr"])
+        for rules in rule_files()
+        for r in alert_rules(rules)
+    ] + dashboard_targets(DASHBOARD)
     for where, expr in expressions:
         unknown = promql_metric_names(expr) - known
         assert not unknown, (
-            f"{where}: {sorted(unknown)} are not defined in consumer/observe/metrics.py"
+            f"{where}: {sorted(unknown)} are defined neither in consumer/observe/metrics.py nor "
+            "by the learning loop's monitor (training/loop/monitor.py to_metrics)"
         )
+    loop_alerts = alert_rules(RULES_DIR / "loop.yml")
+    assert loop_alerts
+    for rule in loop_alerts:
+        assert promql_metric_names(rule["expr"]) & (loop | PUSHGATEWAY_SERIES), rule["alert"]
+
+
+def test_the_loop_alerts_issue_11_asks_for() -> None:
+    """Realized below the version's held-out figure once the sample is not small, outcomes not
+    imported for too long, the estimated figure falling; thresholds documented in the header."""
+    rules = {rule["alert"]: rule for rule in alert_rules(RULES_DIR / "loop.yml")}
+    realized = rules["DropoutLoopRealizedAucBelowHeldOut"]["expr"]
+    assert 'kind="realized"' in realized
+    assert 'kind="held_out"' in realized
+    assert "dropout_loop_small_sample" in realized
+    assert "- 0.05" in realized
+    overdue = rules["DropoutLoopOutcomesOverdue"]["expr"]
+    assert overdue.endswith("dropout_loop_days_since_last_outcome_import) > 200")
+    falling = rules["DropoutLoopEstimatedAucFalling"]["expr"]
+    assert 'kind="estimated"' in falling
+    assert "max_over_time" in falling
+    assert "> 0.03" in falling
+    assert (
+        'push_time_seconds{job="dropout-loop-monitor"}' in rules["DropoutLoopMonitorStale"]["expr"]
+    )
+    header = (RULES_DIR / "loop.yml").read_text(encoding="utf-8").split("groups:")[0]
+    for threshold in ("0.05", "200 days", "0.03", "14 days", "8 days", "honor_labels"):
+        assert threshold in header, threshold
+    from training.loop.publish import PUSH_JOB
+
+    assert PUSH_JOB == "dropout-loop-monitor"
+
+
+def test_every_prometheus_config_scrapes_the_pushgateway_with_honor_labels(
+    tmp_path: Path,
+) -> None:
+    """Compose's config and the embedded stack's (devstack writes it): the pushed job label
+    stays, or every loop alert that names the job would see `pushgateway` instead."""
+    compose = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
+    (job,) = [j for j in compose["scrape_configs"] if j["job_name"] == "pushgateway"]
+    assert job["honor_labels"] is True
+    assert job["static_configs"][0]["targets"] == ["pushgateway:9091"]
+    from devstack.services import prometheus_config
+    from devstack.settings import StackSettings
+
+    settings = StackSettings(stack_dir=tmp_path, pushgateway_port=29091)
+    config = load_yaml_text(prometheus_config(settings, ["127.0.0.1:29108"]))
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "pushgateway"]
+    assert job["honor_labels"] is True
+    assert job["static_configs"][0]["targets"] == ["127.0.0.1:29091"]
+    (tmp_path / "prometheus.yml").write_text(
+        prometheus_config(settings, ["127.0.0.1:29108"]), encoding="utf-8"
+    )
+    result = subprocess.run(
+        [promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def load_yaml_text(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
 
 
 def test_metric_name_extraction_is_not_blind() -> None:

@@ -39,11 +39,20 @@ def scores(**changes: float) -> dict[str, float]:
         (scores(enrollment=0.7), CHAMPION, True, True, "forced (worse on enrollment (0.700"),
         # Better everywhere on UCI, worse on the institution's own held-out students.
         (
-            {**scores(second_semester=0.95), "source.institution-ab12": 0.80},
-            {**CHAMPION, "source.institution-ab12": 0.86},
+            {**scores(second_semester=0.95), "source.institution": 0.80},
+            {**CHAMPION, "source.institution": 0.86},
             False,
             False,
-            "worse on source.institution-ab12 (0.800 < champion 0.860 - 0.005)",
+            "worse on source.institution (0.800 < champion 0.860 - 0.005)",
+        ),
+        # Promoted: the decision still names the institution's figures.
+        (
+            {**scores(), "source.institution": 0.87, "source.uci": 0.93},
+            {**CHAMPION, "source.institution": 0.86, "source.uci": 0.93},
+            False,
+            True,
+            "at_least_as_good (per source: source.institution 0.870 vs champion 0.860; "
+            "source.uci 0.930 vs champion 0.930)",
         ),
     ],
     ids=[
@@ -55,6 +64,7 @@ def scores(**changes: float) -> dict[str, float]:
         "worse early",
         "forced",
         "worse on the institution",
+        "better on the institution",
     ],
 )
 def test_rule(

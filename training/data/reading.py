@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class Dataset:
     target: pd.Series  # 1 = dropout, 0 = enrolled or graduate
     labels: pd.Series  # the 3-class label, kept for reports
     source: DataSource  # several sources: their combined digest (training/data/sources.py)
-    origin: pd.Series  # per row, the name of its source ("uci", "institution-<sha12>", ...)
+    origin: pd.Series  # per row, the name of its source ("uci", "institution", ...)
     sources: tuple[DataSource, ...] = ()
 
 
@@ -87,11 +88,18 @@ def read_dataset(source: DataSource, *, name: str | None = None, minimum: bool =
     )
 
 
+_CACHE_PREFIX = re.compile(r"^[0-9a-f]{16}-")
+_DIGEST_SUFFIX = re.compile(r"-[0-9a-f]{12,64}$")
+
+
 def source_name(source: DataSource) -> str:
-    """`uci` for the official file (its checksum says so), else the file's name."""
+    """`uci` for the official file (its checksum says so), else the file's name without the
+    digests that name it in the cache or the store (`institution-<sha12>.csv` is
+    `institution`), so a source keeps its name from one term's dataset to the next."""
     if source.sha256 == UCI_SHA256:
         return "uci"
-    return source.path.stem
+    stem = _CACHE_PREFIX.sub("", source.path.stem)
+    return _DIGEST_SUFFIX.sub("", stem) or stem
 
 
 def _read_rows(path: Path) -> list[list[str]]:

@@ -27,7 +27,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import pandas as pd
@@ -230,6 +230,7 @@ def monitor(
     min_count: int = MIN_COUNT,
     min_per_class: int = MIN_PER_CLASS,
     group_definitions: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> MonitorReport:
     """Read, join, measure and estimate (see the module docstring).
 
@@ -240,6 +241,8 @@ def monitor(
     otherwise: versions of different models are not comparable). `n_simulations` (CBPE
     intervals) defaults to `n_bootstrap`. `group_definitions`: a fairness groups document
     (common/groups.py); with it, the realized figures per student group are measured too.
+    `now` is the wall clock for the freshness of the last outcome import (an operational
+    figure: real time even when `today` is a replay's).
     """
     captured = read_captures(store, models=[model_name] if model_name else None)
     names = sorted(set(captured.frame["model_name"]))
@@ -290,7 +293,7 @@ def monitor(
         last_outcome_import=last_import,
         days_since_last_outcome_import=None
         if last_import is None
-        else (today - last_import.date()).days,
+        else ((now or datetime.now(tz=UTC)).date() - last_import.date()).days,
         days_since_last_decision=None
         if last_decision is None
         else (today - last_decision.date()).days,

@@ -133,6 +133,25 @@ def run_monitor(
     return report, facts
 
 
+class NothingToBuild(Exception):  # noqa: N818 (a normal outcome, not an error)
+    """No student has both a complete captured record and an outcome yet."""
+
+
+def champion_version(settings: TrainingSettings) -> str | None:
+    """The version behind MODEL_ALIAS, or None when there is none yet or the registry cannot
+    say (the monitor's figures stand without it)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        registered = configure_tracking(settings).get_model_version_by_alias(
+            settings.model_name, settings.model_alias
+        )
+    except MlflowException as exc:
+        log.warning("champion_unknown", error=str(exc)[:300])
+        return None
+    return str(registered.version)
+
+
 def build_institution_dataset(
     settings: TrainingSettings, *, today: date | None = None
 ) -> tuple[LabelledDataset, str]:
@@ -153,7 +172,7 @@ def build_institution_dataset(
             integer_attributes=[a.name for a in ATTRIBUTES if a.dtype == "int"],
         )
         if dataset.rows == 0:
-            raise DataSourceError(
+            raise NothingToBuild(
                 "no student has both a complete captured record and an outcome: nothing to "
                 f"build ({dataset.summary.excluded.by_reason()})"
             )

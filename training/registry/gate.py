@@ -88,11 +88,19 @@ def decide(
         for key, value in new_scores.items()
         if key in champion_scores and value < champion_scores[key] - tolerance
     ]
+    # Per-source figures are named whatever the outcome: the institution's own students are
+    # the figure a person reviewing the decision looks for first.
+    sources = "; ".join(
+        f"{key} {value:.3f} vs champion {champion_scores[key]:.3f}"
+        for key, value in new_scores.items()
+        if key.startswith("source.") and key in champion_scores
+    )
+    named = f" (per source: {sources})" if sources else ""
     if not worse:
-        return decision(True, "at_least_as_good")
+        return decision(True, f"at_least_as_good{named}")
     if force:
-        return decision(True, f"forced (worse on {'; '.join(worse)})")
-    return decision(False, f"worse on {'; '.join(worse)}")
+        return decision(True, f"forced (worse on {'; '.join(worse)}){named}")
+    return decision(False, f"worse on {'; '.join(worse)}{named}")
 
 
 def run_gate(
