@@ -167,7 +167,7 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
         chosen_kind = max((k for k in results if k in EXPLAINABLE), key=lambda k: scores[k])
         log.info("model_chosen", kind=chosen_kind, cv_winner=cv_winner, cv_scores=scores)
 
-        task = bar.add_task("fairness audit", total=len(candidates) + 2)
+        task = bar.add_task("fairness audit", total=(1 if quick else len(candidates)) + 2)
         unaware = without_sensitive(
             results[chosen_kind],
             split,
@@ -177,19 +177,20 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
             fairness.sensitive_attributes,
             tags,
         )
+        registered_key = "unaware" if fairness.sensitive_features == "without" else chosen_kind
+        # A quick search audits what it reports on and registers: the chosen kind with and
+        # without the sensitive attributes, and the baseline; a full search every candidate.
         audits = _audit_all(
-            candidates,
+            {chosen_kind: candidates[chosen_kind]} if quick else candidates,
             unaware,
             base,
             split,
             fairness,
-            plotted={chosen_kind, "unaware"} if quick else None,
+            plotted={registered_key} if quick else None,
             advance=lambda: bar.advance(task),
         )
-        chosen = unaware if fairness.sensitive_features == "without" else candidates[chosen_kind]
-        chosen_audit = audits[
-            "unaware" if fairness.sensitive_features == "without" else chosen_kind
-        ]
+        chosen = unaware if registered_key == "unaware" else candidates[chosen_kind]
+        chosen_audit = audits[registered_key]
         watch.lap("fairness")
 
         task = bar.add_task("package + register", total=1)
@@ -223,6 +224,7 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
             tolerance=settings.gate_tolerance,
             force=force,
             fairness=fairness,
+            challenger_audit=chosen_audit,
         )
         tag_version(client, settings.model_name, version, chosen, cv_winner, scores, tags)
         client.set_model_version_tag(
@@ -231,8 +233,7 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
         bar.advance(task)
         watch.lap("gate")
 
-        registered_row = "unaware" if fairness.sensitive_features == "without" else chosen_kind
-        named = _row_names(candidates, chosen_kind, registered_row, version)
+        named = _row_names(candidates, chosen_kind, registered_key, version)
         rows = [
             ModelRow(
                 named[kind],
@@ -333,10 +334,11 @@ def _audit_all(
     plotted: set[str] | None,
     advance: Callable[[], None],
 ) -> dict[str, FairnessAudit]:
-    """Every model's audit, logged into its own run: by kind, `unaware` and `baseline`.
+    """The audit of each of `candidates`, `unaware` and the baseline, logged into its own
+    run; keyed by kind, `unaware` and `baseline`.
 
-    `plotted`: the keys whose figures are drawn (None: all). Drawing costs seconds per model,
-    so a quick search draws only the chosen kind's two trainings."""
+    `plotted`: the keys whose figures are drawn (None: all). Drawing costs about a second per
+    model, so a quick search draws only the registered model's (the card points to them)."""
     audits: dict[str, FairnessAudit] = {}
     for key, c in [*candidates.items(), ("unaware", unaware)]:
         audits[key] = audit_into_run(

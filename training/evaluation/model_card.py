@@ -216,8 +216,8 @@ This version {inputs}. Audited groups:
 {verdict} Rule: refused when a gated disparity ({caps}) is worse than the serving model's by
 more than {facts.tolerance:g}, or beyond its cap, unless a person forces it.
 
-Every audited model (the candidates, the chosen kind without the sensitive attributes, and the
-seed's baseline):
+Every audited model (the candidates (a quick search audits only the chosen one), the chosen
+kind without the sensitive attributes, and the seed's baseline):
 
 {facts.comparison}
 

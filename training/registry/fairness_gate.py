@@ -2,10 +2,12 @@
 
 Both the challenger and the champion are loaded from the registry (as for the quality half) and
 audited on the same held-out students, with the same group definitions (the current settings'),
-each at its own threshold; only the worst disparities matter here, so no bootstrap. The rule is
-training/fairness/gate.py (tolerance against the champion, an absolute cap, force); this adds the
-groups behind each worst figure to the reason and to the version's tags, so a reader learns which
-students are affected, not only which attribute.
+each at its own threshold; only the worst disparities matter here, so no bootstrap. The training
+job hands in the challenger's audit it has just made of the same pipeline on the same students
+(the same figures: tests/training/fairness check it), so only the champion is audited again. The
+rule is training/fairness/gate.py (tolerance against the champion, an absolute cap, force); this
+adds the groups behind each worst figure to the reason and to the version's tags, so a reader
+learns which students are affected, not only which attribute.
 """
 
 from __future__ import annotations
@@ -39,9 +41,12 @@ def judge_fairness(
     config: FairnessConfig,
     *,
     force: bool,
+    challenger_audit: FairnessAudit | None = None,
 ) -> FairnessJudgement:
-    """Audit both versions on `split`'s held-out students and apply the fairness rule."""
-    mine = _audit(new, split, config)
+    """Audit both versions on `split`'s held-out students and apply the fairness rule.
+
+    `challenger_audit`: `new`'s audit on the same students, if the caller has it already."""
+    mine = challenger_audit if challenger_audit is not None else _audit(new, split, config)
     theirs = None if champion is None else _audit(champion, split, config)
     decision = fairness_decision(
         mine.worst,

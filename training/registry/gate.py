@@ -30,7 +30,7 @@ from training.data.split import Split
 from training.errors import RegistryError
 from training.evaluation.fairness import FairnessConfig
 from training.evaluation.metrics import evaluate, gate_scores
-from training.fairness import FairnessDecision
+from training.fairness import FairnessAudit, FairnessDecision
 from training.log import get_logger
 from training.registry.client import LoadedModel, load_version, set_tags, version_by_alias
 from training.registry.fairness_gate import judge_fairness
@@ -113,10 +113,14 @@ def run_gate(
     tolerance: float,
     force: bool,
     fairness: FairnessConfig | None = None,
+    challenger_audit: FairnessAudit | None = None,
 ) -> GateDecision:
     """Score `version` and the champion from the registry, decide, record, move the alias.
 
-    `fairness`: also audit both across student groups and apply the fairness rule."""
+    `fairness`: also audit both across student groups and apply the fairness rule.
+    `challenger_audit`: the audit of `version` on `split` when the caller already has it (the
+    training job audited the very pipeline it registered, at the same threshold); it is used
+    in place of a second audit of the same predictions."""
     try:
         new = load_version(name, version)
         new_report = _report(new, split)
@@ -150,7 +154,9 @@ def run_gate(
 
     result = replace(result, new_report=new_report)
     if fairness is not None and result.reason != "already_champion":
-        judged = judge_fairness(new, champion, split, fairness, force=force)
+        judged = judge_fairness(
+            new, champion, split, fairness, force=force, challenger_audit=challenger_audit
+        )
         result = with_fairness(result, judged.decision)
     set_tags(client, name, version, result.tags())
     if result.promote and result.reason != "already_champion":

@@ -298,3 +298,53 @@ def test_the_cap_refuses_a_first_model(registry: Any, split: Split, biased: Any)
     assert [a.aliases for a in client.search_model_versions(f"name='{settings.model_name}'")] == [
         []
     ]
+
+
+def test_the_audit_training_hands_the_gate_is_the_registered_versions(
+    registry: Any, split: Split, biased: Any
+) -> None:
+    """The training job gives the gate the audit it made of the pipeline it registered instead
+    of auditing the version again: the registered version, scored from the registry, must give
+    the same figures, and the gate must decide on them."""
+    from training.registry.client import load_version
+
+    settings, client = registry
+    version = register_pipeline(biased, split, settings)
+    config = gender_only(cap=0.2)
+    loaded = load_version(settings.model_name, version)
+    handed = audit_model(
+        lambda f: biased.predict_proba(f)[:, 1],
+        split.x_test,
+        split.y_test,
+        loaded.threshold,
+        config,
+        n_bootstrap=20,
+    )
+    fresh = audit_model(
+        loaded.probabilities, split.x_test, split.y_test, loaded.threshold, config, n_bootstrap=0
+    )
+    for kind, worst in fresh.worst.items():
+        # float32 scores through the pyfunc: the same to 1e-8
+        assert handed.worst[kind].value == pytest.approx(worst.value, abs=1e-6), kind
+        assert (handed.worst[kind].attribute, handed.worst[kind].stage) == (
+            worst.attribute,
+            worst.stage,
+        )
+    decision = run_gate(
+        client,
+        name=settings.model_name,
+        alias=settings.model_alias,
+        version=version,
+        split=split,
+        tolerance=settings.gate_tolerance,
+        force=False,
+        fairness=config,
+        challenger_audit=handed,
+    )
+    assert not decision.promote  # the biased model is beyond the cap of 0.2
+    assert "exceeds the cap 0.20" in decision.reason
+    tags = tags_of(settings, client, version)
+    worst_dp = handed.worst["dp_difference"].value
+    assert float(tags["fairness.gate.challenger.dp_difference"]) == pytest.approx(
+        worst_dp, abs=1e-6
+    )
