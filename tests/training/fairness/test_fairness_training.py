@@ -348,3 +348,73 @@ def test_the_audit_training_hands_the_gate_is_the_registered_versions(
     assert float(tags["fairness.gate.challenger.dp_difference"]) == pytest.approx(
         worst_dp, abs=1e-6
     )
+
+
+# -- SENSITIVE_FEATURES picks the registered training -------------------------------------------
+
+
+def test_sensitive_features_without_registers_the_model_that_does_not_see_them(
+    tmp_path: Path, uci_data_path: Path
+) -> None:
+    """`train --quick` on a third of the UCI students (one XGBoost trial, one augmented copy)
+    with SENSITIVE_FEATURES=without: the version registered is the one trained without the
+    group attributes, and its contract, tags and card say so."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.training.helpers import clean_env
+    from training.registry.client import load_version
+
+    text = uci_data_path.read_bytes().decode("utf-8-sig")
+    header, *rows = text.splitlines()
+    subset = tmp_path / "students.csv"
+    subset.write_text("\n".join([header, *rows[::3]]) + "\n", encoding="utf-8")
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {
+        "MLFLOW_TRACKING_URI": tracking,
+        "MLFLOW_EXPERIMENT_NAME": "fairness-without",
+        "MODEL_NAME": "fair-without",
+        "DATA_PATH": str(subset),
+        "REPORTS_DIR": str(tmp_path / "reports"),
+        "SENSITIVE_FEATURES": "without",
+        "QUICK_TRIALS": "1",
+        "AUGMENT_COPIES": "1",
+        "LOG_FORMAT": "json",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "training", "train", "--quick"],
+        cwd=tmp_path,
+        env=clean_env(PYTHONPATH=str(Path(__file__).resolve().parents[3]), **env),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    summary = json.loads((tmp_path / "reports" / "training-summary.json").read_text())
+    with_, without = summary["sensitive_pair"]
+    assert without.endswith(f"(registered v{summary['version']})")
+    assert "registered" not in with_
+    client = MlflowClient(tracking, tracking)
+    version = client.get_model_version("fair-without", summary["version"])
+    assert version.tags["sensitive_features"] == "without"
+    assert client.get_run(version.run_id).data.tags["sensitive_features"] == "without"
+    card = (tmp_path / "reports" / "model-card.md").read_text(encoding="utf-8")
+    assert "does not use these attributes as inputs: Nacionality" in card
+
+    mlflow.set_tracking_uri(tracking)
+    mlflow.set_registry_uri(tracking)
+    served = load_version("fair-without", summary["version"])
+    section = served.contract["fairness"]
+    assert section["sensitive_features"] == "without"
+    assert section["excluded_features"] == SENSITIVE
+    x = pd.read_csv(uci_data_path, sep=";", encoding="utf-8-sig").iloc[1::3][:300]
+    x.columns = x.columns.str.strip()
+    x = x.drop(columns="Target")
+    shuffled = x.copy()
+    rng = np.random.default_rng(1)
+    for column in SENSITIVE:  # other students' values: a model that used them would move
+        shuffled[column] = rng.permutation(x[column].to_numpy())
+    np.testing.assert_array_equal(served.probabilities(x), served.probabilities(shuffled))
