@@ -52,6 +52,7 @@ def test_label_values_is_the_per_record_rule_on_uci(uci_data_path: Path) -> None
     }  # fmt: skip
 
 
+@pytest.mark.property
 @given(
     st.lists(
         st.one_of(st.floats(), st.sampled_from([0.0, 1.0, 16.99, 17.0, 35.0, 1e12, -0.0])),

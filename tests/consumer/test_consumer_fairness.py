@@ -179,6 +179,7 @@ def test_a_version_without_fairness_groups_exports_none(
     assert "fairness_groups_absent" in log_lines.getvalue()
 
 
+@pytest.mark.property
 @given(
     rows=arrays(
         np.float64,
