@@ -6,6 +6,10 @@ the seed's 7-attribute records), the wall time per step, and checks the bars of 
 ROC-AUC >= 0.93, F1(dropout) >= 0.80, Brier <= 0.10 (dropout vs rest), full search <= 5 min.
 Exit status 1 when a bar is missed.
 
+Beside the quality table it prints the fairness audit of the same held-out split
+(docs/fairness.md): every model's worst disparities next to its quality, and the chosen kind
+trained with and without the sensitive attributes, per stage and attribute.
+
 Data: DATA_PATH if set, else `shared/data/students_dropout_academic_success.csv` beside the
 repository (or above it), else the checked UCI download.
 """
@@ -37,6 +41,13 @@ def main() -> int:
     from rich.console import Console
 
     from training.config import TrainingSettings
+    from training.evaluation.fairness_report import NOTES as FAIRNESS_NOTES
+    from training.evaluation.fairness_report import (
+        comparison_markdown,
+        comparison_rich,
+        disparity_pair_markdown,
+        disparity_pair_rich,
+    )
     from training.evaluation.report import NOTES, markdown_table, rich_table
     from training.log import configure_logging
     from training.train import run_training
@@ -63,6 +74,16 @@ def main() -> int:
         f"registered: {result.model_kind} (CV winner: {result.cv_winner}); "
         f"predict {result.predict_ms_per_1000:.1f} ms per 1000 rows with top factors"
     )
+    with_, without = (result.audits[name] for name in result.sensitive_pair)
+    console.print(
+        comparison_rich(result.rows, result.audits, "Held-out quality and worst disparities"),
+        disparity_pair_rich(
+            with_,
+            without,
+            "Disparities of the registered kind: with / without the sensitive attributes",
+        ),
+        f"[dim]{FAIRNESS_NOTES}[/]",
+    )
     steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.stage_seconds.items())
     console.print(f"wall time {wall:.1f} s ({steps})")
 
@@ -81,7 +102,9 @@ def main() -> int:
     report.write_text(
         f"# Model quality (full search)\n\n{markdown_table(result.rows)}\n\n{NOTES}\n\n"
         f"Wall time {wall:.1f} s ({steps}). Predict {result.predict_ms_per_1000:.1f} ms per "
-        "1000 rows.\n",
+        "1000 rows.\n\n## Fairness (held-out split)\n\n"
+        f"{comparison_markdown(result.rows, result.audits)}\n\n"
+        f"{disparity_pair_markdown(with_, without)}\n\n{FAIRNESS_NOTES}\n",
         encoding="utf-8",
     )
     console.print(f"report: {report}")

@@ -6,8 +6,11 @@ logged; the consumer validates the same file with the same model before any code
 runs (a contract it does not accept makes the version `incompatible`). `registration_problems`
 adds what only a new version must also satisfy: a usable drift reference for every attribute
 (an older or newer model whose reference the consumer cannot read only loses drift for those
-attributes). Types are strict: a string is never a number and a boolean never an integer.
-Unknown extra fields are ignored, so additive changes stay compatible.
+attributes). The optional `fairness` section (the student groups the version was audited with
+and their held-out flag rates, docs/fairness.md) is checked whenever present: the consumer
+makes Prometheus labels of it, so a broken section makes the whole contract unacceptable.
+Types are strict: a string is never a number and a boolean never an integer. Unknown extra
+fields are ignored, so additive changes stay compatible.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from common.attributes import ATTRIBUTE_NAMES, STAGES
+from common.groups import document_problems, group_specs, spec_labels
 
 CONTRACT_VERSION: Final = 1
 SUPPORTED_CONTRACT_VERSIONS: Final = (1,)
@@ -125,6 +129,75 @@ class Reference(_Strict):
         return self
 
 
+class GroupReference(_Strict):
+    """One group's held-out flag rate at one stage. `ratio` is its flag rate over the flag rate
+    of every student with a known value of the attribute (None when nobody was flagged)."""
+
+    count: int = Field(ge=0)
+    flagged: int = Field(ge=0)
+    flag_rate: float = Field(ge=0.0, le=1.0)
+    ratio: float | None = Field(default=None, ge=0.0)
+    small: bool
+
+    @model_validator(mode="after")
+    def _check(self) -> GroupReference:
+        if self.flagged > self.count:
+            raise ValueError("a group cannot have more flagged students than students")
+        if self.ratio is not None and not math.isfinite(self.ratio):
+            raise ValueError("ratio must be finite")
+        return self
+
+
+class AttributeReference(_Strict):
+    """The students with a known value of one attribute at one stage, and each group's rate."""
+
+    count: int = Field(ge=0)
+    flagged: int = Field(ge=0)
+    flag_rate: float = Field(ge=0.0, le=1.0)
+    groups: dict[str, GroupReference]
+
+
+class FairnessSection(_Strict):
+    """`contract.fairness`: the group definitions (a `fairness-groups/1` document, see
+    common/groups.py) and, per stage and attribute, the held-out flag rates the live per-group
+    rates are compared with. `sensitive_features` says whether the model used the attributes
+    of the groups as inputs; `excluded_features` lists those it did not use."""
+
+    definitions: dict[str, Any]
+    reference: dict[str, dict[str, AttributeReference]]
+    threshold: float
+    min_group_size: int = Field(ge=1)
+    source: str
+    sensitive_features: Literal["with", "without"]
+    excluded_features: list[str] = Field(default_factory=list)
+
+    def specs(self) -> list[dict[str, Any]]:
+        return group_specs(self.definitions)
+
+
+def fairness_problems(section: FairnessSection, attribute_names: list[str]) -> list[str]:
+    """What is wrong with a parsed fairness section of a model with these attributes."""
+    problems = document_problems(section.definitions, attribute_names)
+    if problems:
+        return problems
+    labels = {str(s["name"]): set(spec_labels(s)) for s in section.specs()}
+    for stage, attributes in section.reference.items():
+        if stage not in STAGES:
+            problems.append(f"fairness reference: unknown stage {stage!r}")
+            continue
+        for name, reference in attributes.items():
+            if name not in labels:
+                problems.append(f"fairness reference {stage}/{name}: not a defined group")
+                continue
+            stray = sorted(set(reference.groups) - labels[name])
+            if stray:
+                problems.append(f"fairness reference {stage}/{name}: unknown labels {stray}")
+    unknown = sorted(set(section.excluded_features) - set(attribute_names))
+    if unknown:
+        problems.append(f"fairness excluded_features: unknown attributes {unknown}")
+    return problems
+
+
 class Contract(_Strict):
     contract_version: int
     model_name: str = Field(min_length=1)
@@ -176,7 +249,20 @@ class Contract(_Strict):
         missing = [key for key in REQUIRED_METRICS if key not in self.metrics]
         if missing:
             raise ValueError(f"metrics lacks {missing}")
+        if self.fairness is not None:
+            self._check_fairness(names)
         return self
+
+    def _check_fairness(self, names: list[str]) -> None:
+        try:
+            section = FairnessSection.model_validate(self.fairness)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValueError(f"fairness.{where}: {first['msg']}") from None
+        problems = fairness_problems(section, names)
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def _check_bands(self) -> None:
         bands = self.risk_bands
@@ -198,6 +284,12 @@ class Contract(_Strict):
     @property
     def attribute_names(self) -> list[str]:
         return [a.name for a in self.attributes]
+
+    def fairness_section(self) -> FairnessSection | None:
+        """The parsed fairness section (None for a model without one, e.g. an older version)."""
+        if self.fairness is None:
+            return None
+        return FairnessSection.model_validate(self.fairness)
 
     def drift_references(self) -> tuple[dict[str, Reference], dict[str, str]]:
         """The readable references of the model's attributes, and why the others are not."""

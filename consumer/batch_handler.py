@@ -23,6 +23,7 @@ from consumer.capture.errors import CaptureAbandonedError, CaptureError
 from consumer.checkpoint.checkpointer import CheckpointOutcome, KclCheckpointer, ShardCheckpointer
 from consumer.intake.kcl_records import KclRecord, to_input_record
 from consumer.model.handoff import ModelHandOff
+from consumer.observe.fairness import GroupRates
 from consumer.observe.metrics import ConsumerMetrics
 from consumer.output.publisher import (
     LeaseLostError,
@@ -167,6 +168,9 @@ class BatchHandler:
             self._count(result)
             if self._models.drift is not None:
                 self._models.drift.add(result.scored_rows)
+            groups = self._models.groups
+            if groups is not None and groups.version == result.model_version:
+                self._count_groups(groups, result)
         except Exception:
             log.exception(
                 "batch_bookkeeping_failed",
@@ -189,6 +193,16 @@ class BatchHandler:
             validate_ms=round(result.validation_seconds * 1000, 2),
             score_ms=round(result.scoring_seconds * 1000, 2),
             encode_ms=round(result.encoding_seconds * 1000, 2),
+        )
+
+    @staticmethod
+    def _count_groups(groups: GroupRates, result: BatchResult) -> None:
+        # Predictions and scored rows are in the same order (consumer/scoring/batch.py).
+        predictions = [o for o in result.outputs if o.kind is OutputKind.PREDICTION]
+        groups.add(
+            result.scored_rows,
+            [bool(o.at_risk) for o in predictions],
+            [o.stage for o in predictions],
         )
 
     def _count(self, result: BatchResult) -> None:

@@ -76,6 +76,50 @@ class TrainingSettings(CommonSettings):
         default="http://127.0.0.1:9091", validation_alias="PUSHGATEWAY_URL"
     )
 
+    # --- fairness (docs/fairness.md) ----------------------------------------------------------
+    # The student groups audited, comma-separated built-in names (training/fairness/groups.py).
+    fairness_groups: str = Field(
+        default="gender,age_band,nationality,displaced,special_needs,debtor,scholarship_holder",
+        validation_alias="FAIRNESS_GROUPS",
+    )
+    # Groups smaller than this (held-out students) are shown but not compared or gated on.
+    fairness_min_group_size: int = Field(
+        default=30, ge=5, le=10_000, validation_alias="FAIRNESS_MIN_GROUP_SIZE"
+    )
+    fairness_bootstrap: int = Field(
+        default=200, ge=0, le=10_000, validation_alias="FAIRNESS_BOOTSTRAP"
+    )
+    # The gate: a challenger whose worst disparity is worse than the champion's by more than the
+    # tolerance, or beyond the cap (a floor for dp_ratio), is refused unless forced.
+    fairness_tolerance: float = Field(
+        default=0.10, ge=0, le=1, validation_alias="FAIRNESS_TOLERANCE"
+    )
+    fairness_gate_kinds: str = Field(
+        default="dp_difference,eo_difference", validation_alias="FAIRNESS_GATE_KINDS"
+    )
+    fairness_cap_dp_difference: float = Field(
+        default=0.85, ge=0, le=1, validation_alias="FAIRNESS_CAP_DP_DIFFERENCE"
+    )
+    fairness_cap_dp_ratio: float = Field(
+        default=0.05, ge=0, le=1, validation_alias="FAIRNESS_CAP_DP_RATIO"
+    )
+    fairness_cap_eo_difference: float = Field(
+        default=0.80, ge=0, le=1, validation_alias="FAIRNESS_CAP_EO_DIFFERENCE"
+    )
+    fairness_cap_calibration_gap: float = Field(
+        default=0.25, ge=0, le=1, validation_alias="FAIRNESS_CAP_CALIBRATION_GAP"
+    )
+    # Which of the two trainings of the chosen kind is registered: `with` the group attributes as
+    # model inputs, or `without` them (and without FAIRNESS_PROXY_ATTRIBUTES). Both are reported.
+    sensitive_features: Literal["with", "without"] = Field(
+        default="with", validation_alias="SENSITIVE_FEATURES"
+    )
+    # Attributes that stand in for a group attribute, also left out of the `without` model
+    # (on UCI, International is exactly "Nacionality is not Portuguese").
+    fairness_proxy_attributes: str = Field(
+        default="International", validation_alias="FAIRNESS_PROXY_ATTRIBUTES"
+    )
+
     # --- outputs -----------------------------------------------------------------------------
     reports_dir: Path = Field(default=Path("reports"), validation_alias="REPORTS_DIR")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -89,6 +133,35 @@ class TrainingSettings(CommonSettings):
     def today(self) -> date:
         return self.loop_today or datetime.now(tz=UTC).date()
 
+    @field_validator("fairness_groups")
+    @classmethod
+    def _known_groups(cls, value: str) -> str:
+        from training.fairness.groups import select_groups
+
+        select_groups(comma_list(value))  # raises naming the valid groups
+        return value
+
+    @field_validator("fairness_gate_kinds")
+    @classmethod
+    def _known_kinds(cls, value: str) -> str:
+        from training.fairness.audit import DISPARITY_KINDS
+
+        kinds = comma_list(value)
+        unknown = [k for k in kinds if k not in DISPARITY_KINDS]
+        if not kinds or unknown:
+            raise ValueError(f"disparity kinds are {', '.join(DISPARITY_KINDS)}; got {value!r}")
+        return value
+
+    @field_validator("fairness_proxy_attributes")
+    @classmethod
+    def _known_attributes(cls, value: str) -> str:
+        from common.attributes import ATTRIBUTE_NAMES
+
+        unknown = [name for name in comma_list(value) if name not in ATTRIBUTE_NAMES]
+        if unknown:
+            raise ValueError(f"{unknown} are not UCI attribute names")
+        return value
+
     @field_validator("data_sha256")
     @classmethod
     def _hex_digest(cls, value: str) -> str:
@@ -96,3 +169,8 @@ class TrainingSettings(CommonSettings):
         if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
             raise ValueError("DATA_SHA256 must be a 64-character hex sha256 digest")
         return value
+
+
+def comma_list(value: str) -> list[str]:
+    """The items of a comma-separated setting, stripped, empty ones left out."""
+    return [part.strip() for part in value.split(",") if part.strip()]

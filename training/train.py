@@ -1,29 +1,59 @@
-"""The `train` job: data -> feature selection -> model search -> held-out report -> register ->
-gate. Every candidate is an MLflow run nested under one parent run."""
+"""The `train` job: data -> feature selection -> model search -> held-out report -> fairness
+audit -> register -> gate. Every candidate is an MLflow run nested under one parent run.
+
+Every candidate, the seed's baseline and the chosen kind trained again without the sensitive
+attributes are audited across student groups on the held-out split (docs/fairness.md); the
+SENSITIVE_FEATURES setting picks which of the chosen kind's two trainings is registered, and
+the gate judges it on quality and fairness."""
 
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
+import pandas as pd
 from mlflow.data.pandas_dataset import from_pandas
 
 from training.config import TrainingSettings
 from training.data.reading import Dataset, load_dataset
-from training.data.split import SPLIT_METHOD, held_out_split
-from training.evaluation.model_card import CardFacts, render, selection_policy_text
+from training.data.split import SPLIT_METHOD, Split, held_out_split
+from training.evaluation.datasheet import render_datasheet
+from training.evaluation.fairness import FairnessConfig, audit_into_run
+from training.evaluation.fairness_report import (
+    comparison_markdown,
+    disparity_pair_markdown,
+    worst_summary,
+)
+from training.evaluation.model_card import (
+    CardFacts,
+    FairnessFacts,
+    render,
+    selection_policy_text,
+    version_description,
+)
 from training.evaluation.report import ModelRow
+from training.fairness import FairnessAudit
 from training.features.pipeline import EXPLAINABLE, ModelKind
 from training.log import get_logger, progress
+from training.registry.contract import fairness_section
 from training.registry.gate import GateDecision, run_gate
 from training.registry.register import register_chosen, tag_version
 from training.registry.tracking import configure_tracking, git_commit
-from training.search.candidates import Candidate, baseline, finish_candidate, select_and_log
+from training.search.candidates import (
+    BaselineModel,
+    Candidate,
+    baseline,
+    finish_candidate,
+    select_and_log,
+)
 from training.search.cv import (
     CandidateResult,
     SearchConfig,
@@ -31,6 +61,7 @@ from training.search.cv import (
     search_grid,
     search_xgboost,
 )
+from training.search.unaware import VARIANT_NAME, without_sensitive
 
 log = get_logger(__name__)
 
@@ -49,6 +80,10 @@ class TrainingResult:
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # digest, rows and sources trained on
+    # Per row name: the held-out fairness audit of that model.
+    audits: dict[str, FairnessAudit] = field(default_factory=dict)
+    # The row names of the chosen kind trained with and without the sensitive attributes.
+    sensitive_pair: tuple[str, str] = ("", "")
 
 
 class _Stopwatch:
@@ -69,6 +104,7 @@ class _Stopwatch:
 
 def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False) -> TrainingResult:
     watch = _Stopwatch()
+    fairness = FairnessConfig.from_settings(settings)
     mode = "quick" if quick else "full"
     dataset = load_dataset(settings)  # first: a bad file fails before anything is tracked
     client = configure_tracking(settings)
@@ -121,7 +157,7 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
         for kind, found in results.items():
             candidates[kind] = finish_candidate(found, split, config, selection, tags)
             bar.advance(task)
-        baseline_row = baseline(split, plan, config, tags)
+        base = baseline(split, plan, config, tags)
         bar.advance(task)
         watch.lap("held_out")
 
@@ -129,12 +165,50 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
         scores: dict[str, float] = {kind: r.cv["cv_score"] for kind, r in results.items()}
         cv_winner = max(scores, key=lambda k: scores[k])
         chosen_kind = max((k for k in results if k in EXPLAINABLE), key=lambda k: scores[k])
-        chosen = candidates[chosen_kind]
         log.info("model_chosen", kind=chosen_kind, cv_winner=cv_winner, cv_scores=scores)
+
+        task = bar.add_task("fairness audit", total=(1 if quick else len(candidates)) + 2)
+        unaware = without_sensitive(
+            results[chosen_kind],
+            split,
+            plan,
+            config,
+            selection,
+            fairness.sensitive_attributes,
+            tags,
+        )
+        registered_key = "unaware" if fairness.sensitive_features == "without" else chosen_kind
+        # A quick search audits what it reports on and registers: the chosen kind with and
+        # without the sensitive attributes, and the baseline; a full search every candidate.
+        audits = _audit_all(
+            {chosen_kind: candidates[chosen_kind]} if quick else candidates,
+            unaware,
+            base,
+            split,
+            fairness,
+            plotted={registered_key} if quick else None,
+            advance=lambda: bar.advance(task),
+        )
+        chosen = unaware if registered_key == "unaware" else candidates[chosen_kind]
+        chosen_audit = audits[registered_key]
+        watch.lap("fairness")
 
         task = bar.add_task("package + register", total=1)
         registered = register_chosen(
-            settings, dataset, split, chosen, git_commit=tags["git_commit"], cv_winner=cv_winner
+            settings,
+            dataset,
+            split,
+            chosen,
+            git_commit=tags["git_commit"],
+            cv_winner=cv_winner,
+            fairness=fairness_section(
+                definitions=fairness.document(),
+                fairness_audit=chosen_audit,
+                threshold=chosen.threshold,
+                min_group_size=fairness.min_group_size,
+                sensitive_features=fairness.sensitive_features,
+                excluded_features=excluded(fairness),
+            ),
         )
         version = registered.version
         bar.advance(task)
@@ -149,43 +223,71 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
             split=split,
             tolerance=settings.gate_tolerance,
             force=force,
+            fairness=fairness,
+            challenger_audit=chosen_audit,
         )
         tag_version(client, settings.model_name, version, chosen, cv_winner, scores, tags)
+        client.set_model_version_tag(
+            settings.model_name, version, "sensitive_features", fairness.sensitive_features
+        )
         bar.advance(task)
         watch.lap("gate")
 
+        named = _row_names(candidates, chosen_kind, registered_key, version)
         rows = [
             ModelRow(
-                f"{kind} (registered v{version})" if kind == chosen_kind else kind,
+                named[kind],
                 c.report,
                 c.result.cv["cv_score"],
                 "" if kind in EXPLAINABLE else "no per-row factors: not served",
             )
             for kind, c in candidates.items()
         ]
-        rows.append(baseline_row)
-        card = render(
-            CardFacts(
-                model_name=settings.model_name,
-                version=version,
-                run_id=chosen.run_id,
-                model_kind=chosen_kind,
-                contributions=EXPLAINABLE[chosen_kind],
-                selection_policy=selection_policy_text(cv_winner, chosen_kind, scores),
-                data=_data_facts(dataset),
-                contract=registered.contract,
-                rows=rows,
-                kept_features=len(selection.kept),
-                offered_features=len(selection.offered),
-                predict_ms_per_1000=registered.predict_ms_per_1000,
-                gate={
-                    "decision": "promoted" if decision.promote else "refused",
-                    "reason": decision.reason,
-                },
-                mode=mode,
-            )
+        rows.append(ModelRow(named["unaware"], unaware.report, unaware.result.cv["cv_score"], ""))
+        rows.append(base.row)
+        row_audits = {named.get(key, key): audit for key, audit in audits.items()}
+        row_audits[base.row.name] = row_audits.pop("baseline")
+        pair = (named[chosen_kind], named["unaware"])
+        card_facts = CardFacts(
+            model_name=settings.model_name,
+            version=version,
+            run_id=chosen.run_id,
+            model_kind=chosen_kind,
+            contributions=EXPLAINABLE[chosen_kind],
+            selection_policy=selection_policy_text(cv_winner, chosen_kind, scores),
+            data=_data_facts(dataset),
+            contract=registered.contract,
+            rows=rows,
+            kept_features=len(selection.kept),
+            offered_features=len(selection.offered),
+            predict_ms_per_1000=registered.predict_ms_per_1000,
+            gate={
+                "decision": "promoted" if decision.promote else "refused",
+                "reason": decision.reason,
+            },
+            mode=mode,
+            fairness=FairnessFacts(
+                audit=chosen_audit,
+                groups=[(d.name, d.column, d.description) for d in fairness.definitions],
+                sensitive_features=fairness.sensitive_features,
+                excluded=excluded(fairness),
+                comparison=comparison_markdown(rows, row_audits),
+                pair=disparity_pair_markdown(audits[chosen_kind], audits["unaware"]),
+                gate=decision.fairness.figures if decision.fairness else {},
+                min_group_size=fairness.min_group_size,
+                tolerance=fairness.tolerance,
+                caps=fairness.caps,
+                kinds=fairness.kinds,
+            ),
         )
+        card = render(card_facts)
+        datasheet = render_datasheet(dataset, split, fairness.definitions)
+        client.log_text(chosen.run_id, datasheet, "datasheet.md")
         client.log_text(chosen.run_id, card, "model_card.md")
+        # The version's page in the MLflow UI renders its description as Markdown.
+        client.update_model_version(
+            settings.model_name, version, description=version_description(card_facts)
+        )
         mlflow.log_metric("wall_seconds", watch.total)
         result = TrainingResult(
             version=version,
@@ -200,17 +302,81 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
             seconds=watch.total,
             stage_seconds=watch.laps,
             data=_data_facts(dataset),
+            audits=row_audits,
+            sensitive_pair=pair,
         )
-    _write_reports(settings.reports_dir, card, result)
+    _write_reports(settings.reports_dir, card, datasheet, result)
     log.info(
         "training_finished",
         version=version,
         kind=chosen_kind,
+        sensitive_features=fairness.sensitive_features,
         promoted=decision.promote,
         reason=decision.reason,
+        fairness=worst_summary(chosen_audit),
         seconds=result.seconds,
     )
     return result
+
+
+def excluded(fairness: FairnessConfig) -> list[str]:
+    """The attributes the registered model does not use as inputs (fairness-wise)."""
+    return fairness.sensitive_attributes if fairness.sensitive_features == "without" else []
+
+
+def _audit_all(
+    candidates: dict[ModelKind, Candidate],
+    unaware: Candidate,
+    base: BaselineModel,
+    split: Split,
+    fairness: FairnessConfig,
+    *,
+    plotted: set[str] | None,
+    advance: Callable[[], None],
+) -> dict[str, FairnessAudit]:
+    """The audit of each of `candidates`, `unaware` and the baseline, logged into its own
+    run; keyed by kind, `unaware` and `baseline`.
+
+    `plotted`: the keys whose figures are drawn (None: all). Drawing costs about a second per
+    model, so a quick search draws only the registered model's (the card points to them)."""
+    audits: dict[str, FairnessAudit] = {}
+    for key, c in [*candidates.items(), ("unaware", unaware)]:
+        audits[key] = audit_into_run(
+            c.run_id,
+            _probabilities(c),
+            split.x_test,
+            split.y_test,
+            c.threshold,
+            fairness,
+            figures=plotted is None or key in plotted,
+        )
+        advance()
+    audits["baseline"] = audit_into_run(
+        base.run_id,
+        base.predict,
+        split.x_test,
+        split.y_test,
+        base.threshold,
+        fairness,
+        figures=plotted is None,
+    )
+    advance()
+    return audits
+
+
+def _probabilities(candidate: Candidate) -> Callable[[pd.DataFrame], np.ndarray]:
+    pipeline = candidate.pipeline
+    return lambda frame: np.asarray(pipeline.predict_proba(frame)[:, 1], dtype="float64")
+
+
+def _row_names(
+    candidates: dict[ModelKind, Candidate], chosen_kind: str, registered: str, version: str
+) -> dict[str, str]:
+    """The report row of each model: the registered one says so."""
+    names: dict[str, str] = {str(kind): str(kind) for kind in candidates}
+    names["unaware"] = f"{chosen_kind} {VARIANT_NAME}"
+    names[registered] = f"{names[registered]} (registered v{version})"
+    return names
 
 
 def _config_params(config: SearchConfig, settings: TrainingSettings) -> dict[str, Any]:
@@ -225,6 +391,10 @@ def _config_params(config: SearchConfig, settings: TrainingSettings) -> dict[str
         "test_size": settings.test_size,
         "search_seed": config.seed,
         "gate_tolerance": settings.gate_tolerance,
+        "fairness_groups": settings.fairness_groups,
+        "fairness_tolerance": settings.fairness_tolerance,
+        "fairness_gate_kinds": settings.fairness_gate_kinds,
+        "sensitive_features": settings.sensitive_features,
     }
 
 
@@ -267,18 +437,35 @@ def _data_facts(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def _write_reports(folder: Path, card: str, result: TrainingResult) -> None:
+def _write_reports(folder: Path, card: str, datasheet: str, result: TrainingResult) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model-card.md").write_text(card, encoding="utf-8")
+    (folder / "datasheet.md").write_text(datasheet, encoding="utf-8")
     summary = {
         "version": result.version,
         "run_id": result.run_id,
         "model_kind": result.model_kind,
         "cv_winner": result.cv_winner,
-        "gate": {"promoted": result.decision.promote, "reason": result.decision.reason},
+        "gate": {
+            "promoted": result.decision.promote,
+            "reason": result.decision.reason,
+            "fairness": result.decision.fairness.figures if result.decision.fairness else None,
+        },
         "predict_ms_per_1000": result.predict_ms_per_1000,
         "seconds": result.seconds,
         "stage_seconds": result.stage_seconds,
         "held_out": {row.name: row.report for row in result.rows},
+        "fairness": {
+            name: {
+                kind: {
+                    "value": w.value if math.isfinite(w.value) else None,
+                    "attribute": w.attribute,
+                    "stage": w.stage,
+                }
+                for kind, w in audit.worst.items()
+            }
+            for name, audit in result.audits.items()
+        },
+        "sensitive_pair": list(result.sensitive_pair),
     }
     (folder / "training-summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")

@@ -3,8 +3,9 @@
 The poller offers a checked model; it is swapped in at a batch boundary (at the start of the
 next batch, or at once when no batch is in flight, so an idle shard serves and reports the new
 version without waiting for traffic), and `_swap_in` updates, in one place, everything that
-depends on the served model: the drift monitor's reference, the model-info and readiness
-metrics, and the status /readyz reads. A processor without a model scores nothing: a batch
+depends on the served model: the drift monitor's reference, the per-group counters and their
+references (consumer/observe/fairness.py), the model-info and readiness metrics, and the status
+/readyz reads. A processor without a model scores nothing: a batch
 waits in `await_model`, watching its daemon.
 """
 
@@ -22,6 +23,7 @@ from common.exit_codes import ExitCode
 from consumer.model.holder import ModelHolder
 from consumer.model.poller import ModelPoller
 from consumer.observe.drift import DriftMonitor
+from consumer.observe.fairness import GroupRates
 from consumer.observe.metrics import ConsumerMetrics
 from consumer.observe.status import StatusReporter
 from consumer.scoring.served_model import ServedModel
@@ -53,6 +55,7 @@ class ModelHandOff:
         self._exit = exit_process
         self.model: ServedModel | None = None
         self.drift: DriftMonitor | None = None
+        self.groups: GroupRates | None = None
         self.shard_id = "unknown"
         self._status: StatusReporter | None = None
         # Held for a whole batch: a swap from the poller thread waits for the batch to end.
@@ -127,6 +130,7 @@ class ModelHandOff:
         )
         if self.drift.problems:
             log.warning("drift_reference_unusable", problems=self.drift.problems)
+        self.groups = GroupRates.for_model(new.contract, new.version, self._metrics)
         if old is not None and (old.name, old.version) != (new.name, new.version):
             self._metrics.model_info.labels(model_name=old.name, model_version=old.version).set(0)
         self._metrics.model_info.labels(model_name=new.name, model_version=new.version).set(1)

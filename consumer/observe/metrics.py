@@ -189,6 +189,41 @@ class ConsumerMetrics:
             multiprocess_mode="livemax",
             registry=registry,
         )
+        # Per student group (docs/fairness.md). Labels are bounded by the served model's contract:
+        # `attribute` and `group` by its fairness definitions (a value outside them is
+        # `unknown`), `stage` by the three stages, `model_version` by the versions served.
+        group_labels = ["attribute", "group", "stage", "model_version"]
+        self.group_scored = Counter(
+            "group_scored",
+            "Predictions per student group (attribute and group label), stage and model version.",
+            group_labels,
+            namespace=ns,
+            registry=registry,
+        )
+        self.group_flagged = Counter(
+            "group_flagged",
+            "Predictions flagged at risk per student group, stage and model version.",
+            group_labels,
+            namespace=ns,
+            registry=registry,
+        )
+        self.group_reference_flag_rate = Gauge(
+            "group_reference_flag_rate",
+            "Held-out flag rate of the group at the stage, from the model version's contract.",
+            group_labels,
+            namespace=ns,
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.group_reference_flag_ratio = Gauge(
+            "group_reference_flag_ratio",
+            "Held-out flag rate of the group over that of all students with the attribute known, "
+            "from the contract (groups large enough to compare only).",
+            group_labels,
+            namespace=ns,
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
         self.daemon_up = Gauge(
             "daemon_up",
             "1 while the KCL MultiLangDaemon process runs (set by the supervisor).",

@@ -192,6 +192,60 @@ def test_reports_written(trained: Trained) -> None:
     assert summary["version"] == trained.version
 
 
+def test_the_fairness_section_is_the_registered_models_audit(contract: dict[str, Any]) -> None:
+    section = contract["fairness"]
+    assert section["sensitive_features"] == "with"
+    assert section["excluded_features"] == []
+    assert section["threshold"] == contract["threshold"]
+    names = [g["name"] for g in section["definitions"]["groups"]]
+    assert names == [
+        "gender", "age_band", "nationality", "displaced", "special_needs", "debtor",
+        "scholarship_holder",
+    ]  # fmt: skip
+    assert set(section["reference"]) == set(STAGES)
+    n_test = contract["training"]["n_test"]
+    for stage in STAGES:
+        for name in names:
+            reference = section["reference"][stage][name]
+            assert reference["count"] == n_test  # the UCI file has no missing value
+            flagged = sum(g["flagged"] for g in reference["groups"].values())
+            assert flagged == reference["flagged"]
+    # The consumer reads the same section (common/contract.py) and finds the groups.
+    from common.contract import validate_contract
+
+    parsed = validate_contract(contract).fairness_section()
+    assert parsed is not None
+    assert parsed.reference["enrollment"]["age_band"].groups["35+"].count > 30
+
+
+def test_the_card_and_datasheet_tell_use_oversight_and_fairness(trained: Trained) -> None:
+    card = Path(trained.reports_dir / "model-card.md").read_text(encoding="utf-8")
+    for heading in (
+        "## Intended use",
+        "## Out-of-scope uses",
+        "## Human oversight",
+        "## Fairness across student groups",
+        "### Fairness at enrollment",
+        "### Fairness at second_semester",
+    ):
+        assert heading in card, heading
+    assert "never an automated" in card or "Any automated decision" in card
+    assert "xgboost without sensitive attributes" in card
+    datasheet = Path(trained.reports_dir / "datasheet.md").read_text(encoding="utf-8")
+    assert "## Composition by student group" in datasheet
+    assert "| age_band | 35+ | 441 |" in datasheet  # counted on the whole file
+    summary = json.loads((trained.reports_dir / "training-summary.json").read_text())
+    fairness = summary["gate"]["fairness"]
+    assert fairness["fairness.gate.decision"] == "passed"
+    assert fairness["fairness.gate.reason"].startswith("first model: ")
+    with_, without = summary["sensitive_pair"]
+    assert with_.endswith(f"(registered v{trained.version})")
+    assert without == f"{summary['model_kind']} without sensitive attributes"
+    for name in (with_, without, "seed 7-feature baseline"):
+        assert name in summary["held_out"]
+        assert summary["fairness"][name]["dp_difference"]["attribute"] is not None
+
+
 def test_a_person_with_a_data_frame_gets_predictions(trained: Trained, uci_data_path: Path) -> None:
     """The registered model scores the data file as pandas reads it (integer columns), and
     partial records (absent columns, missing values), through MLflow's own predict."""

@@ -1,12 +1,34 @@
-"""The model card: a short Markdown page logged with every chosen model."""
+"""The model card: a short Markdown page logged with every chosen model (after Mitchell et
+al., "Model Cards for Model Reporting"): what it does and is for, what it must not be used for,
+who decides, its quality and its fairness across student groups, and its limits."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from common.attributes import REQUIRED, STAGES
+from training.evaluation.fairness_report import NOTES as FAIRNESS_NOTES
 from training.evaluation.report import NOTES, ModelRow, markdown_table
+from training.fairness import FairnessAudit, render_markdown_table
+from training.fairness.audit import DISPARITY_TITLES
+
+
+@dataclass(frozen=True)
+class FairnessFacts:
+    """The fairness part of a card: the registered model's audit and how it compares."""
+
+    audit: FairnessAudit
+    groups: list[tuple[str, str, str]]  # name, column, description
+    sensitive_features: str  # "with" or "without"
+    excluded: list[str]  # attributes the model does not use as inputs
+    comparison: str  # Markdown: every audited model's quality and worst disparities
+    pair: str  # Markdown: the chosen kind with and without the sensitive attributes
+    gate: dict[str, str] = field(default_factory=dict)  # fairness.gate.* tags
+    min_group_size: int = 30
+    tolerance: float = 0.0
+    caps: dict[str, float] = field(default_factory=dict)
+    kinds: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -25,6 +47,7 @@ class CardFacts:
     predict_ms_per_1000: float
     gate: dict[str, Any]  # decision, reason
     mode: str
+    fairness: FairnessFacts | None = None
 
 
 CONTRIBUTION_TEXT = {
@@ -41,6 +64,33 @@ CONTRIBUTION_TEXT = {
     ),
 }
 
+INTENDED_USE = """\
+- A prompt for human support: it tells an adviser or tutor which students may benefit from a
+  conversation, and why (the factors behind each score), early enough for help to work: at
+  enrollment, after the first semester, after the second.
+- Used inside an institution whose students resemble the training data, by staff who know the
+  students and the support on offer, with the scores read beside what they know."""
+
+OUT_OF_SCOPE = """\
+- Any automated decision about a student: admission, grading, scholarships, fees, sanctions,
+  exclusion, or anything that takes something away from a student because of a score.
+- Ranking or comparing students, courses, teachers or cohorts; any use outside the institution
+  that produced the data without retraining and a new audit on its own students.
+- Judging individuals by a group: the fairness figures describe groups, not students.
+- Profiling for anything other than offering support (EU AI Act, Annex III point 3: AI used in
+  education to evaluate or monitor students is high-risk)."""
+
+HUMAN_OVERSIGHT = """\
+- A person decides what happens after a flag, and a flag never triggers an action by itself.
+  Students can be told that a model prompted the contact and why.
+- A new version serves only after the champion gate: at least as good as the serving model on
+  the same held-out students, and no worse across student groups than the serving model by more
+  than the tolerance, nor beyond the caps. A person can override the gate (`--force`), and the
+  override is recorded on the version (`gate.forced`, `fairness.gate.forced`).
+- Live, each group's flag rate is compared with the rate the model showed on held-out data
+  (alert `DropoutGroupFlagRateDeparted`), and the learning-loop monitor reports each group's
+  realized TPR and FPR once outcomes arrive. What to do when they fire: docs/fairness.md."""
+
 LIMITATIONS = """\
 - One institution (Polytechnic Institute of Portalegre, Portugal), students enrolled 2008/09 to
   2018/19: another institution's students, courses and grading may behave differently; retrain
@@ -50,8 +100,11 @@ LIMITATIONS = """\
   other ways. Per-stage numbers are estimates for that simulation.
 - Macro-economic attributes (GDP, inflation, unemployment) describe the enrollment year, not
   the student; they help the score only through cohort effects.
-- Fairness across gender, age, nationality or special needs has not been assessed. The score is
-  a prompt for an adviser's conversation, never a decision about a student.
+- Groups come from the attributes the data has (see the datasheet); unmeasured groups are not
+  audited. Small groups (special educational needs: 51 students in the whole UCI file; other
+  nationalities: about 110) are shown with wide intervals and not compared.
+- Flag rates differ between groups partly because dropout rates differ (e.g. by age): equal
+  flag rates are not the goal; equal error rates (TPR, FPR) are the closer reading.
 - Held-out metrics come from one split (seed recorded); on this data set a different split moves
   ROC-AUC by about +-0.01."""
 
@@ -114,9 +167,70 @@ All candidates and the seed's 7-feature baseline:
 
 {NOTES}
 
+## Intended use
+
+{INTENDED_USE}
+
+## Out-of-scope uses
+
+{OUT_OF_SCOPE}
+
+## Human oversight
+
+{HUMAN_OVERSIGHT}
+{_fairness(facts.fairness)}
 ## Limitations
 
 {LIMITATIONS}
+
+The training data is described in `datasheet.md` beside this card.
+"""
+
+
+def _fairness(facts: FairnessFacts | None) -> str:
+    if facts is None:
+        return ""
+    inputs = (
+        "uses the group attributes as inputs"
+        if facts.sensitive_features == "with"
+        else f"does not use these attributes as inputs: {', '.join(facts.excluded)}"
+    )
+    groups = "\n".join(f"- `{name}` (`{column}`): {text}" for name, column, text in facts.groups)
+    caps = ", ".join(
+        f"{DISPARITY_TITLES[k]} {'floor' if k == 'dp_ratio' else 'cap'} {facts.caps[k]:g}"
+        for k in facts.kinds
+    )
+    gate = facts.gate.get("fairness.gate.reason")
+    verdict = (
+        f"Fairness gate: **{facts.gate.get('fairness.gate.decision', '?')}** ({gate})."
+        if gate
+        else "Fairness gate: not run."
+    )
+    return f"""
+## Fairness across student groups
+
+This version {inputs}. Audited groups:
+
+{groups}
+
+{verdict} Rule: refused when a gated disparity ({caps}) is worse than the serving model's by
+more than {facts.tolerance:g}, or beyond its cap, unless a person forces it.
+
+Every audited model (the candidates (a quick search audits only the chosen one), the chosen
+kind without the sensitive attributes, and the seed's baseline):
+
+{facts.comparison}
+
+The chosen kind with and without the sensitive attributes, per stage and attribute:
+
+{facts.pair}
+
+{FAIRNESS_NOTES}
+
+Per group, at each stage (plots: `fairness/<stage>.png`; tables: `fairness/groups.csv`,
+`fairness/disparities.csv` in this run's artifacts):
+
+{render_markdown_table(facts.audit)}
 """
 
 
@@ -128,3 +242,21 @@ def selection_policy_text(cv_winner: str, chosen: str, scores: dict[str, float])
         f"explain each score cheaply; by policy the best explainable candidate, {chosen} "
         f"({scores[chosen]:.4f}), is registered."
     )
+
+
+def version_description(facts: CardFacts) -> str:
+    """A few lines for the registered version's description (the MLflow UI shows it as
+    Markdown; the full card is `model_card.md` in the run's artifacts)."""
+    lines = [
+        f"**{facts.model_kind}**, {facts.mode} search, run `{facts.run_id}`.",
+        "",
+        "Intended use: a prompt for human support (an adviser's conversation), never an "
+        "automated decision about a student. See `model_card.md` and `datasheet.md` in the "
+        "run's artifacts.",
+        "",
+        f"Gate: **{facts.gate.get('decision', '?')}** ({facts.gate.get('reason', '?')}).",
+    ]
+    if facts.fairness is not None:
+        inputs = "with" if facts.fairness.sensitive_features == "with" else "without"
+        lines += ["", f"Trained {inputs} the sensitive attributes as inputs."]
+    return "\n".join(lines)[:4000]  # the registry keeps at most 5,000 characters

@@ -5,7 +5,8 @@ label the students, `audit_stages` measures rates and disparities at each scorin
 `fairness_decision` gates the version against the champion (whose worst disparities
 `worst_from_metrics` reads back from its logged metrics) and a cap, and `stage_figure` /
 `render_markdown_table` show the result. Self-contained on purpose: this package imports no
-other `training` module, so it can move with the training code or be read by the consumer.
+other `training` module (only `common`, whose `groups.py` holds the plain JSON labelling the
+consumer and the learning loop use), so it can move with the training code.
 Importing it does no work (matplotlib is only imported when a figure is drawn).
 """
 
@@ -22,6 +23,7 @@ from training.fairness.audit import (
     metric_safe,
     worst_from_metrics,
 )
+from training.fairness.describe import describe_worst
 from training.fairness.gate import DEFAULT_GATE_KINDS, FairnessDecision, fairness_decision
 from training.fairness.groups import (
     DEFAULT_GROUP_NAMES,
@@ -37,6 +39,7 @@ from training.fairness.groups import (
     select_groups,
 )
 from training.fairness.plots import audit_figures, render_markdown_table, stage_figure
+from training.fairness.reference import live_reference
 
 __all__ = [
     "DEFAULT_GATE_KINDS",
@@ -60,8 +63,10 @@ __all__ = [
     "definitions_from_json",
     "definitions_to_dicts",
     "definitions_to_json",
+    "describe_worst",
     "fairness_decision",
     "label_from_spec",
+    "live_reference",
     "metric_safe",
     "render_markdown_table",
     "select_groups",

@@ -1,8 +1,10 @@
 """The fairness audit of one model version: rates per student group, and the gaps between groups.
 
 The rates per group (selection, TPR, FPR, precision, ROC-AUC) come from fairlearn's MetricFrame
-and the disparities from its demographic parity and equalized odds functions, so the figures a
-reviewer reads are the ones a standard tool gives; counts, means and calibration are plain sums.
+and the disparities from a MetricFrame's between-groups difference and ratio (exactly what
+fairlearn's demographic parity and equalized odds functions compute, in one frame instead of
+three), so the figures a reviewer reads are the ones a standard tool gives; counts, means and
+calibration are plain sums.
 The intervals are a percentile bootstrap that resamples rows *within* each group: fairlearn's
 own bootstrap resamples the whole frame, which lets a small group's size change from draw to
 draw. Draws in which a rate is undefined (no dropout drawn, say) are left out of its interval.
@@ -29,9 +31,6 @@ import numpy.typing as npt
 import pandas as pd
 from fairlearn.metrics import (
     MetricFrame,
-    demographic_parity_difference,
-    demographic_parity_ratio,
-    equalized_odds_difference,
     false_positive_rate,
     selection_rate,
     true_positive_rate,
@@ -423,7 +422,8 @@ def audit(
         labels = pd.Series(
             column.astype(object).where(column.notna(), UNKNOWN).astype(str).to_numpy()
         )
-        frame = _metric_frame(y, flags, prob, labels).by_group
+        metric_frame = _metric_frame(y, flags, prob, labels)
+        frame = metric_frame.by_group
         order = sorted(frame.index, key=lambda g: (g == UNKNOWN, str(g)))  # unknown last
         rows = [
             _group_result(
@@ -441,7 +441,7 @@ def audit(
             for group in order
         ]
         groups.extend(rows)
-        disparities.append(_disparity(str(attribute), rows, labels, y, flags, prob))
+        disparities.append(_disparity(str(attribute), rows, labels, y, flags, metric_frame))
     return StageAudit(
         stage=stage,
         threshold=float(threshold),
@@ -583,7 +583,7 @@ def _disparity(
     labels: pd.Series,
     y: IntArray,
     flags: IntArray,
-    prob: FloatArray,
+    every_group: MetricFrame,
 ) -> AttributeDisparity:
     compared = [r for r in rows if not r.small and r.group != UNKNOWN]
     names = tuple(r.group for r in compared)
@@ -592,17 +592,16 @@ def _disparity(
         notes.append("fewer than two groups large enough to compare")
         nan = math.nan
         return AttributeDisparity(attribute, nan, nan, nan, nan, names, tuple(notes))
-    inside = labels.isin(names).to_numpy()
-    sensitive = labels.to_numpy()[inside]
-    dp_difference = float(
-        demographic_parity_difference(y[inside], flags[inside], sensitive_features=sensitive)
-    )
+    # The gaps are a MetricFrame's between-groups difference and ratio of selection rate, TPR
+    # and FPR: what fairlearn's demographic_parity_difference / _ratio and
+    # equalized_odds_difference compute, from one frame instead of three. When every group is
+    # compared, the frame of every group already holds them.
+    spread = _over(names, rows, every_group, labels, y, flags)
+    dp_difference = float(spread.difference(method="between_groups")["selection_rate"])
     if max(r.selection_rate for r in compared) == 0.0:
         dp_ratio = 1.0  # nobody flagged in any group: equal treatment, and 0/0 otherwise
     else:
-        dp_ratio = float(
-            demographic_parity_ratio(y[inside], flags[inside], sensitive_features=sensitive)
-        )
+        dp_ratio = float(spread.ratio(method="between_groups")["selection_rate"])
     both = tuple(r.group for r in compared if 0 < r.positives < r.count)
     if len(both) < 2:
         eo_difference = math.nan
@@ -610,12 +609,9 @@ def _disparity(
     else:
         if len(both) < len(names):
             notes.append("groups without both classes left out of the equalized odds difference")
-        keep = labels.isin(both).to_numpy()
-        eo_difference = float(
-            equalized_odds_difference(
-                y[keep], flags[keep], sensitive_features=labels.to_numpy()[keep]
-            )
-        )
+            spread = _over(both, rows, every_group, labels, y, flags)
+        gaps_eo = spread.difference(method="between_groups")
+        eo_difference = float(max(gaps_eo["tpr"], gaps_eo["fpr"]))  # fairlearn's worst case
     gaps = [r.calibration_gap for r in compared]
     return AttributeDisparity(
         attribute=attribute,
@@ -626,3 +622,28 @@ def _disparity(
         compared_groups=names,
         notes=tuple(notes),
     )
+
+
+def _over(
+    names: tuple[str, ...],
+    rows: list[GroupResult],
+    every_group: MetricFrame,
+    labels: pd.Series,
+    y: IntArray,
+    flags: IntArray,
+) -> MetricFrame:
+    """A MetricFrame of the groups `names` only: the frame of every group when that is all of
+    them, else a new one over their students."""
+    if len(names) == len(rows):
+        return every_group
+    inside = labels.isin(names).to_numpy()
+    return _disparity_frame(y[inside], flags[inside], labels.to_numpy()[inside])
+
+
+def _disparity_frame(y: IntArray, flags: IntArray, sensitive: npt.NDArray[Any]) -> MetricFrame:
+    metrics: dict[str, Callable[..., float]] = {
+        "selection_rate": selection_rate,
+        "tpr": true_positive_rate,
+        "fpr": false_positive_rate,
+    }
+    return MetricFrame(metrics=metrics, y_true=y, y_pred=flags, sensitive_features=sensitive)

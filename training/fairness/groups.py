@@ -6,8 +6,10 @@ missing or out-of-domain value, so the labels can be Prometheus label values and
 name parts without ever growing with the data.
 
 The definitions also have a plain JSON form: the consumer computes the same groups from a
-model's contract with `assign_groups_from_json`, a stand-alone reading of that JSON that shares
-no code with the typed path (the tests check both give identical labels on the UCI data).
+model's contract with `common/groups.py` (`label_from_spec`, `assign_groups_from_json`), a
+stand-alone reading of that JSON that shares no code with the typed path here but
+`canonical_code` (the tests check both give identical labels on the UCI data). They are
+re-exported here for training's callers.
 
 Defaults and why:
 
@@ -29,10 +31,8 @@ Defaults and why:
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final, Self
 
@@ -40,14 +40,33 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, model_validator
 
-UNKNOWN: Final = "unknown"
-JSON_SCHEMA: Final = "fairness-groups/1"
+from common.groups import (
+    JSON_SCHEMA,
+    LABEL_PATTERN,
+    NAME_PATTERN,
+    RESERVED_NAMES,
+    UNKNOWN,
+    assign_groups_from_json,
+    canonical_code,
+    group_specs,
+    label_from_spec,
+)
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-# Labels go into Prometheus label values and (sanitised) MLflow metric names: keep them short.
-_LABEL = re.compile(r"^[a-z0-9][a-z0-9_+\-]{0,31}$")
-# Names that would collide with the audit's own metric name parts.
-_RESERVED_NAMES: Final = frozenset({"worst", "gate"})
+__all__ = [
+    "DEFAULT_GROUP_NAMES",
+    "JSON_SCHEMA",
+    "UNKNOWN",
+    "GroupDefinition",
+    "assign_groups",
+    "assign_groups_from_json",
+    "available_groups",
+    "canonical_code",
+    "definitions_from_json",
+    "definitions_to_dicts",
+    "definitions_to_json",
+    "label_from_spec",
+    "select_groups",
+]
 
 
 class GroupDefinition(BaseModel):
@@ -71,7 +90,7 @@ class GroupDefinition(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        if not _NAME.match(self.name) or self.name in _RESERVED_NAMES:
+        if not NAME_PATTERN.match(self.name) or self.name in RESERVED_NAMES:
             raise ValueError(f"group name {self.name!r} must be snake_case and not reserved")
         if (self.values is None) == (self.bins is None):
             raise ValueError(f"group {self.name!r}: give exactly one of values or bins")
@@ -80,7 +99,7 @@ class GroupDefinition(BaseModel):
         else:
             self._check_bins()
         for label in self.group_labels():
-            if not _LABEL.match(label):
+            if not LABEL_PATTERN.match(label):
                 raise ValueError(f"group {self.name!r}: label {label!r} is not a short label")
         if UNKNOWN in self.group_labels()[:-1]:
             raise ValueError(f"group {self.name!r}: {UNKNOWN!r} is reserved for missing values")
@@ -132,20 +151,6 @@ class GroupDefinition(BaseModel):
             mapped = mapped.fillna(self.other)
         labels[integral] = mapped.fillna(UNKNOWN)
         return labels
-
-
-def canonical_code(value: object) -> str | None:
-    """A categorical cell as the integer string the `values` tables use ("1" for 1, 1.0, " 1");
-    None when missing or not an integer code."""
-    if isinstance(value, bool):
-        return str(int(value))
-    try:
-        number = float(value.strip()) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(number) or number != round(number):
-        return None
-    return str(int(number))
 
 
 def _flag(name: str, column: str, description: str) -> GroupDefinition:
@@ -264,44 +269,4 @@ def definitions_to_json(definitions: Sequence[GroupDefinition]) -> str:
 
 def definitions_from_json(text: str) -> tuple[GroupDefinition, ...]:
     """The typed definitions back from `definitions_to_json` (validated)."""
-    return tuple(GroupDefinition.model_validate(g) for g in _groups_of(json.loads(text)))
-
-
-def _groups_of(document: Any) -> list[dict[str, Any]]:
-    if not isinstance(document, dict) or document.get("schema") != JSON_SCHEMA:
-        raise ValueError(f"not a fairness groups document (schema {JSON_SCHEMA!r} expected)")
-    groups = document.get("groups")
-    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
-        raise ValueError("fairness groups document: 'groups' must be a list of objects")
-    return groups
-
-
-def label_from_spec(spec: Mapping[str, Any], value: object, unknown: str = UNKNOWN) -> str:
-    """The label of one cell by a plain-dict definition: the per-record rule a consumer uses."""
-    if "bins" in spec:
-        try:
-            number = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return unknown
-        if not math.isfinite(number):
-            return unknown
-        index = bisect.bisect_right(spec["bins"], number) - 1
-        return str(spec["labels"][index]) if index >= 0 else unknown
-    code = canonical_code(value)
-    if code is None:
-        return unknown
-    table: Mapping[str, str] = spec["values"]
-    return table.get(code, spec.get("other") or unknown)
-
-
-def assign_groups_from_json(frame: pd.DataFrame, text: str) -> pd.DataFrame:
-    """`assign_groups` from the JSON form alone, record by record with `label_from_spec`."""
-    document = json.loads(text)
-    groups = _groups_of(document)
-    unknown = str(document.get("unknown", UNKNOWN))
-    _check_columns(frame, [(str(g["name"]), str(g["column"])) for g in groups])
-    columns = {
-        str(g["name"]): [label_from_spec(g, v, unknown) for v in frame[g["column"]].tolist()]
-        for g in groups
-    }
-    return pd.DataFrame(columns, index=frame.index, dtype=object)
+    return tuple(GroupDefinition.model_validate(g) for g in group_specs(json.loads(text)))

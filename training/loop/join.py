@@ -12,7 +12,8 @@ Rule (per model name; the monitor reads one model at a time):
    by different model versions, counts once, for the version that made that last prediction.
 
 The result has one row per (student, stage) with the model version, `y_true` (1 for Dropout,
-0 for Graduate or Enrolled), the probability and the decision (`at_risk`) the model made.
+0 for Graduate or Enrolled), the probability and the decision (`at_risk`) the model made, and
+any student-group label columns (`group:<name>`, training/loop/groups.py) the captures carried.
 
 Predictions still waiting for an outcome (`pending_predictions`) follow the same rule without
 a decision date: the last prediction per student and stage, for students with no outcome.
@@ -51,6 +52,8 @@ PENDING_COLUMNS: Final = (
     "threshold",
     "at_risk",
 )
+# Columns of captures that travel with each joined row: the student's group labels.
+GROUP_COLUMN_PREFIX: Final = "group:"
 _ORDER: Final = ["scored_at", "shard_id", "sequence_number", "sub_sequence_number"]
 _GROUP: Final = ["model_name", "student_id", "stage"]
 
@@ -110,7 +113,8 @@ def join_outcomes(captures: pd.DataFrame, outcomes: pd.DataFrame) -> Joined:
         )
         .rename(columns={"label": "outcome"})
     )
-    frame = _sorted(frame.loc[:, list(JOINED_COLUMNS)])
+    groups = [c for c in frame.columns if str(c).startswith(GROUP_COLUMN_PREFIX)]
+    frame = _sorted(frame.loc[:, [*JOINED_COLUMNS, *groups]])
     with_outcome = set(outcomes["student_id"])
     captured = set(predictions["student_id"])
     joined = set(frame["student_id"])

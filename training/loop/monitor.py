@@ -12,6 +12,13 @@ caller's job, with `MonitorReport.to_metrics()`:
 - `points`: the same as (name, labels, value) for clients that set labels themselves.
 
 Each figure comes with `_low` and `_high` (bootstrap for realized, simulation for estimated).
+
+With group definitions (a model's fairness groups, common/groups.py), the report also holds the
+realized TPR, FPR and flag rate per student group (training/loop/groups.py):
+`dropout_loop_group_<metric>{kind="realized",stage,version,attribute,group}` and, per attribute,
+`dropout_loop_group_eo_difference{kind,stage,version,attribute}`; in MLflow
+`loop.realized.group.<attribute>[.<group>].<metric>.<v<version>|all>.<stage>`. The extra labels
+are bounded too: `attribute` by the definitions, `group` by their labels and `unknown`.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Final
+from typing import Any, Final
 
 import pandas as pd
 
@@ -29,6 +36,13 @@ from common.capture_format import OUTCOMES_PREFIX
 from common.object_store import Store
 from training.loop.captures import ReadSummary, read_captures
 from training.loop.estimate import Calibrator, Estimate, estimate_by_group
+from training.loop.groups import (
+    AttributeGap,
+    GroupQuality,
+    attributes_of,
+    label_groups,
+    quality_by_student_group,
+)
 from training.loop.join import JoinCounts, join_outcomes, pending_predictions
 from training.loop.outcomes import OutcomeReadSummary, read_outcomes
 from training.loop.quality import (
@@ -90,9 +104,28 @@ class MonitorReport:
     outcomes: OutcomeReadSummary
     joined: pd.DataFrame
     pending: pd.DataFrame
+    groups: tuple[GroupQuality, ...] = ()
+    group_gaps: tuple[AttributeGap, ...] = ()
 
     def to_metrics(self) -> LoopMetrics:
         points: list[MetricPoint] = []
+        for g in self.groups:
+            labels = (*_labels("realized", g.version, g.stage), ("attribute", g.attribute))
+            labels = (*labels, ("group", g.group))
+            points += _figures(labels, g.metrics(), prefix="group_")
+            points += [
+                MetricPoint(f"{PROMETHEUS_PREFIX}group_count", labels, float(g.count)),
+                MetricPoint(f"{PROMETHEUS_PREFIX}group_positives", labels, float(g.positives)),
+                MetricPoint(f"{PROMETHEUS_PREFIX}group_flagged", labels, float(g.flagged)),
+                MetricPoint(
+                    f"{PROMETHEUS_PREFIX}group_small_sample", labels, float(g.small_sample)
+                ),
+            ]
+        for gap in self.group_gaps:
+            labels = (*_labels("realized", gap.version, gap.stage), ("attribute", gap.attribute))
+            points.append(
+                MetricPoint(f"{PROMETHEUS_PREFIX}group_eo_difference", labels, gap.eo_difference)
+            )
         for report in self.realized:
             labels = _labels("realized", report.version, report.stage)
             points += _figures(labels, report.metrics())
@@ -145,14 +178,15 @@ def _labels(kind: str, version: str, stage: str) -> tuple[tuple[str, str], ...]:
 
 
 def _figures(
-    labels: tuple[tuple[str, str], ...], figures: Mapping[str, Metric]
+    labels: tuple[tuple[str, str], ...], figures: Mapping[str, Metric], prefix: str = ""
 ) -> list[MetricPoint]:
     out = []
     for name, metric in figures.items():
+        base = f"{PROMETHEUS_PREFIX}{prefix}{name}"
         out += [
-            MetricPoint(f"{PROMETHEUS_PREFIX}{name}", labels, metric.value),
-            MetricPoint(f"{PROMETHEUS_PREFIX}{name}_low", labels, metric.low),
-            MetricPoint(f"{PROMETHEUS_PREFIX}{name}_high", labels, metric.high),
+            MetricPoint(base, labels, metric.value),
+            MetricPoint(f"{base}_low", labels, metric.low),
+            MetricPoint(f"{base}_high", labels, metric.high),
         ]
     return out
 
@@ -175,6 +209,10 @@ def _mlflow_name(point: MetricPoint) -> str:
     labels = dict(point.labels)
     version = labels["version"]
     version = version if version == ALL else f"v{version}"
+    if "attribute" in labels:  # a student group's figure: its attribute (and label) come first
+        where = [labels["attribute"], *([labels["group"]] if "group" in labels else [])]
+        metric = ".".join(["group", *where, metric.removeprefix("group_")])
+        metric = metric.replace("+", "_plus")  # "35+" and "35" must stay apart
     name = f"{MLFLOW_PREFIX}{labels['kind']}.{metric}.{version}.{labels['stage']}"
     return _MLFLOW_UNSAFE.sub("_", name)
 
@@ -191,6 +229,7 @@ def monitor(
     n_simulations: int | None = None,
     min_count: int = MIN_COUNT,
     min_per_class: int = MIN_PER_CLASS,
+    group_definitions: Mapping[str, Any] | None = None,
     now: datetime | None = None,
 ) -> MonitorReport:
     """Read, join, measure and estimate (see the module docstring).
@@ -200,15 +239,20 @@ def monitor(
     without one, that version's probabilities are taken as calibrated. `model_name` chooses the
     model under `captures/`; without it, the store must hold one model only (ValueError
     otherwise: versions of different models are not comparable). `n_simulations` (CBPE
-    intervals) defaults to `n_bootstrap`. `now` is the wall clock for the freshness of the
-    last outcome import (an operational figure: real time even when `today` is a replay's).
+    intervals) defaults to `n_bootstrap`. `group_definitions`: a fairness groups document
+    (common/groups.py); with it, the realized figures per student group are measured too.
+    `now` is the wall clock for the freshness of the last outcome import (an operational
+    figure: real time even when `today` is a replay's).
     """
     captured = read_captures(store, models=[model_name] if model_name else None)
     names = sorted(set(captured.frame["model_name"]))
     if model_name is None and len(names) > 1:
         raise ValueError(f"captures hold several models ({', '.join(names)}): pass model_name")
     outcomes = read_outcomes(store, today=today)
-    joined = join_outcomes(captured.frame, outcomes.frame)
+    frame = captured.frame
+    if group_definitions is not None:
+        frame = label_groups(frame, group_definitions)
+    joined = join_outcomes(frame, outcomes.frame)
     pending = pending_predictions(captured.frame, outcomes.frame)
     realized = quality_by_group(
         joined.frame,
@@ -224,9 +268,21 @@ def monitor(
         seed=seed,
         min_count=min_count,
     )
+    groups, gaps = (
+        quality_by_student_group(
+            joined.frame,
+            attributes_of(group_definitions),
+            n_bootstrap=n_bootstrap,
+            seed=seed,
+            min_count=min_count,
+            min_per_class=min_per_class,
+        )
+        if group_definitions is not None
+        else ([], [])
+    )
     last_import = _last_import(store)
-    frame = outcomes.frame
-    last_decision = frame["decision_date"].max() if len(frame) else None
+    decisions = outcomes.frame["decision_date"]
+    last_decision = decisions.max() if len(decisions) else None
     return MonitorReport(
         today=today,
         model_name=model_name or (names[0] if names else None),
@@ -245,6 +301,8 @@ def monitor(
         outcomes=outcomes.summary,
         joined=joined.frame,
         pending=pending,
+        groups=tuple(groups),
+        group_gaps=tuple(gaps),
     )
 
 

@@ -21,6 +21,7 @@ from common.contract import CONTRACT_PATH
 from common.object_store import Store, StoreError, open_store
 from training.config import TrainingSettings
 from training.errors import DataSourceError, RegistryError
+from training.evaluation.fairness import FairnessConfig
 from training.log import get_logger
 from training.loop.captures import read_captures
 from training.loop.dataset import LabelledDataset, build_dataset, write_dataset
@@ -116,6 +117,7 @@ def run_monitor(
             seed=settings.search_seed,
             calibrators={v: f.calibrator for v, f in facts.items() if f.calibrator is not None},
             model_name=settings.model_name,
+            group_definitions=FairnessConfig.from_settings(settings).document(),
         )
     except StoreError as exc:
         raise DataSourceError(f"learning-loop store: {exc}") from exc

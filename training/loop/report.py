@@ -67,4 +67,32 @@ def monitor_table(report: MonitorReport, facts: Mapping[str, Any]) -> list[Any]:
         + ("never" if since is None else f"{since} day(s) ago")
         + f"; versions with a registry record: {', '.join(sorted(facts)) or 'none'}"
     )
-    return [realized, estimated, summary]
+    renderables: list[Any] = [realized, estimated]
+    if report.groups:
+        renderables.append(_group_table(report))
+    return [*renderables, summary]
+
+
+def _group_table(report: MonitorReport) -> Table:
+    """Per student group, over all stages: each version and all versions together."""
+    gaps = {(g.version, g.stage, g.attribute): g.eo_difference for g in report.group_gaps}
+    table = Table(title="Realized per student group (all stages; 95% bootstrap intervals)")
+    for column in ("version", "attribute", "group", "n", "dropouts", "TPR", "FPR", "flag rate"):
+        table.add_column(column)
+    table.add_column("note")
+    for g in report.groups:
+        if g.stage != ALL:
+            continue
+        gap = gaps.get((g.version, g.stage, g.attribute), math.nan)
+        table.add_row(
+            g.version,
+            g.attribute + ("" if math.isnan(gap) else f" (EO diff {gap:.3f})"),
+            g.group,
+            str(g.count),
+            str(g.positives),
+            _fmt(g.tpr),
+            _fmt(g.fpr),
+            _fmt(g.flag_rate),
+            "small sample" if g.small_sample else "",
+        )
+    return table

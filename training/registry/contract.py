@@ -7,6 +7,7 @@ broken contract never reaches the registry.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -20,6 +21,7 @@ from common.contract import (
     registration_problems,
     validate_contract,
 )
+from training.fairness import FairnessAudit, live_reference
 from training.features.pipeline import ModelKind, feature_label, feature_sources
 
 REFERENCE_BINS: Final = 10  # deciles for numeric attributes
@@ -167,6 +169,38 @@ def calibration_section(pipeline: Any, x_test: pd.DataFrame, y_test: pd.Series) 
         "fitted_on": "held-out split, the three stage views pooled",
         "rows": len(labels),
         "calibrator": fit_calibrator(probabilities, labels).to_dict(),
+    }
+
+
+def fairness_section(
+    *,
+    definitions: dict[str, Any],
+    fairness_audit: FairnessAudit,
+    threshold: float,
+    min_group_size: int,
+    sensitive_features: str,
+    excluded_features: list[str],
+) -> dict[str, Any]:
+    """The group definitions and, per stage, each group's held-out flag rate and ratio (the
+    live reference the consumer exports beside its own per-group counts), plus the worst
+    disparities for a human reader (docs/fairness.md)."""
+    worst = {
+        kind: {
+            "value": round(w.value, 6) if math.isfinite(w.value) else None,
+            "attribute": w.attribute,
+            "stage": w.stage,
+        }
+        for kind, w in fairness_audit.worst.items()
+    }
+    return {
+        "definitions": definitions,
+        "reference": live_reference(fairness_audit),
+        "threshold": threshold,
+        "min_group_size": min_group_size,
+        "source": "held-out split: the same students as seen at each stage",
+        "sensitive_features": sensitive_features,
+        "excluded_features": excluded_features,
+        "worst": worst,
     }
 
 

@@ -9,6 +9,13 @@ more than the tolerance, so a challenger better on UCI but worse on the institut
 students is refused.
 The first model is promoted; `force` lets a person override; every decision is written as
 tags on the version and logged.
+
+With a fairness configuration (training and `promote` always pass one), the same two versions
+are also audited across student groups on the same held-out students and the alias moves only
+when the fairness rule passes too (training/registry/fairness_gate.py): a challenger whose worst
+disparity is worse than the champion's by more than a tolerance, or beyond a cap, is refused
+unless forced. Its reason, naming the groups and figures, goes into `gate.reason` and the
+`fairness.gate.*` tags.
 """
 
 from __future__ import annotations
@@ -21,9 +28,12 @@ from mlflow import MlflowClient
 
 from training.data.split import Split
 from training.errors import RegistryError
+from training.evaluation.fairness import FairnessConfig
 from training.evaluation.metrics import evaluate, gate_scores
+from training.fairness import FairnessAudit, FairnessDecision
 from training.log import get_logger
 from training.registry.client import LoadedModel, load_version, set_tags, version_by_alias
+from training.registry.fairness_gate import judge_fairness
 
 log = get_logger(__name__)
 
@@ -38,6 +48,8 @@ class GateDecision:
     tolerance: float
     forced: bool
     new_report: dict[str, Any] = field(default_factory=dict)
+    # The fairness half (None when the gate ran without a fairness configuration).
+    fairness: FairnessDecision | None = None
 
     def tags(self) -> dict[str, Any]:
         tags: dict[str, Any] = {
@@ -52,6 +64,8 @@ class GateDecision:
             tags[f"gate.new_roc_auc.{stage}"] = round(score, 6)
         for stage, score in (self.champion_scores or {}).items():
             tags[f"gate.champion_roc_auc.{stage}"] = round(score, 6)
+        if self.fairness is not None:
+            tags.update(self.fairness.figures)
         return tags
 
 
@@ -98,8 +112,15 @@ def run_gate(
     split: Split,
     tolerance: float,
     force: bool,
+    fairness: FairnessConfig | None = None,
+    challenger_audit: FairnessAudit | None = None,
 ) -> GateDecision:
-    """Score `version` and the champion from the registry, decide, record, move the alias."""
+    """Score `version` and the champion from the registry, decide, record, move the alias.
+
+    `fairness`: also audit both across student groups and apply the fairness rule.
+    `challenger_audit`: the audit of `version` on `split` when the caller already has it (the
+    training job audited the very pipeline it registered, at the same threshold); it is used
+    in place of a second audit of the same predictions."""
     try:
         new = load_version(name, version)
         new_report = _report(new, split)
@@ -112,6 +133,7 @@ def run_gate(
 
     current = version_by_alias(client, name, alias)
     champion_scores: dict[str, float] | None = None
+    champion: LoadedModel | None = None
     if current is not None and str(current.version) == str(version):
         result = GateDecision(
             True, "already_champion", new_scores, str(version), new_scores, tolerance, force
@@ -131,6 +153,11 @@ def run_gate(
         result = replace(result, champion_version=str(current.version))
 
     result = replace(result, new_report=new_report)
+    if fairness is not None and result.reason != "already_champion":
+        judged = judge_fairness(
+            new, champion, split, fairness, force=force, challenger_audit=challenger_audit
+        )
+        result = with_fairness(result, judged.decision)
     set_tags(client, name, version, result.tags())
     if result.promote and result.reason != "already_champion":
         client.set_registered_model_alias(name, alias, version)
@@ -148,8 +175,30 @@ def run_gate(
         champion_roc_auc=result.champion_scores,
         tolerance=tolerance,
         forced=force,
+        fairness=None
+        if result.fairness is None
+        else result.fairness.figures["fairness.gate.decision"],
     )
     return result
+
+
+def with_fairness(quality: GateDecision, fairness: FairnessDecision) -> GateDecision:
+    """Both halves in one decision: the alias moves only when both pass (or are forced).
+
+    The reason stays the quality reason when fairness passed plainly, and says what the
+    fairness rule found otherwise."""
+    outcome = fairness.figures["fairness.gate.decision"]
+    if outcome == "passed":
+        return replace(quality, fairness=fairness)
+    if outcome == "forced":
+        reason = f"{quality.reason}; fairness {fairness.reason}"
+    elif quality.promote:
+        reason = f"refused on fairness: {fairness.reason}"
+    else:
+        reason = f"{quality.reason}; fairness: {fairness.reason}"
+    return replace(
+        quality, promote=quality.promote and fairness.passed, reason=reason, fairness=fairness
+    )
 
 
 def _report(model: LoadedModel, split: Split) -> dict[str, Any]:

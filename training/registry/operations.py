@@ -8,6 +8,7 @@ from training.config import TrainingSettings
 from training.data.reading import load_dataset
 from training.data.split import Split, held_out_split
 from training.errors import RegistryError
+from training.evaluation.fairness import FairnessConfig
 from training.evaluation.metrics import evaluate
 from training.log import get_logger
 from training.registry.client import LoadedModel, get_version, load_version, version_by_alias
@@ -60,7 +61,8 @@ def evaluate_registered(
 
 
 def promote_version(settings: TrainingSettings, version: str, *, force: bool) -> GateDecision:
-    """Run the gate for an existing version (the alias moves only if it passes or is forced)."""
+    """Run the gate, quality and fairness, for an existing version (the alias moves only if it
+    passes or is forced)."""
     client = configure_tracking(settings)
     get_version(client, settings.model_name, version)
     return run_gate(
@@ -71,4 +73,5 @@ def promote_version(settings: TrainingSettings, version: str, *, force: bool) ->
         split=_split(settings),
         tolerance=settings.gate_tolerance,
         force=force,
+        fairness=FairnessConfig.from_settings(settings),
     )

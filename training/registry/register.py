@@ -41,8 +41,11 @@ def register_chosen(
     *,
     git_commit: str,
     cv_winner: str,
+    fairness: dict[str, Any] | None = None,
 ) -> Registered:
-    """Log the chosen pipeline as a new version of MODEL_NAME in the candidate's own run."""
+    """Log the chosen pipeline as a new version of MODEL_NAME in the candidate's own run.
+
+    `fairness`: the contract's fairness section (training/registry/contract.py)."""
     kind = chosen.result.kind
     with staging_dir() as tmp, mlflow.start_run(run_id=chosen.run_id, nested=True):
         folder = Path(tmp)
@@ -69,6 +72,8 @@ def register_chosen(
             metrics=chosen.report,
         )
         contract["calibration"] = calibration_section(chosen.pipeline, split.x_test, split.y_test)
+        if fairness is not None:
+            contract["fairness"] = fairness
         contract, served = stage_model(chosen.pipeline, contract, folder)
         predict_ms = predict_ms_per_1000(served, _mixed_stage_rows(split.x_test))
         info = log_model(folder, contract, settings.model_name)

@@ -3,11 +3,13 @@ held-out report, the seed's 7-feature baseline. Each is logged as a nested MLflo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import mlflow
 import numpy as np
+import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
@@ -27,6 +29,16 @@ log = get_logger(__name__)
 # The seed's 7-feature baseline: a plain XGBoost on complete records, as the seed trained it.
 BASELINE_PARAMS: dict[str, Any] = {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.05}
 BASELINE_NAME = "seed 7-feature baseline"
+
+
+@dataclass(frozen=True)
+class BaselineModel:
+    """The seed's baseline after the search: its report row, and what an audit needs of it."""
+
+    row: ModelRow
+    predict: Callable[[pd.DataFrame], np.ndarray]
+    threshold: float
+    run_id: str
 
 
 @dataclass
@@ -128,7 +140,9 @@ def finish_candidate(
     return Candidate(result, pipeline, threshold, report, run.info.run_id)
 
 
-def baseline(split: Split, plan: FoldPlan, config: SearchConfig, tags: dict[str, str]) -> ModelRow:
+def baseline(
+    split: Split, plan: FoldPlan, config: SearchConfig, tags: dict[str, str]
+) -> BaselineModel:
     """The seed's model: XGBoost on its 7 attributes, complete records, no augmentation."""
     cols = list(SEED_FEATURES)
     n = len(split.x_train)
@@ -144,16 +158,15 @@ def baseline(split: Split, plan: FoldPlan, config: SearchConfig, tags: dict[str,
     threshold = choose_threshold(split.y_train.to_numpy(), oof)
     final = make_xgboost(BASELINE_PARAMS, n_jobs=config.n_jobs, seed=config.seed)
     final.fit(split.x_train[cols], split.y_train)
-    report = evaluate(
-        lambda f: final.predict_proba(f[cols])[:, 1],
-        split.x_test,
-        split.y_test,
-        threshold,
-        split.origin_test,
-    )
+
+    def predict(frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(final.predict_proba(frame[cols])[:, 1], dtype="float64")
+
+    report = evaluate(predict, split.x_test, split.y_test, threshold, split.origin_test)
     cv_score = float(np.mean(stage_scores))
-    with mlflow.start_run(run_name="baseline-seed7", nested=True):
+    with mlflow.start_run(run_name="baseline-seed7", nested=True) as run:
         mlflow.set_tags({**tags, "role": "baseline", "model_kind": "xgboost"})
         mlflow.log_params({**BASELINE_PARAMS, "features": ", ".join(cols)})
         mlflow.log_metrics({"cv_score": cv_score, **flatten(report)})
-    return ModelRow(BASELINE_NAME, report, cv_score, "7 attributes, complete records")
+    row = ModelRow(BASELINE_NAME, report, cv_score, "7 attributes, complete records")
+    return BaselineModel(row, predict, threshold, run.info.run_id)

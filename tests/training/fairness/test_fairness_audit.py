@@ -101,6 +101,45 @@ def test_rates_match_an_independent_pandas_computation() -> None:
         assert disparity.calibration_gap == pytest.approx(gap.max() - gap.min())
 
 
+@pytest.mark.parametrize("with_one_class_group", [False, True])
+def test_disparities_are_fairlearns_own_functions_on_the_compared_groups(
+    with_one_class_group: bool,
+) -> None:
+    """The audit takes the gaps from one MetricFrame; fairlearn's demographic parity and
+    equalized odds functions on the same compared groups must give the same figures (a group
+    without dropouts is left out of equalized odds only)."""
+    from fairlearn.metrics import (
+        demographic_parity_difference,
+        demographic_parity_ratio,
+        equalized_odds_difference,
+    )
+
+    spec = {"a": (700, 0.3, 0.0), "b": (500, 0.4, 0.8), "c": (400, 0.2, -0.5), "tiny": (12, 0.3, 2)}
+    if with_one_class_group:
+        spec["stayers"] = (200, 0.0, 0.3)
+    data = cohorts(spec, seed=4)
+    result = audit(data.y, data.prob, THRESHOLD, data.groups, stage="enrollment", n_bootstrap=0)
+    (disparity,) = result.disparities
+    compared = ("a", "b", "c", "stayers") if with_one_class_group else ("a", "b", "c")
+    assert disparity.compared_groups == compared
+    labels = data.groups["cohort"].to_numpy()
+    flags = (data.prob >= THRESHOLD).astype(int)
+    inside = np.isin(labels, compared)
+    y, f, s = data.y[inside], flags[inside], labels[inside]
+    assert disparity.dp_difference == pytest.approx(
+        demographic_parity_difference(y, f, sensitive_features=s), abs=1e-12
+    )
+    assert disparity.dp_ratio == pytest.approx(
+        demographic_parity_ratio(y, f, sensitive_features=s), abs=1e-12
+    )
+    both = np.isin(labels, ("a", "b", "c"))
+    eo = equalized_odds_difference(data.y[both], flags[both], sensitive_features=labels[both])
+    assert disparity.eo_difference == pytest.approx(eo, abs=1e-12)
+    assert any("left out of the equalized odds" in n for n in disparity.notes) == (
+        with_one_class_group
+    )
+
+
 def test_small_group_has_a_wide_interval_is_flagged_and_not_compared() -> None:
     # `tiny` is scored far higher than the rest: were it compared, the gap would be huge.
     data = cohorts({"big_a": (1500, 0.3, 0.0), "big_b": (1500, 0.3, 0.0), "tiny": (15, 0.3, 1.5)})
