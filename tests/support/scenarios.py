@@ -6,7 +6,7 @@ tests/README.md, read from the sources (no test module is imported or run).
 
 A scenario is one test function (a parametrized one counts once). Its kind follows the rules of
 the conftest files: the markers of its module (`pytestmark`) and of the function; everything in
-tests/deploy is `static` unless marked `integration`; anything without `integration`,
+tests/deploy is `static` unless marked `integration` or `docker`; anything without `integration`,
 `static` or `docker` is `unit`.
 """
 
@@ -54,7 +54,7 @@ def _module_marks(tree: ast.Module) -> set[str]:
 
 def _kinds(path: str, marks: set[str]) -> tuple[str, ...]:
     kinds = set(marks)
-    if path.startswith("tests/deploy/") and "integration" not in kinds:
+    if path.startswith("tests/deploy/") and not kinds & {"integration", "docker"}:
         kinds.add("static")
     if not kinds & {"integration", "static", "docker"}:
         kinds.add("unit")
