@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from types import ModuleType
@@ -504,32 +504,25 @@ def test_mlflow_image_requirements_are_pinned_and_match_the_project() -> None:
     assert not mismatched, f"compiled against requirements/dev.txt, yet differs: {mismatched}"
 
 
-def _docker_engine() -> bool:
-    docker = shutil.which("docker")
-    if docker is None:
-        return False
-    try:
-        return (
-            subprocess.run(
-                [docker, "info"], capture_output=True, timeout=20, check=False
-            ).returncode
-            == 0
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 @pytest.mark.parametrize("image", IMAGES)
 def test_image_builds(image: str) -> None:
-    """A real build where a Docker engine runs (CI's images job builds them too)."""
-    if not _docker_engine():
-        pytest.skip("no Docker engine (`docker info` fails): images are checked statically here")
+    """A real build where a Docker engine runs (CI's images job builds them too), with the
+    builder and base images this engine can use (tests/support/docker_images.py: the classic
+    builder and the stand-ins' tags on a machine without a registry)."""
+    from tests.support.docker_images import build_setup, docker_engine_problem
+
+    problem = docker_engine_problem()
+    if problem:
+        pytest.skip(f"no Docker engine ({problem}): images are checked statically here")
+    _builder, _why, env, overrides = build_setup([dockerfile(image)])
+    build_args = [f"--build-arg={name}={tag}" for name, tag in overrides.items()]
     result = subprocess.run(
         [
             "docker",
             "build",
             "--file",
             str(dockerfile(image)),
+            *build_args,
             "--tag",
             f"dropout-{image}:test",
             ".",
@@ -539,5 +532,6 @@ def test_image_builds(image: str) -> None:
         text=True,
         timeout=1800,
         check=False,
+        env={**os.environ, **env},
     )
     assert result.returncode == 0, result.stderr[-4000:]
