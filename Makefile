@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup demo test test-fast check lint format typecheck benchmark benchmark-model benchmark-load \
+.PHONY: help setup demo test test-fast test-compose check lint format typecheck benchmark benchmark-model benchmark-load \
         stack-up stack-down train clean
 
 help:
@@ -13,6 +13,7 @@ help:
 	@echo "make test             lint, types and the whole test suite (real services included)"
 	@echo "make setup            create .venv and install the pinned tools (run by the targets)"
 	@echo "make test-fast        unit tests only"
+	@echo "make test-compose     the docker-compose stack end to end (needs a Docker engine)"
 	@echo "make benchmark-model  full model search and the held-out quality report"
 	@echo "make benchmark        scoring, latency, reload and memory benchmarks"
 	@echo "make benchmark-load   2,000 records/s over 4 shards for 5 minutes"
@@ -37,11 +38,19 @@ format: setup
 typecheck:
 	$(VENV)/bin/mypy consumer training
 
+# The compose end-to-end test (marker docker) has a target of its own: it builds the images and
+# runs the whole stack for several minutes.
 test: check
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not docker"
 
 test-fast: setup
 	$(PY) -m pytest -m "not integration and not slow"
+
+# Builds the three images (COMPOSE_TEST_BUILDER=auto|buildkit|classic), runs the stack under the
+# project name dropout-e2e, checks it end to end and removes it with its volumes
+# (tests/compose/test_compose_end_to_end.py). One process: the stack is one per engine.
+test-compose: setup
+	$(PY) -m pytest tests/compose -n 0 -s
 
 train: setup
 	$(PY) -m training train
