@@ -109,6 +109,7 @@ def test_ci_runs_every_check() -> None:
         "make lint",
         "make typecheck",
         "make test",
+        "make test-compose",
         "hadolint",
         "actionlint",
         "checkov",
@@ -134,6 +135,13 @@ def test_ci_runs_every_check() -> None:
     assert all(s["with"]["push"] is False for s in builds)
     matrix = ci["jobs"]["images"]["strategy"]["matrix"]["image"]
     assert sorted(matrix) == ["consumer", "mlflow", "training"]
+    # The compose stack runs for real there: BuildKit, upstream images pulled by the test, and
+    # no service left out for want of an image.
+    compose = ci["jobs"]["compose"]
+    env = next(s["env"] for s in compose["steps"] if s.get("run") == "make test-compose")
+    assert env["COMPOSE_TEST_BUILDER"] == "buildkit"
+    assert env["COMPOSE_TEST_PULL"] == "1"
+    assert env["COMPOSE_TEST_REQUIRE_ALL"] == "1"
 
 
 def test_cd_uses_oidc_and_no_stored_keys() -> None:
