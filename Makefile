@@ -6,6 +6,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: help setup demo test test-fast test-compose check lint format typecheck benchmark benchmark-model benchmark-load \
+        benchmark-compare \
         stack-up stack-down train clean
 
 help:
@@ -17,6 +18,7 @@ help:
 	@echo "make benchmark-model  full model search and the held-out quality report"
 	@echo "make benchmark        scoring, latency, reload and memory benchmarks"
 	@echo "make benchmark-load   2,000 records/s over 4 shards for 5 minutes"
+	@echo "make benchmark-compare BEFORE=rev   scoring, latency and reload of rev and HEAD, side by side"
 	@echo "make stack-up / stack-down   the embedded stack as local processes"
 
 setup:
@@ -36,7 +38,7 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 
 typecheck:
-	$(VENV)/bin/mypy consumer training
+	$(VENV)/bin/mypy consumer training common
 
 # The compose end-to-end test (marker docker) has a target of its own: it builds the images and
 # runs the whole stack for several minutes.
@@ -65,6 +67,11 @@ benchmark: setup
 
 benchmark-load: setup
 	$(PY) -m benchmarks.sustained_load
+
+# The commit before the consumer's restructuring (issue 10): the figures it must not fall below.
+BEFORE ?= 183baf9
+benchmark-compare: setup
+	$(PY) -m benchmarks.compare --before $(BEFORE)
 
 stack-up: setup
 	$(PY) -m devstack up

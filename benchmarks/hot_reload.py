@@ -42,7 +42,7 @@ def main() -> int:
     args = parser.parse_args()
     rows = uci_rows()
     with embedded_stack() as stack:
-        client = mlflow.MlflowClient(tracking_uri=stack.mlflow_url)
+        client = mlflow.MlflowClient(stack.mlflow_url, stack.mlflow_url)
         first = str(client.get_model_version_by_alias(stack.model_name, "champion").version)
         # A second version to move the alias between (--force: the gate may call it equal).
         run_training(stack, data_path(), "--force")

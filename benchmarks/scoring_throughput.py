@@ -38,6 +38,7 @@ import pandas as pd
 from common.data_files import UciDownload, find_data_file
 from consumer.config import ConsumerSettings
 from consumer.model.loader import ModelLoader
+from consumer.observe.drift import DriftMonitor
 from consumer.records import InputRecord, SourcePosition
 from consumer.scoring.batch import run_batch
 from consumer.scoring.scorer import direct_predict
@@ -63,6 +64,8 @@ class Measure:
     model_call_direct_ms: float
     one_at_a_time_records_per_second: float
     speedup: float
+    drift_add_ms: float
+    drift_snapshot_ms: float
 
 
 def default_data_path() -> Path:
@@ -139,6 +142,7 @@ def measure(
         direct = direct_predict(pyfunc.unwrap_python_model())
         pyfunc_ms = median_seconds(partial(pyfunc.predict, frame), args.repeats) * 1000
         direct_ms = median_seconds(partial(direct, frame), args.repeats) * 1000
+        add_ms, snapshot_ms = drift_costs(model, rows, args.repeats)
         rate = size / seconds
         results.append(
             Measure(
@@ -154,9 +158,24 @@ def measure(
                 model_call_direct_ms=direct_ms,
                 one_at_a_time_records_per_second=baseline,
                 speedup=rate / baseline,
+                drift_add_ms=add_ms,
+                drift_snapshot_ms=snapshot_ms,
             )
         )
     return results
+
+
+def drift_costs(model: ServedModel, rows: np.ndarray, repeats: int) -> tuple[float, float]:
+    """The processor's drift bookkeeping after each batch (consumer/observe/drift.py): adding
+    the batch's rows to a full window, and the snapshot of that window it takes every
+    DRIFT_UPDATE_EVERY_RECORDS. Milliseconds, medians; window at the default size."""
+    window = ConsumerSettings().drift_window_records
+    monitor = DriftMonitor(model.contract, window=window, update_every=10**9)
+    while monitor.records < window:
+        monitor.add(rows)
+    add_ms = median_seconds(partial(monitor.add, rows), repeats) * 1000
+    snapshot_ms = median_seconds(monitor.snapshot, repeats) * 1000
+    return add_ms, snapshot_ms
 
 
 def load_models(args: argparse.Namespace, workdir: Path) -> list[tuple[str, ServedModel]]:
@@ -198,6 +217,11 @@ def print_table(results: list[Measure]) -> None:
         "(ms columns: validate/score/encode are the batch path's phases; pyfunc/direct are the "
         "model call alone through the MLflow wrapper and through the unwrapped python model)"
     )
+    for m in results:
+        print(
+            f"drift bookkeeping, {m.model}, batch {m.batch_size}: add {m.drift_add_ms:.3f} ms, "
+            f"snapshot of the full window {m.drift_snapshot_ms:.2f} ms"
+        )
     for m in results:
         ok = m.records_per_second >= TARGET_RECORDS_PER_SECOND and m.speedup >= TARGET_SPEEDUP
         print(

@@ -143,8 +143,11 @@ class Contract(_Strict):
     input_example: list[dict[str, Any]]
     expected_example_output: list[float]
     metrics: dict[str, Any]
-    # Optional sections a consumer may use when present (fairness groups, calibration...).
+    # Optional sections, used when present: the student groups and their training flag rates
+    # (fairness, watched live per group), and the calibration map of the held-out predictions
+    # (the learning loop's performance estimate while outcomes are pending).
     fairness: dict[str, Any] | None = None
+    calibration: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Contract:

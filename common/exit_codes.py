@@ -26,4 +26,7 @@ class ExitCode(IntEnum):
     SHARD_END_NOT_CHECKPOINTED = 14  # the shard end could not be checkpointed; children wait
     CAPTURE_FAILED = 15  # the capture store still failed after CAPTURE_MAX_ATTEMPTS
     LEASE_LOST_WHILE_PUBLISHING = 16  # another worker took the shard during a long throttle
+    # -- the consumer service (python -m consumer run) --
+    DAEMON_NOT_STARTED = 20  # the KCL daemon could not be started (no java, bad jars folder)
+    DAEMON_EXITED = 21  # the daemon stopped on its own: a shard processor's code is in the log
     INTERRUPTED = 130  # Ctrl-C

@@ -41,6 +41,13 @@ class CommonSettings(BaseSettings):
     model_name: str = Field(default="student-dropout", validation_alias="MODEL_NAME")
     model_alias: str = Field(default="champion", validation_alias="MODEL_ALIAS")
     aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    # The learning loop's store (docs/learning-loop.md): the consumers capture into it,
+    # outcomes are imported into it, the monitor and the dataset builder read it.
+    loop_uri: str = Field(default="s3://dropout-loop/", validation_alias="LOOP_URI")
+    # The embedded stack's moto serves S3 on the DynamoDB port; empty means the AWS default.
+    loop_s3_endpoint_url: str | None = Field(
+        default="http://127.0.0.1:8000", validation_alias="LOOP_S3_ENDPOINT_URL"
+    )
 
     @field_validator("*", mode="before")
     @classmethod

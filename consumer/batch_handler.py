@@ -19,6 +19,7 @@ from typing import NoReturn, Protocol
 import structlog
 
 from common.exit_codes import ExitCode
+from consumer.capture.errors import CaptureAbandonedError, CaptureError
 from consumer.checkpoint.checkpointer import CheckpointOutcome, KclCheckpointer, ShardCheckpointer
 from consumer.intake.kcl_records import KclRecord, to_input_record
 from consumer.model.handoff import ModelHandOff
@@ -39,11 +40,7 @@ log = structlog.get_logger("consumer.batch_handler")
 class CaptureStep(Protocol):
     """Keeps a batch's outcomes durably (consumer/capture); raises CaptureError when it cannot."""
 
-    def capture(self, result: BatchResult) -> None: ...
-
-
-class CaptureError(RuntimeError):
-    """The capture store still refused the batch after its retry budget."""
+    def capture(self, result: BatchResult) -> str: ...
 
 
 class BatchHandler:
@@ -141,6 +138,9 @@ class BatchHandler:
             return
         try:
             self._capture.capture(result)
+        except CaptureAbandonedError as exc:
+            log.error("daemon_gone_exiting_without_checkpoint", error=str(exc))
+            self._exit(ExitCode.DAEMON_GONE)
         except CaptureError as exc:
             log.error(
                 "capture_failed_exiting_without_checkpoint",

@@ -126,6 +126,18 @@ class ConsumerSettings(CommonSettings):
         default=5.0, gt=0, validation_alias="CHECKPOINT_BACKOFF_MAX_SECONDS"
     )
 
+    # --- capture (the learning loop: docs/learning-loop.md) ---------------------------------
+    # Every batch's outcomes are written here before the batch is checkpointed.
+    # The store is LOOP_URI (and LOOP_S3_ENDPOINT_URL), shared with training (common/settings.py).
+    capture_enabled: bool = Field(default=True, validation_alias="CAPTURE_ENABLED")
+    capture_max_attempts: int = Field(default=10, ge=1, validation_alias="CAPTURE_MAX_ATTEMPTS")
+    capture_backoff_initial_seconds: float = Field(
+        default=0.2, gt=0, validation_alias="CAPTURE_BACKOFF_INITIAL_SECONDS"
+    )
+    capture_backoff_max_seconds: float = Field(
+        default=5.0, gt=0, validation_alias="CAPTURE_BACKOFF_MAX_SECONDS"
+    )
+
     # --- metrics, health, logs --------------------------------------------------------------
     metrics_host: str = Field(default="127.0.0.1", validation_alias="METRICS_HOST")
     metrics_port: int = Field(default=9108, ge=0, le=65535, validation_alias="METRICS_PORT")

@@ -16,6 +16,7 @@ from devstack.services import (
     mlflow_server,
     moto_dynamodb,
     prometheus_server,
+    pushgateway_server,
 )
 from devstack.settings import StackSettings
 from devstack.streams import create_streams
@@ -36,7 +37,13 @@ def _start(spec: ServiceSpec, settings: StackSettings) -> ManagedProcess:
 @app.command()
 def up(
     consumer: Annotated[bool, typer.Option(help="Start the consumer service (KCL).")] = True,
-    prometheus: Annotated[bool, typer.Option(help="Start Prometheus scraping it.")] = False,
+    pushgateway: Annotated[
+        bool,
+        typer.Option(help="With the services: the Pushgateway the loop's monitor pushes to."),
+    ] = True,
+    prometheus: Annotated[
+        bool, typer.Option(help="Start Prometheus scraping the consumer and the Pushgateway.")
+    ] = False,
     services: Annotated[
         bool, typer.Option(help="Start the emulators and MLflow (off: they already run).")
     ] = True,
@@ -53,6 +60,8 @@ def up(
             f"  streams: {settings.input_stream} ({settings.input_shards} shards), "
             f"{settings.predictions_stream}, {settings.dead_letter_stream}"
         )
+        if pushgateway:
+            _start(pushgateway_server(settings), settings)
     if consumer:
         _start(consumer_service(settings), settings)
     if prometheus:
@@ -60,7 +69,8 @@ def up(
     typer.echo(
         "endpoints: "
         f"kinesis {settings.kinesis_url}  dynamodb {settings.dynamodb_url}  "
-        f"mlflow {settings.mlflow_url}  metrics {settings.metrics_url}/metrics"
+        f"mlflow {settings.mlflow_url}  metrics {settings.metrics_url}/metrics  "
+        f"pushgateway {settings.pushgateway_url}"
     )
 
 
@@ -93,7 +103,8 @@ def status() -> None:
         "mlflow": f"{settings.mlflow_url}/health",
         "consumer": f"{settings.metrics_url}/healthz",
         "consumer ready": f"{settings.metrics_url}/readyz",
-        "prometheus": f"http://{settings.host}:{settings.prometheus_port}/-/ready",
+        "pushgateway": f"{settings.pushgateway_url}/-/ready",
+        "prometheus": f"{settings.prometheus_url}/-/ready",
     }
     for name, url in checks.items():
         typer.echo(f"  {name:<16} {'up' if http_ok(url) else 'down':<5} {url}")

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from devstack.services import FAKE_AWS_ENV
+from devstack.services import stack_client
 from devstack.settings import StackSettings
 from devstack.streaming import Position
 
@@ -18,16 +18,9 @@ def kcl_items(settings: StackSettings, table: str) -> list[dict[str, Any]]:
     `leaseOwner`, `checkpoint`, `parentShardId`...), `<application>-CoordinatorState` (the
     leader lock: key `Leader`, `ownerName`) and `<application>-WorkerMetricStats`.
     """
-    import boto3
     from boto3.dynamodb.types import TypeDeserializer
 
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=settings.dynamodb_url,
-        region_name=settings.aws_region,
-        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    client = stack_client(settings, "dynamodb")
     deserializer = TypeDeserializer()
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}

@@ -6,7 +6,8 @@ workers ask at the same moment. Here every process owns a block of ports below t
 ephemeral range (which starts at 32768 on Linux): a pytest-xdist worker `gwN` owns block
 N + 1, anything else (a plain pytest run, the demo, a benchmark) block 0. Within a block ports
 are handed out once, in order, and each is checked with a bind first, so a port some
-unrelated program holds is skipped rather than handed out.
+unrelated program holds is skipped rather than handed out. Two test sessions at once on one
+machine (two checkouts) set DEVSTACK_PORT_BLOCK_OFFSET to different values to stay apart.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ _counter: itertools.count[int] | None = None
 
 
 def _block() -> int:
+    offset = int(os.environ.get("DEVSTACK_PORT_BLOCK_OFFSET", "0") or 0)
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker.startswith("gw") and worker[2:].isdigit():
-        return 1 + int(worker[2:]) % (BLOCKS - 1)
-    return 0
+        return (offset + 1 + int(worker[2:])) % BLOCKS
+    return offset % BLOCKS
 
 
 def _bindable(port: int, host: str) -> bool:

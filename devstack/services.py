@@ -1,9 +1,11 @@
 """The services of the embedded stack, as local processes bound to loopback.
 
 kinesis-local (kinesis-mock on Node: its plain port speaks HTTP/2 cleartext, which the KCL needs),
-moto_server for DynamoDB (the KCL's lease, coordinator and worker-metrics tables), `mlflow server`
-(sqlite + local artifacts, job runner off), the consumer service (KCL daemon + shard processors
-+ metrics endpoint) and Prometheus (Debian package).
+moto_server for DynamoDB (the KCL's lease, coordinator and worker-metrics tables) and the S3 API
+of the learning loop's store, `mlflow server` (sqlite + local artifacts, job runner off), the
+consumer service (KCL daemon + shard processors + metrics endpoint), the Pushgateway the loop's
+monitor pushes to, and Prometheus scraping both (Debian packages prometheus and
+prometheus-pushgateway).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from devstack.processes import ServiceSpec
 from devstack.settings import REPO_ROOT, StackSettings
@@ -25,6 +28,22 @@ FAKE_AWS_ENV = {
     "AWS_SESSION_TOKEN": "",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
+
+
+def stack_client(settings: StackSettings, service: str) -> Any:
+    """A boto3 client for one of the stack's emulated AWS services: `kinesis` (kinesis-local),
+    `dynamodb` and `s3` (moto; S3 with path-style addressing), with the dummy credentials."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=settings.kinesis_url if service == "kinesis" else settings.dynamodb_url,
+        region_name=settings.aws_region,
+        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}) if service == "s3" else None,
+    )
 
 
 def venv_bin(name: str) -> str:
@@ -165,6 +184,8 @@ def consumer_env(
         "KCL_PROPERTIES_PATH": str(home / "kcl.properties"),
         "MLFLOW_TRACKING_URI": settings.mlflow_url,
         "MODEL_NAME": settings.model_name,
+        "LOOP_URI": settings.loop_uri,
+        "LOOP_S3_ENDPOINT_URL": settings.dynamodb_url,
         "METRICS_HOST": settings.host,
         "METRICS_PORT": str(metrics_port or settings.metrics_port),
         "PROMETHEUS_MULTIPROC_DIR": str(home / "metrics"),
@@ -174,6 +195,21 @@ def consumer_env(
         "PROCESSOR_COMMAND": f"{sys.executable} -m consumer process",
         "PYTHONPATH": str(REPO_ROOT),
         **(extra or {}),
+    }
+
+
+def training_env(settings: StackSettings) -> dict[str, str]:
+    """Environment of `python -m training ...` against the stack: its registry and model, the
+    learning loop's store (moto's S3 API) and the Pushgateway the monitor pushes to."""
+    return {
+        **FAKE_AWS_ENV,
+        "AWS_REGION": settings.aws_region,
+        "MLFLOW_TRACKING_URI": settings.mlflow_url,
+        "MODEL_NAME": settings.model_name,
+        "LOOP_URI": settings.loop_uri,
+        "LOOP_S3_ENDPOINT_URL": settings.dynamodb_url,
+        "PUSHGATEWAY_URL": settings.pushgateway_url,
+        "REPORTS_DIR": str(settings.stack_dir / "reports"),
     }
 
 
@@ -197,6 +233,59 @@ def consumer_service(
     )
 
 
+# The Debian package's binary, or the upstream release's name.
+PUSHGATEWAY_BINARIES = ("prometheus-pushgateway", "pushgateway")
+
+
+def pushgateway_binary() -> str:
+    for name in PUSHGATEWAY_BINARIES:
+        binary = shutil.which(name)
+        if binary is not None:
+            return binary
+    raise FileNotFoundError(
+        "the Pushgateway is not installed (Debian: apt-get install prometheus-pushgateway; "
+        "make setup does it when it runs as root)"
+    )
+
+
+def pushgateway_server(settings: StackSettings) -> ServiceSpec:
+    """The Pushgateway on loopback; what is pushed survives a restart (a persistence file in
+    the stack's folder, not the Debian package's system path)."""
+    binary = pushgateway_binary()
+    root = settings.stack_dir / "pushgateway"
+    root.mkdir(parents=True, exist_ok=True)
+    url = settings.pushgateway_url
+    return ServiceSpec(
+        name="pushgateway",
+        argv=[
+            binary,
+            f"--web.listen-address={settings.host}:{settings.pushgateway_port}",
+            f"--persistence.file={root / 'metrics.data'}",
+            "--persistence.interval=5s",
+        ],
+        probe=lambda: http_ok(f"{url}/-/ready"),
+        start_timeout=30,
+    )
+
+
+def prometheus_config(settings: StackSettings, scrape_targets: list[str]) -> str:
+    """The embedded stack's Prometheus: the consumers (job dropout-consumer, as everywhere) and
+    the Pushgateway, whose pushed job and labels are kept (honor_labels), with every rule file
+    of deploy/prometheus/rules/."""
+    targets = ", ".join(f"'{target}'" for target in scrape_targets)
+    rules = REPO_ROOT / "deploy" / "prometheus" / "rules"
+    return (
+        "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\n"
+        f"rule_files: ['{rules}/*.yml']\n"
+        "scrape_configs:\n"
+        "  - job_name: dropout-consumer\n"
+        f"    static_configs:\n      - targets: [{targets}]\n"
+        "  - job_name: pushgateway\n"
+        "    honor_labels: true\n"
+        f"    static_configs:\n      - targets: ['{settings.host}:{settings.pushgateway_port}']\n"
+    )
+
+
 def prometheus_server(settings: StackSettings, scrape_targets: list[str]) -> ServiceSpec:
     binary = shutil.which("prometheus")
     if binary is None:
@@ -207,17 +296,7 @@ def prometheus_server(settings: StackSettings, scrape_targets: list[str]) -> Ser
     root = settings.stack_dir / "prometheus"
     (root / "data").mkdir(parents=True, exist_ok=True)
     config = root / "prometheus.yml"
-    targets = ", ".join(f"'{target}'" for target in scrape_targets)
-    rules = REPO_ROOT / "deploy" / "prometheus" / "alerts.yml"
-    rule_files = f"rule_files: ['{rules}']\n" if rules.exists() else ""
-    config.write_text(
-        "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\n"
-        f"{rule_files}"
-        "scrape_configs:\n"
-        "  - job_name: dropout-consumer\n"
-        f"    static_configs:\n      - targets: [{targets}]\n",
-        encoding="utf-8",
-    )
+    config.write_text(prometheus_config(settings, scrape_targets), encoding="utf-8")
     return ServiceSpec(
         name="prometheus",
         argv=[
@@ -227,6 +306,6 @@ def prometheus_server(settings: StackSettings, scrape_targets: list[str]) -> Ser
             f"--web.listen-address={settings.host}:{settings.prometheus_port}",
             "--web.enable-lifecycle",
         ],
-        probe=lambda: http_ok(f"http://{settings.host}:{settings.prometheus_port}/-/ready"),
+        probe=lambda: http_ok(f"{settings.prometheus_url}/-/ready"),
         start_timeout=60,
     )

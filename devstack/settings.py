@@ -21,6 +21,8 @@ class StackSettings(BaseSettings):
     mlflow_port: int = Field(default=5000, validation_alias="MLFLOW_PORT")
     metrics_port: int = Field(default=9108, validation_alias="METRICS_PORT")
     prometheus_port: int = Field(default=9090, validation_alias="PROMETHEUS_PORT")
+    # The learning loop's monitor pushes its figures to the Pushgateway (training's default).
+    pushgateway_port: int = Field(default=9091, validation_alias="PUSHGATEWAY_PORT")
     aws_region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
     input_stream: str = Field(default="student-events", validation_alias="INPUT_STREAM")
     predictions_stream: str = Field(
@@ -35,6 +37,9 @@ class StackSettings(BaseSettings):
         default="dropout-consumer", validation_alias="KCL_APPLICATION_NAME"
     )
     model_name: str = Field(default="student-dropout", validation_alias="MODEL_NAME")
+    # The learning loop's store: moto serves S3 on the DynamoDB port (docs/learning-loop.md).
+    loop_bucket: str = Field(default="dropout-loop", validation_alias="LOOP_BUCKET")
+    loop_prefix: str = Field(default="", validation_alias="LOOP_PREFIX")
 
     @classmethod
     def on_free_ports(cls, stack_dir: Path, **values: object) -> StackSettings:
@@ -50,6 +55,7 @@ class StackSettings(BaseSettings):
                 "mlflow_port",
                 "metrics_port",
                 "prometheus_port",
+                "pushgateway_port",
             )
         }
         return cls(stack_dir=stack_dir, **{**ports, **values})
@@ -63,12 +69,27 @@ class StackSettings(BaseSettings):
         return f"http://{self.host}:{self.dynamodb_port}"
 
     @property
+    def loop_uri(self) -> str:
+        """Where captures, outcomes and datasets live: `s3://bucket/prefix/`."""
+        prefix = self.loop_prefix.strip("/")
+        return f"s3://{self.loop_bucket}/{prefix + '/' if prefix else ''}"
+
+    @property
     def mlflow_url(self) -> str:
         return f"http://{self.host}:{self.mlflow_port}"
 
     @property
     def metrics_url(self) -> str:
         return f"http://{self.host}:{self.metrics_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def pushgateway_url(self) -> str:
+        """PUSHGATEWAY_URL of the training commands (the monitor pushes there)."""
+        return f"http://{self.host}:{self.pushgateway_port}"
 
     @property
     def logs_dir(self) -> Path:

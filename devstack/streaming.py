@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from devstack.settings import StackSettings
-from devstack.streams import kinesis_client
+from devstack.streams import create_streams, kinesis_client
 
 Position = tuple[str, str, int]  # (shard id, sequence number, sub-sequence number)
 
@@ -76,6 +76,27 @@ def _get_records(client: Any, iterator: str) -> dict[str, Any]:
         except client.exceptions.ProvisionedThroughputExceededException:
             time.sleep(0.2 * (attempt + 1))
     raise TimeoutError("GetRecords stayed throttled")
+
+
+def fresh_streams(
+    stack: StackSettings, tag: str, input_shards: int = 4, **overrides: object
+) -> Streams:
+    """New input, predictions and dead-letter streams, a KCL application and a loop prefix of
+    their own, all named after `tag` (created, with the loop's bucket)."""
+    settings = stack.model_copy(
+        update={
+            "input_stream": f"events-{tag}",
+            "predictions_stream": f"predictions-{tag}",
+            "dead_letter_stream": f"dead-letters-{tag}",
+            "input_shards": input_shards,
+            "kcl_application_name": f"consumer-{tag}",
+            # Each test module's or benchmark's captures under a prefix of their own.
+            "loop_prefix": f"loop-{tag}",
+            **overrides,
+        }
+    )
+    create_streams(settings)
+    return Streams(settings)
 
 
 class Streams:

@@ -5,20 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import boto3
-
-from devstack.services import FAKE_AWS_ENV
+from devstack.services import stack_client
 from devstack.settings import StackSettings
 
 
 def kinesis_client(settings: StackSettings) -> Any:
-    return boto3.client(
-        "kinesis",
-        endpoint_url=settings.kinesis_url,
-        region_name=settings.aws_region,
-        aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
-    )
+    return stack_client(settings, "kinesis")
 
 
 def wait_active(client: Any, stream: str, timeout: float = 30.0) -> None:
@@ -36,8 +28,18 @@ def wait_active(client: Any, stream: str, timeout: float = 30.0) -> None:
     raise TimeoutError(f"stream {stream} is not ACTIVE after {timeout:.0f} s")
 
 
+def create_loop_bucket(settings: StackSettings) -> None:
+    """Creates the learning loop's bucket in moto's S3 (idempotent)."""
+    client = stack_client(settings, "s3")
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if settings.loop_bucket not in existing:
+        client.create_bucket(Bucket=settings.loop_bucket)
+
+
 def create_streams(settings: StackSettings) -> None:
-    """Creates the input, predictions and dead-letter streams (idempotent)."""
+    """Creates the input, predictions and dead-letter streams (idempotent), and the learning
+    loop's bucket the consumers capture into."""
+    create_loop_bucket(settings)
     client = kinesis_client(settings)
     wanted = {
         settings.input_stream: settings.input_shards,

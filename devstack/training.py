@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from devstack.processes import inherited_environ
+from devstack.services import training_env
 from devstack.settings import REPO_ROOT, StackSettings
 
 
@@ -22,16 +23,15 @@ def run_training(
     timeout: float = 900,
 ) -> subprocess.CompletedProcess[str]:
     """`python -m training train --quick` against the stack's MLflow server (and its model
-    name); `data_path` None lets the job download and check the UCI archive itself."""
+    name, loop store and Pushgateway: `training_env`); `data_path` None lets the job download
+    and check the UCI archive itself."""
     data = ["--data", str(data_path)] if data_path is not None else []
     result = subprocess.run(
         [sys.executable, "-m", "training", "train", "--quick", *data, *extra],
         cwd=REPO_ROOT,
         env={
             **inherited_environ(),
-            "MLFLOW_TRACKING_URI": settings.mlflow_url,
-            "MODEL_NAME": settings.model_name,
-            "REPORTS_DIR": str(settings.stack_dir / "reports"),
+            **training_env(settings),
             "LOG_FORMAT": "json",
             **(env or {}),
         },

@@ -3,19 +3,27 @@
 Starts kinesis-local, moto (DynamoDB) and an MLflow server, trains `--quick` and promotes the
 model to @champion, starts the consumer service (real KCL daemon) and Prometheus, replays a few
 hundred students (a few of them malformed), waits until every one has an output, prints the
-highest-risk students with their reasons, the dead letters and a metrics summary, and stops
-everything it started.
+highest-risk students with their reasons, the dead letters and a metrics summary. Then "a term
+later" (docs/learning-loop.md): outcomes for most replayed students arrive (their true UCI
+targets), the monitor prints realized against held-out and estimated quality of v1, a
+retraining learns from UCI plus the captured students, the gate decides on them, and when it
+promotes, the running consumer hot-reloads v2 and the demo shows predictions from v2. Last, it
+stops everything it started.
 """
 
 from __future__ import annotations
 
+import csv
 import os
+import random
 import shutil
 import subprocess
 import sys
 import time
 import urllib.parse
 import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -32,6 +40,8 @@ from devstack.services import (
     mlflow_server,
     moto_dynamodb,
     prometheus_server,
+    pushgateway_server,
+    training_env,
 )
 from devstack.settings import REPO_ROOT, StackSettings
 from devstack.streams import create_streams
@@ -41,6 +51,10 @@ console = Console(width=None if sys.stdout.isatty() else 160)
 STUDENTS = int(os.environ.get("DEMO_STUDENTS", "400"))
 RATE = float(os.environ.get("DEMO_RATE", "100"))
 MALFORMED_SHARE = 0.05
+# "A term later": the date the registrar decides outcomes, and the loop's commands run as of.
+TERM_LATER = datetime.now(tz=UTC).date() + timedelta(days=120)
+OUTCOME_SHARE = 0.85  # the rest are still pending: the monitor estimates them (CBPE)
+LATER_STUDENTS = 60
 SHARED_COPY = REPO_ROOT.parent / "shared" / "data" / "students_dropout_academic_success.csv"
 
 
@@ -90,6 +104,7 @@ def ports_free(settings: StackSettings) -> None:
             "mlflow": settings.mlflow_url,
             "metrics": settings.metrics_url,
             "prometheus": f"http://{settings.host}:{settings.prometheus_port}",
+            "pushgateway": settings.pushgateway_url,
         }.items()
         if _answers(url)
     ]
@@ -97,7 +112,8 @@ def ports_free(settings: StackSettings) -> None:
         names = ", ".join(f"{n} ({u})" for n, u in busy)
         raise SystemExit(
             f"demo: something already listens on {names}; stop it (`make stack-down`) or set "
-            "KINESIS_PORT / DYNAMODB_PORT / MLFLOW_PORT / METRICS_PORT / PROMETHEUS_PORT"
+            "KINESIS_PORT / DYNAMODB_PORT / MLFLOW_PORT / METRICS_PORT / PROMETHEUS_PORT / "
+            "PUSHGATEWAY_PORT"
         )
 
 
@@ -143,6 +159,43 @@ def prometheus_query(settings: StackSettings, query: str) -> float | None:
     with urllib.request.urlopen(url, timeout=5) as response:
         result = orjson.loads(response.read())["data"]["result"]
     return float(result[0]["value"][1]) if result else None
+
+
+def write_outcomes(outputs: list[Any], data_file: Path, path: Path) -> tuple[int, int]:
+    """The registrar's export: the true UCI target of most students who got a prediction."""
+    with data_file.open(encoding="utf-8-sig", newline="") as handle:
+        targets = [row["Target"] for row in csv.DictReader(handle, delimiter=";")]
+    students = sorted(
+        {int(o["student_id"]) for o in outputs if o.get("schema") == "dropout.prediction.v1"}
+    )
+    rng = random.Random(7)  # noqa: S311 (choosing students, not secrets)
+    decided = sorted(rng.sample(students, int(len(students) * OUTCOME_SHARE)))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["student_id", "outcome", "decision_date", "source"])
+        for student in decided:
+            writer.writerow([student, targets[student], TERM_LATER.isoformat(), "registrar"])
+    return len(decided), len(students) - len(decided)
+
+
+def served_version(settings: StackSettings) -> str | None:
+    try:
+        url = f"{settings.metrics_url}/readyz"
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback)
+            versions = {
+                str(p["model_version"]) for p in orjson.loads(response.read())["processors"]
+            }
+    except (OSError, KeyError, ValueError):
+        return None
+    return versions.pop() if len(versions) == 1 else None
+
+
+def wait_serving(settings: StackSettings, version: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while served_version(settings) != version:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"demo: the consumer did not hot-reload v{version} in {timeout:.0f} s")
+        time.sleep(1)
 
 
 def metrics_summary(settings: StackSettings) -> Table:
@@ -196,15 +249,17 @@ def main() -> int:
     env = {
         **FAKE_AWS_ENV,
         **consumer_env(settings),
-        "REPORTS_DIR": str(settings.stack_dir / "reports"),
+        **training_env(settings),
+        "MONITOR_BOOTSTRAP": "300",
+        "LOOP_TODAY": TERM_LATER.isoformat(),
     }
     try:
-        step("1/6 embedded stack: kinesis-local, moto (DynamoDB), MLflow server")
+        step("1/9 embedded stack: kinesis-local, moto (DynamoDB), MLflow server")
         for spec in (kinesis_local(settings), moto_dynamodb(settings), mlflow_server(settings)):
             start(spec)
         create_streams(settings)
 
-        step("2/6 training --quick, registering, gating and promoting to @champion")
+        step("2/9 training --quick, registering, gating and promoting to @champion")
         run([sys.executable, "-m", "training", "train", "--quick", *data_args()], env)
 
         console.print("  the seed's sample record, scored offline by the champion:")
@@ -212,8 +267,12 @@ def main() -> int:
         sample.write_bytes(orjson.dumps(SEED_SAMPLE) + b"\n")
         run([sys.executable, "-m", "consumer", "score", "--input", str(sample)], env)
 
-        step("3/6 consumer service (KCL MultiLangDaemon + shard processors) and Prometheus")
-        consumer = start(consumer_service(settings))
+        step(
+            "3/9 consumer service (KCL MultiLangDaemon + shard processors), Prometheus, Pushgateway"
+        )
+        # The demo's consumer notices a new champion within seconds, not the default 30 s.
+        consumer = start(consumer_service(settings, extra_env={"MODEL_POLL_INTERVAL_SECONDS": "3"}))
+        start(pushgateway_server(settings))
         start(prometheus_server(settings, [f"{settings.host}:{settings.metrics_port}"]))
         console.print("  waiting for the KCL to take its leases (about 40 s on a fresh stream)")
         wait_ready(settings, timeout=180)
@@ -231,21 +290,75 @@ def main() -> int:
         if len(outputs) < STUDENTS:
             raise SystemExit(f"demo: only {len(outputs)} of {STUDENTS} records have an output")
 
-        step("5/6 highest-risk students and dead letters")
+        step("5/9 highest-risk students and dead letters")
         from consumer.tools.reader import dead_letters_table, predictions_table
 
         console.print(predictions_table(outputs, 10))
         letters = [o for o in outputs if o.get("schema") == "dropout.dead_letter.v1"]
         console.print(dead_letters_table(letters))
 
-        step("6/6 metrics summary")
+        step("6/9 metrics summary")
         time.sleep(5)  # two scrape intervals, so Prometheus has the final counts
         console.print(metrics_summary(settings))
         if not http_ok(f"{settings.metrics_url}/readyz"):
             console.print("[yellow]consumer /readyz is not 200 at the end of the demo")
         assert consumer.alive()
+        console.print(f"  {STUDENTS} students in, {STUDENTS} outputs out, every batch captured")
+
+        step(f"7/9 a term later ({TERM_LATER}): outcomes arrive, the monitor measures v1")
+        from consumer.tools.producer import resolve_data_path
+
+        data_file = Path(data_args()[1]) if data_args() else resolve_data_path(None)
+        registrar = settings.stack_dir / "registrar-outcomes.csv"
+        decided, pending = write_outcomes(outputs, data_file, registrar)
+        console.print(f"  the registrar decided {decided} students; {pending} are still pending")
+        run([sys.executable, "-m", "training", "outcomes", "import", str(registrar)], env)
+        run([sys.executable, "-m", "training", "monitor"], env)
+        time.sleep(5)  # two scrape intervals: Prometheus reads the pushed figures
+        realized = prometheus_query(
+            settings, 'dropout_loop_roc_auc{kind="realized",stage="all",version="1"}'
+        )
         console.print(
-            f"[green]demo done: {STUDENTS} students in, {STUDENTS} outputs out. Logs: "
+            "  Prometheus (through the Pushgateway): realized ROC-AUC of v1 = "
+            + ("no data" if realized is None else f"{realized:.3f}")
+        )
+
+        step("8/9 retraining on UCI plus the captured students, behind the gate")
+        summaries = settings.stack_dir / "runs"
+        loop_env = {**env, "RUN_SUMMARY_URI": str(summaries)}
+        run([sys.executable, "-m", "training", "dataset", "build"], loop_env)
+        dataset = orjson.loads((summaries / "dataset.json").read_bytes())
+        uci = data_args()[1] if data_args() else "uci"
+        run(
+            [sys.executable, "-m", "training", "train", "--quick", "--data", uci,
+             "--data", dataset["uri"]],
+            loop_env,
+        )  # fmt: skip
+        trained = orjson.loads((summaries / "train.json").read_bytes())
+
+        step("9/9 the consumer after the gate's decision")
+        if trained["decision"] == "promoted":
+            version = str(trained["version"])
+            wait_serving(settings, version, timeout=60)
+            console.print(f"  the running consumer hot-reloaded v{version}; {LATER_STUDENTS} new")
+            run(
+                [sys.executable, "-m", "consumer", "replay", "--count", str(LATER_STUDENTS),
+                 "--rate", str(RATE), "--malformed-share", "0", "--seed", "99", *data_args()],
+                env,
+            )  # fmt: skip
+            later = wait_for_outputs(env, STUDENTS + LATER_STUDENTS, timeout=120)
+            from_v2 = [o for o in later if o.get("model", {}).get("version") == version]
+            console.print(predictions_table(from_v2, 5))
+            if not from_v2:
+                raise SystemExit(f"demo: no prediction from v{version} after the reload")
+        else:
+            console.print(
+                f"  v{trained['version']} refused: {trained['reason']}; "
+                f"v{trained['champion_version_before']} keeps serving"
+            )
+        console.print(
+            f"[green]demo done: {STUDENTS} students scored and captured, outcomes imported, "
+            f"v1 measured, v{trained['version']} {trained['decision']}. Logs: "
             f"{settings.logs_dir}"
         )
         return 0

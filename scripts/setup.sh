@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets the project up on a fresh machine: checks the prerequisites, creates .venv with the
 # pinned requirements, installs the Node tools of the embedded stack, and (when it can) the
-# Debian prometheus and postgresql packages. Idempotent: a second run with nothing changed takes
+# Debian prometheus, prometheus-pushgateway and postgresql packages. Idempotent: a second run with nothing changed takes
 # a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,10 +56,12 @@ if [ ! -f "$nstamp" ] || [ "$(cat "$nstamp")" != "$nwant" ]; then
   echo "$nwant" > "$nstamp"
 fi
 
-# --- Debian packages: prometheus/promtool (metrics and alert-rule tests, demo) and postgresql
-# (tests/deploy run the MLflow image's entry point against a throwaway PostgreSQL) -------------
+# --- Debian packages: prometheus/promtool (metrics and alert-rule tests, demo), the Pushgateway
+# (the learning loop's monitor pushes to it) and postgresql (tests/deploy run the MLflow image's
+# entry point against a throwaway PostgreSQL) ---------------------------------------------------
 apt_missing=()
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || apt_missing+=(prometheus)
+command -v prometheus-pushgateway >/dev/null 2>&1 || command -v pushgateway >/dev/null 2>&1 || apt_missing+=(prometheus-pushgateway)
 command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || apt_missing+=(postgresql)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
@@ -67,9 +69,10 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null 2>&1 \
       || { apt-get update -qq >/dev/null 2>&1 \
            && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_missing[@]}" >/dev/null; }
-    # The packages start a system Prometheus on :9090 and a PostgreSQL cluster on :5432; the
-    # project runs its own instances.
+    # The packages start a system Prometheus on :9090, a Pushgateway on :9091 and a PostgreSQL
+    # cluster on :5432; the project runs its own instances.
     (systemctl stop prometheus || service prometheus stop || pkill -x prometheus) >/dev/null 2>&1 || true
+    (systemctl stop prometheus-pushgateway || service prometheus-pushgateway stop) >/dev/null 2>&1 || true
     (systemctl stop postgresql || service postgresql stop) >/dev/null 2>&1 || true
   else
     echo "setup: missing Debian packages ${apt_missing[*]} (apt-get install ${apt_missing[*]});" >&2

@@ -3,39 +3,29 @@
 Markers say what runs (pyproject.toml lists them): `unit` (added here to every test that is
 not one of the others), `static` (checks of the deployment files), `integration` (real
 services), `faults` (integration under injected faults), `docker` (needs a Docker engine),
-`slow`. `make test-fast` runs `unit or static`; `make test` everything this machine can run.
+`slow`; and across them `property` (Hypothesis tests, run nightly with more examples).
+`make test-fast` runs `unit or static`; `make test` everything this machine can run.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 
 from tests.support.champion import SessionChampion, session_champion
 from tests.support.paths import default_data_path
+from tests.support.properties import profile_name, register_profiles
 
 # Hypothesis: a fixed, derandomized profile for CI (the same examples every run), and a
-# nightly one with many more examples from a random seed (.github/workflows/nightly.yml).
-settings.register_profile(
-    "ci",
-    derandomize=True,
-    database=None,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.register_profile(
-    "nightly",
-    derandomize=False,
-    database=None,
-    deadline=None,
-    print_blob=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+# nightly one with ten times the examples from a random seed (tests/support/properties.py,
+# .github/workflows/nightly.yml).
+register_profiles()
+settings.load_profile(profile_name())
 
 _KIND_MARKERS = ("integration", "static", "docker")
 
@@ -57,9 +47,34 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     workers = config.getoption("numprocesses", default=None)
     return [
         services + "; set STACK_BACKEND=processes|containers to choose",
-        f"hypothesis profile: {os.environ.get('HYPOTHESIS_PROFILE', 'ci')}",
+        f"hypothesis profile: {profile_name()}",
         f"xdist workers: {workers or 'none (one process)'}",
     ]
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_globals_restored() -> Iterator[None]:
+    """Put back MLflow's process-wide tracking and registry URIs (and the variables they export)
+    after each test: an in-process training test sets them, and under xdist a later module in the
+    same worker would otherwise read another test's registry."""
+    # Only when MLflow is loaded: importing it here would slow every unit test's worker.
+    tracking_name = "mlflow.tracking._tracking_service.utils"
+    registry_name = "mlflow.tracking._model_registry.utils"
+    before = [
+        getattr(sys.modules.get(name), attr, None)
+        for name, attr in ((tracking_name, "_tracking_uri"), (registry_name, "_registry_uri"))
+    ]
+    saved_env = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_")}
+    yield
+    for (name, attr), value in zip(
+        ((tracking_name, "_tracking_uri"), (registry_name, "_registry_uri")), before, strict=True
+    ):
+        if (module := sys.modules.get(name)) is not None:
+            setattr(module, attr, value)
+    for key in [k for k in os.environ if k.startswith("MLFLOW_")]:
+        if key not in saved_env:
+            del os.environ[key]
+    os.environ.update(saved_env)
 
 
 @pytest.fixture(scope="session")

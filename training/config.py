@@ -3,6 +3,7 @@ use the same names). Nothing is read at import time: build `TrainingSettings()` 
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +56,26 @@ class TrainingSettings(CommonSettings):
     top_k_factors: int = Field(default=3, ge=1, le=10, validation_alias="TOP_K_FACTORS")
     n_jobs: int = Field(default=2, ge=1, le=64, validation_alias="N_JOBS")
 
+    # --- the learning loop (docs/learning-loop.md); its store is LOOP_URI ----------------------
+    # Several data sources for `train`, comma-separated: `uci` (the checked download), local
+    # paths or s3:// URIs (an institution's dataset). Unset: DATA_PATH, else `uci`.
+    data_sources: str | None = Field(default=None, validation_alias="DATA_SOURCES")
+    # The `uci` source read from a copy in object storage (the scheduled job on AWS does not
+    # depend on the UCI site at run time); its sha256 must still be DATA_SHA256.
+    uci_mirror_uri: str | None = Field(default=None, validation_alias="UCI_MIRROR_URI")
+    # A folder (s3:// or local) where each command leaves `<command>.json` describing what it
+    # did, for the scheduled workflow (training/run_summary.py). Unset: nothing is written.
+    run_summary_uri: str | None = Field(default=None, validation_alias="RUN_SUMMARY_URI")
+    # The date the loop's commands take as today (replays, backfills, the demo's "a term
+    # later"): outcomes dated after it are refused, predictions count only before an outcome's
+    # date. Unset: the current UTC date.
+    loop_today: date | None = Field(default=None, validation_alias="LOOP_TODAY")
+    monitor_bootstrap: int = Field(default=1000, ge=10, validation_alias="MONITOR_BOOTSTRAP")
+    # Where the monitor pushes its figures for Prometheus; empty: MLflow only.
+    pushgateway_url: str | None = Field(
+        default="http://127.0.0.1:9091", validation_alias="PUSHGATEWAY_URL"
+    )
+
     # --- outputs -----------------------------------------------------------------------------
     reports_dir: Path = Field(default=Path("reports"), validation_alias="REPORTS_DIR")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -64,6 +85,9 @@ class TrainingSettings(CommonSettings):
     log_format: Literal["auto", "console", "json"] = Field(
         default="auto", validation_alias="LOG_FORMAT"
     )
+
+    def today(self) -> date:
+        return self.loop_today or datetime.now(tz=UTC).date()
 
     @field_validator("data_sha256")
     @classmethod

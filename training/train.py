@@ -15,7 +15,7 @@ from mlflow.data.pandas_dataset import from_pandas
 
 from training.config import TrainingSettings
 from training.data.reading import Dataset, load_dataset
-from training.data.split import held_out_split
+from training.data.split import SPLIT_METHOD, held_out_split
 from training.evaluation.model_card import CardFacts, render, selection_policy_text
 from training.evaluation.report import ModelRow
 from training.features.pipeline import EXPLAINABLE, ModelKind
@@ -48,6 +48,7 @@ class TrainingResult:
     predict_ms_per_1000: float
     seconds: float
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)  # digest, rows and sources trained on
 
 
 class _Stopwatch:
@@ -79,6 +80,7 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
         "data_origin": dataset.source.origin,
         "split_seed": str(settings.split_seed),
         "test_size": str(settings.test_size),
+        "split_method": SPLIT_METHOD,
         "search_mode": mode,
     }
     log.info("training_started", mode=mode, rows=len(dataset.features), **tags)
@@ -197,6 +199,7 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
             predict_ms_per_1000=registered.predict_ms_per_1000,
             seconds=watch.total,
             stage_seconds=watch.laps,
+            data=_data_facts(dataset),
         )
     _write_reports(settings.reports_dir, card, result)
     log.info(
@@ -226,22 +229,41 @@ def _config_params(config: SearchConfig, settings: TrainingSettings) -> dict[str
 
 
 def _log_dataset(dataset: Dataset) -> None:
+    """One MLflow dataset input per source, named after it, with its own digest."""
+    from training.data.reading import source_name
+
     frame = dataset.features.assign(Target=dataset.labels)
-    local = dataset.source.origin == "local"
-    source = str(dataset.source.path.resolve()) if local else dataset.source.origin
-    with warnings.catch_warnings():
-        # MLflow 3.17 registers its local-file source twice and warns that it is ambiguous.
-        warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
-        data = from_pandas(frame, source=source, name="students", targets="Target")
-    mlflow.log_input(data, context="training")
+    for source in dataset.sources:
+        name = source_name(source)
+        rows = frame[(dataset.origin == name).to_numpy()].reset_index(drop=True)
+        local = source.origin in ("local", "offline copy")
+        where = str(source.path.resolve()) if local else source.origin
+        with warnings.catch_warnings():
+            # MLflow 3.17 registers its local-file source twice and warns that it is ambiguous.
+            warnings.filterwarnings("ignore", message=".*interpreted in multiple ways.*")
+            data = from_pandas(
+                rows, source=where, name=name, targets="Target", digest=source.sha256[:16]
+            )
+        mlflow.log_input(data, context="training")
 
 
 def _data_facts(dataset: Dataset) -> dict[str, Any]:
+    from training.data.reading import source_name
+
     return {
         "origin": dataset.source.origin,
         "sha256": dataset.source.sha256,
         "rows": len(dataset.features),
         "labels": {str(k): int(v) for k, v in dataset.labels.value_counts().items()},
+        "sources": [
+            {
+                "name": source_name(source),
+                "origin": source.origin,
+                "sha256": source.sha256,
+                "rows": int((dataset.origin == source_name(source)).sum()),
+            }
+            for source in dataset.sources
+        ],
     }
 
 

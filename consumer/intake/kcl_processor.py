@@ -206,7 +206,8 @@ def build_processor(
     on_initialize: Callable[[str], None] | None = None,
     exit_process: Callable[[int], NoReturn] = exit_process,
 ) -> RecordProcessor:
-    """A processor wired from settings: registry poller, Kinesis publisher, status file."""
+    """A processor wired from settings: registry poller, Kinesis publisher, capture writer
+    (unless CAPTURE_ENABLED is false), status file."""
     daemon_alive = parent_watch()
     holder = ModelHolder()
     poller = ModelPoller(
@@ -225,6 +226,10 @@ def build_processor(
         exit_process=exit_process,
     )
     checkpointer = ShardCheckpointer.from_settings(settings, metrics)
+    if capture is None and settings.capture_enabled:
+        from consumer.capture.writer import CaptureWriter
+
+        capture = CaptureWriter.from_settings(settings, metrics, keep_trying=daemon_alive)
     lease: list[LeaseWatch] = []  # built at initialize, when the shard is known
 
     def lease_held() -> bool:

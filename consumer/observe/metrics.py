@@ -72,6 +72,27 @@ class ConsumerMetrics:
             namespace=ns,
             registry=registry,
         )
+        self.captured_records = Counter(
+            "captured_records",
+            "Records whose outcome was written to the capture store, by kind.",
+            ["kind"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.capture_retries = Counter(
+            "capture_retries",
+            "Capture writes retried, by error (the store unreachable, refusing, ...).",
+            ["error"],
+            namespace=ns,
+            registry=registry,
+        )
+        self.capture_duration = Histogram(
+            "capture_duration_seconds",
+            "Time to write one batch's capture object, retries included.",
+            namespace=ns,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.checkpoints = Counter(
             "checkpoints",
             "Checkpoint attempts, by outcome.",

@@ -76,6 +76,10 @@ class BatchResult:
     model_name: str
     model_version: str
     counts: BatchCounts
+    scored_at: str = ""
+    threshold: float = 0.5
+    # The model's attribute order: what each value of an output's `row` is.
+    attribute_names: list[str] = field(default_factory=list)
     validation_seconds: float = 0.0
     scoring_seconds: float = 0.0
     encoding_seconds: float = 0.0
@@ -257,6 +261,9 @@ def run_batch(
         model_name=model.name,
         model_version=model.version,
         counts=counts,
+        scored_at=context.timestamp,
+        threshold=context.threshold,
+        attribute_names=model.validator.attribute_names,
         validation_seconds=validated - started,
         scoring_seconds=scored - validated,
         encoding_seconds=finished - scored,

@@ -9,7 +9,6 @@ path then retries the rows one by one (consumer/scoring/batch.py).
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -136,11 +135,3 @@ def direct_predict(python_model: Any) -> PredictFn:
         return python_model.predict(frame)
 
     return predict
-
-
-def close_enough(actual: list[float], expected: list[float], tolerance: float = 1e-6) -> bool:
-    """Whether two probability lists agree within `tolerance` (the self-test's comparison)."""
-    return len(actual) == len(expected) and all(
-        math.isclose(a, e, rel_tol=0.0, abs_tol=tolerance)
-        for a, e in zip(actual, expected, strict=True)
-    )

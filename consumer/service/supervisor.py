@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from common.exit_codes import ExitCode
 from consumer.config import ConsumerSettings
 
 _PR_SET_PDEATHSIG = 1
@@ -149,7 +150,7 @@ def run_service(settings: ConsumerSettings) -> int:
         log.error("cannot start the KCL daemon", error=str(exc), command=command[0])
         server.stop()
         relay.stop()
-        return 127
+        return ExitCode.DAEMON_NOT_STARTED
     metrics.daemon_up.set(1)
     assert daemon.stdout is not None
     pump = pump_daemon_output(daemon.stdout, writer)
@@ -177,7 +178,7 @@ def run_service(settings: ConsumerSettings) -> int:
         # exits, and the daemon exits with it: the orchestrator restarts the task, which
         # resumes from the last checkpoint.
         log.error("KCL daemon exited on its own", exit_code=code)
-        code = code or 1
+        code = ExitCode.DAEMON_EXITED
     # Give processors a moment to flush their last log lines through the relay.
     time.sleep(0.3)
     server.stop()

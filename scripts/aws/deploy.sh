@@ -12,12 +12,15 @@ Deploy commit TAG to environment ENV:
   2. give each registry secret without a value a random one          (secrets.sh ENV)
   3. build and push the three images                                 (push-images.sh ENV)
   4. plan and apply the whole environment                            (tf.sh ENV apply)
-  5. wait until the MLflow and consumer services are stable (aws ecs wait services-stable)
-  6. start a training run and wait for it            (train.sh ENV --wait), unless --no-train
+  5. put the checked UCI file into the learning loop's bucket, once  (seed-data.sh ENV)
+  6. wait until the MLflow, Pushgateway and consumer services are stable
+                                                        (aws ecs wait services-stable)
+  7. start a retraining run (monitor, dataset, train) and wait for it
+                                                     (train.sh ENV --wait), unless --no-train
 
   ENV         stg or prod
   --tag TAG   commit to deploy (default: HEAD of a clean work tree)
-  --no-train  skip step 6
+  --no-train  skip step 7
   -h, --help
 
 Environment: TF_STATE_BUCKET (required), AWS credentials, AWS_REGION (optional),
@@ -49,11 +52,12 @@ region="$(env_region "$env_name")"
 "$here/secrets.sh" "$env_name"
 "$here/push-images.sh" "$env_name" --tag "$tag"
 "$here/tf.sh" "$env_name" apply --tag "$tag"
+"$here/seed-data.sh" "$env_name"
 
 cluster="dropout-$env_name"
 echo "waiting for the services of $cluster to become stable"
 aws ecs wait services-stable --region "$region" --cluster "$cluster" \
-  --services "dropout-$env_name-mlflow" "dropout-$env_name-consumer"
+  --services "dropout-$env_name-mlflow" "dropout-$env_name-pushgateway" "dropout-$env_name-consumer"
 echo "services stable"
 
 if [ "$train" = 1 ]; then

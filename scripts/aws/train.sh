@@ -7,13 +7,15 @@ usage() {
   cat <<'USAGE'
 Usage: scripts/aws/train.sh ENV [--wait] [-- TRAINING_ARGS...]
 
-Start the state machine dropout-ENV-training, which runs the training task on ECS (retries,
-timeout) and publishes the outcome to SNS.
+Start the state machine dropout-ENV-training: the learning loop's retraining workflow, one
+training task on ECS per step (monitor, dataset build, train on the UCI mirror plus the
+institution's dataset, which gates), with retries and timeouts; the outcome (the champion's
+realized, estimated and held-out figures, the gate's decision and its reason) goes to SNS.
 
   ENV              stg or prod
   --wait           wait for the execution to end; exit non-zero unless it SUCCEEDED
-  -- ARGS...       command of the training container instead of its default (`train`), e.g.
-                   -- train --force
+  -- ARGS...       run this one command of the training container instead of the workflow,
+                   e.g. -- train --data uci --force
   -h, --help
 
 Environment: AWS credentials, AWS_REGION (optional).

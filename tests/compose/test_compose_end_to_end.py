@@ -509,8 +509,14 @@ def test_compose_stack_end_to_end(running: RunningStack) -> None:
     )
     rules = requests.get(f"{prometheus}/api/v1/rules", timeout=10).json()["data"]["groups"]
     loaded = {rule["name"] for group in rules for rule in group["rules"]}
-    alerts_file = yaml.safe_load((REPO_ROOT / "deploy/prometheus/alerts.yml").read_text())
-    wanted = {r["alert"] for g in alerts_file["groups"] for r in g["rules"] if "alert" in r}
+    wanted = {
+        rule["alert"]
+        for path in sorted((REPO_ROOT / "deploy/prometheus/rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert wanted, "no alert rules found in deploy/prometheus/rules"
     assert wanted <= loaded, f"Prometheus did not load the alert rules {sorted(wanted - loaded)}"
     summary.notes.append(f"Prometheus: targets {sorted(instances)}, {len(loaded)} rules loaded")
     if "grafana" in running.started:

@@ -9,15 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from prometheus_client import CollectorRegistry
 
 from common.contract import Contract, parse_contract
 from consumer.model.loader import ModelLoader
-from consumer.observe.logs import configure_logging
 from consumer.observe.metrics import ConsumerMetrics
 from consumer.scoring.served_model import ServedModel
-from tests.support.fakes import FakeModel
+from tests.support.fakes import FakeModel, logs_in_memory
 from tests.support.model_builder import BuiltModel, build_test_model, make_registry
 
 MAX_RECORD_BYTES = 64 * 1024
@@ -32,11 +30,8 @@ def data_path(uci_data_path: Path) -> Path:
 @pytest.fixture(autouse=True)
 def log_lines() -> Iterator[io.StringIO]:
     """Logs rendered exactly as in the service (structlog JSON via orjson), kept in memory."""
-    sink = io.StringIO()
-    configure_logging("DEBUG", fallback=sink)
-    yield sink
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
+    with logs_in_memory("DEBUG") as sink:
+        yield sink
 
 
 @pytest.fixture(autouse=True)
@@ -46,6 +41,21 @@ def _no_multiprocess_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
     # A down registry must fail fast in tests.
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+
+
+@pytest.fixture
+def mocked_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's in-process AWS for one test, with dummy credentials and region us-east-1."""
+    from moto import mock_aws
+
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -109,10 +108,22 @@ def test_the_window_rolls_and_updates_every_n_records(contract: Contract, data_p
     )
 
 
-def test_a_snapshot_is_cheap(contract: Contract, data_path: Path) -> None:
+def test_a_snapshot_reads_the_window_and_changes_nothing(
+    contract: Contract, data_path: Path, metrics: ConsumerMetrics
+) -> None:
+    # What a snapshot of a full window costs is measured by benchmarks/scoring_throughput.py
+    # (its drift line), not asserted here: a timed assertion fails on a busy machine.
     rows = training_rows(data_path, contract)
-    monitor = DriftMonitor(contract, window=5000, update_every=10**9)
-    monitor.add(rows)
-    started = time.perf_counter()
-    monitor.snapshot()
-    assert time.perf_counter() - started < 0.05
+    monitor = DriftMonitor(contract, window=5000, update_every=10**9, metrics=metrics)
+    assert monitor.add(rows) is None  # below update_every: no snapshot, no gauges
+    window = monitor._window.copy()
+    first = monitor.snapshot()
+    second = monitor.snapshot()
+    assert first == second
+    assert first.records == min(5000, len(rows))
+    assert set(first.psi) == set(contract.attribute_names)
+    assert np.array_equal(monitor._window, window, equal_nan=True)
+    assert monitor.records == first.records
+    # Only add() publishes: the gauges were never set.
+    gdp = {"attribute": "GDP"}
+    assert metrics.registry.get_sample_value("dropout_consumer_feature_psi", gdp) is None

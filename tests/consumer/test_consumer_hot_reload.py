@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.support.model_builder import (
     register_model_dir,
     sample_record,
 )
+from tests.support.threads import run_concurrently
 
 RELOADS = "dropout_consumer_model_reloads_total"
 _names = itertools.count()
@@ -99,20 +99,9 @@ def test_concurrent_downloads_of_one_version_end_in_one_folder(
 ) -> None:
     version = register_model_dir(built_model.path, tracking_uri=registry_uri, name=model_name)
     ref = ModelRef(model_name, version)
-    paths: list[Path] = []
-    errors: list[BaseException] = []
-
-    def download() -> None:
-        try:
-            paths.append(loader_for(registry_uri, model_name, tmp_path).cache.download(ref))
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=download) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    paths, errors = run_concurrently(
+        lambda: loader_for(registry_uri, model_name, tmp_path).cache.download(ref), 4
+    )
     assert errors == []
     assert len(set(paths)) == 1
     assert sorted(p.name for p in (tmp_path / model_name).iterdir()) == [version]
@@ -259,20 +248,12 @@ def test_the_cache_keeps_the_serving_and_the_previous_version(
 def test_the_hand_off_keeps_model_info_and_readiness_in_step(
     fake_served: ServedModel, metrics: ConsumerMetrics
 ) -> None:
-    from consumer.model.handoff import ModelHandOff
     from consumer.observe.status import StatusReporter
     from tests.support.fakes import FakeStatus
+    from tests.support.harness import model_handoff
 
     holder = ModelHolder()
-    handoff = ModelHandOff(
-        holder,
-        None,
-        metrics=metrics,
-        drift_window=100,
-        drift_update_every=10,
-        daemon_alive=lambda: True,
-        exit_process=lambda code: (_ for _ in ()).throw(SystemExit(code)),  # type: ignore[arg-type,return-value]
-    )
+    handoff = model_handoff(holder, metrics)
     status_file = FakeStatus()
     handoff.start("shard-1", StatusReporter(status_file, lambda: handoff.version))
     assert status_file.states == [("waiting_for_model", None)]

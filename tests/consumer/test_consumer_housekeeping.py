@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from consumer.intake.lease_watch import LeaseWatch
-from consumer.model.handoff import ModelHandOff
 from consumer.model.holder import ModelHolder
 from consumer.observe import metrics_server
 from consumer.observe.metrics import ConsumerMetrics
@@ -25,6 +22,8 @@ from consumer.observe.status import StatusReporter
 from consumer.scoring.served_model import ServedModel
 from consumer.service.supervisor import clear_metric_files
 from tests.support.fakes import FakeStatus
+from tests.support.harness import model_handoff
+from tests.support.threads import run_concurrently
 
 
 def test_only_metric_files_are_cleared_from_the_metrics_folder(tmp_path: Path) -> None:
@@ -68,20 +67,7 @@ def test_concurrent_scrapes_all_succeed_while_dead_files_are_swept(tmp_path: Pat
     # Pids that do not exist: every scrape wants to sweep their live-gauge files.
     _dead_process_files(folder, range(4_000_000, 4_000_040))
     server = MetricsServer("127.0.0.1", 0, folder, tmp_path / "state", lambda: True)
-    errors: list[BaseException] = []
-    bodies: list[bytes] = []
-
-    def scrape() -> None:
-        try:
-            bodies.append(server.render_metrics())
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=scrape) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    bodies, errors = run_concurrently(server.render_metrics, 8)
     assert errors == []
     assert len(bodies) == 8
     # The dead processes' counts stay in every answer; their live gauges are gone.
@@ -129,41 +115,26 @@ def test_a_model_loaded_during_start_up_leaves_the_processor_ready(
     """Before, the poller could swap a model in before the status existed: /readyz stayed 503
     until the next version came."""
     holder = ModelHolder()
-    handoff = ModelHandOff(
-        holder,
-        _OfferingPoller(holder, fake_served),  # type: ignore[arg-type]
-        metrics=metrics,
-        drift_window=100,
-        drift_update_every=10,
-        daemon_alive=lambda: True,
-        exit_process=lambda code: (_ for _ in ()).throw(SystemExit(code)),  # type: ignore[arg-type,return-value]
-    )
+    handoff = model_handoff(holder, metrics, _OfferingPoller(holder, fake_served))  # type: ignore[arg-type]
     status = FakeStatus()
     handoff.start("shard-0", StatusReporter(status, lambda: handoff.version))
     assert status.states[-1] == ("ready", "1")
 
 
 @pytest.fixture
-def lease_table(monkeypatch: pytest.MonkeyPatch) -> object:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName="app",
-            KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        client.put_item(
-            TableName="app",
-            Item={"leaseKey": {"S": "shard-1"}, "leaseOwner": {"S": "worker-a"}},
-        )
-        yield client
+def lease_table(mocked_aws: None) -> object:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName="app",
+        KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    client.put_item(
+        TableName="app",
+        Item={"leaseKey": {"S": "shard-1"}, "leaseOwner": {"S": "worker-a"}},
+    )
+    return client
 
 
 def test_the_lease_watch_reads_the_owner(lease_table: object) -> None:

@@ -4,13 +4,11 @@ refusals, and the budget of transient failures."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import boto3
 import orjson
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from moto import mock_aws
 
 from consumer.backoff import Backoff
 from consumer.config import ConsumerSettings
@@ -68,6 +66,7 @@ def publisher(
     attempts: int = 5,
     **extra: object,
 ) -> Publisher:
+    options: dict[str, object] = {"sleep": sleeps.append, "rng": random.Random(1), **extra}
     return Publisher(
         kinesis,
         predictions_stream=PREDICTIONS,
@@ -75,9 +74,17 @@ def publisher(
         max_attempts=attempts,
         backoff=Backoff(0.1, 1.0),
         metrics=metrics,
-        sleep=sleeps.append,
-        rng=random.Random(1),
-        **extra,  # type: ignore[arg-type]
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def budget_exhausted(metrics: ConsumerMetrics) -> float:
+    """Chunks of predictions given up on after the transient-error budget."""
+    return metric_value(
+        metrics,
+        "dropout_consumer_publish_retries_total",
+        stream="predictions",
+        error_code="retry_budget_exhausted",
     )
 
 
@@ -213,15 +220,7 @@ def test_transient_failures_exhaust_the_budget(metrics: ConsumerMetrics) -> None
     assert "InternalFailure" in str(raised.value)
     assert len(kinesis.calls) == 3
     assert len(sleeps) == 2
-    assert (
-        metric_value(
-            metrics,
-            "dropout_consumer_publish_retries_total",
-            stream="predictions",
-            error_code="retry_budget_exhausted",
-        )
-        == 1
-    )
+    assert budget_exhausted(metrics) == 1
 
 
 def test_throttling_is_back_pressure_not_a_failure(metrics: ConsumerMetrics) -> None:
@@ -238,16 +237,13 @@ def test_throttling_is_back_pressure_not_a_failure(metrics: ConsumerMetrics) -> 
         checks.append(clock())
         return True
 
-    pub = Publisher(
+    pub = publisher(
         kinesis,
-        predictions_stream=PREDICTIONS,
-        dead_letter_stream=DEAD_LETTERS,
-        max_attempts=4,
-        backoff=Backoff(0.1, 1.0),
-        metrics=metrics,
+        metrics,
+        clock.sleeps,
+        attempts=4,
         sleep=clock.sleep,
         clock=clock,
-        rng=random.Random(1),
         lease_held=lease_held,
         report_interval_seconds=60.0,
     )
@@ -262,26 +258,17 @@ def test_throttling_is_back_pressure_not_a_failure(metrics: ConsumerMetrics) -> 
         metrics, "dropout_consumer_publish_throttled_seconds_total", stream="predictions"
     )
     assert throttled == pytest.approx(sum(clock.sleeps))
-    assert (
-        metric_value(
-            metrics,
-            "dropout_consumer_publish_retries_total",
-            stream="predictions",
-            error_code="retry_budget_exhausted",
-        )
-        == 0
-    )
+    assert budget_exhausted(metrics) == 0
 
 
 def test_a_throttled_batch_whose_lease_moved_stops(metrics: ConsumerMetrics) -> None:
     kinesis = FakeKinesis(always_fail_with="ProvisionedThroughputExceededException")
     clock = FakeClock()
-    pub = Publisher(
+    pub = publisher(
         kinesis,
-        predictions_stream=PREDICTIONS,
-        dead_letter_stream=DEAD_LETTERS,
-        max_attempts=4,
-        backoff=Backoff(0.1, 1.0),
+        None,
+        clock.sleeps,
+        attempts=4,
         sleep=clock.sleep,
         clock=clock,
         lease_held=lambda: False,
@@ -367,18 +354,11 @@ def test_malformed_response_is_retried() -> None:
 
 
 @pytest.fixture
-def moto_kinesis(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        client = boto3.client("kinesis", region_name="us-east-1")
-        for stream in (PREDICTIONS, DEAD_LETTERS):
-            client.create_stream(StreamName=stream, ShardCount=2)
-        yield client
+def moto_kinesis(mocked_aws: None) -> object:
+    client = boto3.client("kinesis", region_name="us-east-1")
+    for stream in (PREDICTIONS, DEAD_LETTERS):
+        client.create_stream(StreamName=stream, ShardCount=2)
+    return client
 
 
 def _read_all(client: object, stream: str) -> list[bytes]:

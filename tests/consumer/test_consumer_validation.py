@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -230,18 +229,26 @@ def test_stage_is_the_latest_stage_with_an_attribute(validator: RecordValidator)
     assert validator.describe_rows(np.empty((0, validator.width))) == ([], [])
 
 
-def test_a_batch_of_500_typical_records_validates_in_a_few_ms(
+def test_a_batch_of_500_typical_records_validates_to_their_own_values(
     validator: RecordValidator, data_path: Path
 ) -> None:
+    # How fast this runs is measured by benchmarks/scoring_throughput.py (its validate
+    # column), not asserted here: a timed assertion fails on a busy machine, not on a defect.
     records = dataset_records(data_path, 500)
-    best = math.inf
-    for _ in range(5):
-        started = time.perf_counter()
-        verdicts = [validator.validate(data) for data in records]
-        best = min(best, time.perf_counter() - started)
-    assert all(isinstance(v, Accepted) for v in verdicts)
-    # Typically ~5 ms for 500 full 36-attribute records; generous for a busy CI machine.
-    assert best < 0.025, f"{best * 1000:.1f} ms"
+    rows = []
+    for data in records:
+        verdict = validator.validate(data)
+        assert isinstance(verdict, Accepted), verdict
+        sent = orjson.loads(data)
+        assert verdict.student_id == sent["student_id"]
+        assert verdict.ignored == []
+        expected = [float(sent["student_features"][name]) for name in validator.attribute_names]
+        assert list(verdict.row) == expected
+        rows.append(verdict.row)
+    # Full records send every attribute: none is missing, every one is at the last stage.
+    stages, missing = validator.describe_rows(np.array(rows))
+    assert set(stages) == {"second_semester"}
+    assert all(m == [] for m in missing)
 
 
 def test_validation_never_raises_on_odd_json(validator: RecordValidator) -> None:

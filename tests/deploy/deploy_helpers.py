@@ -322,6 +322,54 @@ def exported_metric_names() -> set[str]:
     return names
 
 
+# Series the Pushgateway adds to every push group (its own metrics, not ours): when the group
+# was last pushed, and when a push to it last failed.
+PUSHGATEWAY_SERIES = frozenset({"push_time_seconds", "push_failure_time_seconds"})
+
+
+def loop_monitor_report() -> Any:
+    """A real MonitorReport (training/loop/monitor.py) on a small store in which every kind of
+    figure exists: captures of version 3, outcomes for most students, some still pending."""
+    import os
+    import tempfile
+    from datetime import UTC, date, datetime
+
+    from common.object_store import LocalStore
+    from tests.training.loop.helpers import at, outcome_csv, prediction_line, put_batch
+    from training.loop.monitor import monitor
+
+    with tempfile.TemporaryDirectory() as work:
+        store = LocalStore(work)
+        lines, outcomes = [], []
+        for student in range(1, 101):
+            probability = 0.1 + 0.8 * ((student * 37) % 100) / 100
+            lines.append(
+                prediction_line(
+                    student, sequence=student, scored_at=at("2026-10-01"), probability=probability
+                )
+            )
+            if student <= 70:
+                label = "Dropout" if (student * 53) % 100 < probability * 100 else "Graduate"
+                outcomes.append((student, label, "2026-11-30", "registrar-2026-T1"))
+        put_batch(store, lines)
+        store.put("outcomes/registrar-2026-T1.csv", outcome_csv(outcomes))
+        stamp = datetime(2026, 12, 3, tzinfo=UTC).timestamp()
+        os.utime(store.root / "outcomes" / "registrar-2026-T1.csv", (stamp, stamp))
+        return monitor(
+            store, reference_auc_by_version={"3": 0.88}, today=date(2026, 12, 10), n_bootstrap=20
+        )
+
+
+def loop_metric_names() -> set[str]:
+    """Series names the learning loop's monitor pushes, from its own code: the names of the
+    points of a real report (`MonitorReport.to_metrics`, which `push_to_gateway` turns into one
+    gauge per name)."""
+    report = loop_monitor_report()
+    kinds = {dict(point.labels).get("kind") for point in report.to_metrics().points}
+    assert {"realized", "estimated", "held_out"} <= kinds, "every kind of figure is covered"
+    return {point.name for point in report.to_metrics().points}
+
+
 def dashboard_targets(path: Path) -> list[tuple[str, str]]:
     """(panel title, expr) of every query of a Grafana dashboard JSON."""
     dashboard = json.loads(path.read_text(encoding="utf-8"))

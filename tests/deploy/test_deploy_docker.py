@@ -504,6 +504,7 @@ def test_mlflow_image_requirements_are_pinned_and_match_the_project() -> None:
     assert not mismatched, f"compiled against requirements/dev.txt, yet differs: {mismatched}"
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize("image", IMAGES)
 def test_image_builds(image: str) -> None:
     """A real build where a Docker engine runs (CI's images job builds them too), with the

@@ -522,24 +522,41 @@ def test_consumer_autoscales_on_cpu_and_iterator_age(
 def test_training_is_orchestrated_by_scheduler_and_step_functions(
     parsed_terraform: dict[Path, dict[str, Any]],
 ) -> None:
+    """The state machine's definition comes from modules/retraining_workflow (rendered and run
+    in test_deploy_retraining_workflow.py); here: its parts and how modules/training wires it."""
     ((_, _, machine),) = resources(parsed_terraform, "aws_sfn_state_machine")
-    definition = str(machine["definition"])
-    assert "ecs:runTask.sync" in definition
-    assert "'Retry': '${local.retry}'" in definition
-    assert "'TimeoutSeconds'" in definition
-    assert re.search(r"MaxAttempts\s*=\s*var\.max_retries", dir_text(MODULES / "training"))
-    assert "sns:publish" in definition
-    assert "NotifyFailure" in definition
-    assert "NotifySuccess" in definition
+    assert machine["definition"] == "${module.workflow.definition}"
+    workflow = dir_text(MODULES / "retraining_workflow")
+    for part in (
+        "ecs:runTask.sync",
+        "aws-sdk:s3:getObject",
+        "States.StringToJson($.Body)",
+        "$$.Execution.Name",
+        "RUN_SUMMARY_URI",
+        "NotifyFailure",
+        "NotifyPromoted",
+        "NotifyRefused",
+        "TimeoutSeconds",
+    ):
+        assert part in workflow, part
+    assert re.search(r"MaxAttempts\s*=\s*var\.max_retries", workflow)
+    assert "required_providers" not in workflow, "a pure module: tests render it offline"
+    training = dir_text(MODULES / "training")
+    call = re.search(r'module "workflow" \{(.*?)\n\}', training, re.S)
+    assert call
+    assert re.search(r"topic_arn\s*=\s*aws_sns_topic\.outcome\.arn", call.group(1))
+    assert re.search(r"task_definition\s*=\s*var\.name", call.group(1))
+    assert re.search(r"max_retries\s*=\s*var\.max_retries", call.group(1))
+    assert "concat([aws_security_group.this.id], var.extra_security_group_ids)" in call.group(1)
     ((_, _, schedule),) = resources(parsed_terraform, "aws_scheduler_schedule")
     assert schedule["target"][0]["arn"] == "${aws_sfn_state_machine.this.arn}"
     assert resources(parsed_terraform, "aws_sns_topic")
-    training = [
+    training_tasks = [
         b
         for p, _, b in resources(parsed_terraform, "aws_ecs_task_definition")
         if p.parent.name == "training"
     ]
-    assert training
+    assert training_tasks
 
 
 def test_mlflow_store(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
@@ -724,7 +741,7 @@ def test_the_registry_is_not_open_to_the_vpc(parsed_terraform: dict[Path, dict[s
     rules = [
         (p, n, b)
         for p, n, b in resources(parsed_terraform, "aws_vpc_security_group_ingress_rule")
-        if b["security_group_id"] == "${aws_security_group.server.id}"
+        if b["security_group_id"] == "${aws_security_group.server.id}" and p.parent.name == "mlflow"
     ]
     assert {n for _, n, _ in rules} == {"server_from_clients", "server_from_operators"}
     for _, name, rule in rules:
@@ -740,7 +757,10 @@ def test_the_registry_is_not_open_to_the_vpc(parsed_terraform: dict[Path, dict[s
         for _, _, group in resources(parsed_terraform, "aws_security_group"):
             for egress in as_list(group.get("egress")):
                 assert "mlflow_port" not in str(egress), f"{module}: MLflow egress to the VPC"
-    ((_, _, egress),) = resources(parsed_terraform, "aws_vpc_security_group_egress_rule")
+    ((_, _, egress),) = [
+        r for r in resources(parsed_terraform, "aws_vpc_security_group_egress_rule")
+        if r[0].parent.name == "mlflow"
+    ]  # fmt: skip
     assert egress["referenced_security_group_id"] == "${aws_security_group.server.id}"
 
 

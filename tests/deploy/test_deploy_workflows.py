@@ -144,6 +144,24 @@ def test_ci_runs_every_check() -> None:
     assert env["COMPOSE_TEST_REQUIRE_ALL"] == "1"
 
 
+def test_nightly_runs_the_property_tests_with_the_nightly_profile() -> None:
+    nightly = workflow("nightly.yml")
+    triggers = workflow_triggers(nightly)
+    assert triggers["schedule"]
+    assert "cron" in triggers["schedule"][0]
+    assert "workflow_dispatch" in triggers
+    assert nightly["permissions"] == {"contents": "read"}
+    assert nightly["env"]["HYPOTHESIS_PROFILE"] == "nightly"
+    commands = [str(step.get("run", "")) for step in steps(nightly)]
+    selections = [c for c in commands if "pytest" in c]
+    # Between them the jobs select every property test: in process and on the stack.
+    assert any('-m "property and not integration"' in c for c in selections)
+    assert any('-m "property and integration"' in c for c in selections)
+    actions = uses(nightly)
+    assert any(a.startswith("actions/setup-java@") for a in actions)
+    assert any(a.startswith("actions/setup-node@") for a in actions)
+
+
 def test_cd_uses_oidc_and_no_stored_keys() -> None:
     for name in ("cd.yml", "deploy.yml"):
         doc = workflow(name)

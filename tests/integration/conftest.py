@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from consumer.tools.producer import read_rows
 from devstack.backends import ContainerBackend, ProcessBackend, choose_backend
 from devstack.consumers import ConsumerHandle
 from devstack.ports import free_port
 from devstack.processes import ManagedProcess
 from devstack.services import FAKE_AWS_ENV, consumer_service
 from devstack.settings import StackSettings
-from devstack.streaming import Streams
-from devstack.streams import create_streams
+from devstack.streaming import Streams, fresh_streams
 from tests.support.champion import SessionChampion
 from tests.support.model_builder import register_model_dir
 
@@ -70,23 +70,17 @@ def register_champion_copy(
 
 
 @pytest.fixture(scope="module")
+def rows(uci_data_path: Path) -> list[dict[str, float]]:
+    """The UCI data file's rows as student features, what the tests' events are made of."""
+    return read_rows(uci_data_path)
+
+
+@pytest.fixture(scope="module")
 def make_streams(stack: StackSettings) -> Callable[..., Streams]:
     """Fresh input/predictions/dead-letter streams and a fresh KCL application per call."""
 
     def make(input_shards: int = 4, **overrides: object) -> Streams:
-        tag = uuid.uuid4().hex[:8]
-        settings = stack.model_copy(
-            update={
-                "input_stream": f"events-{tag}",
-                "predictions_stream": f"predictions-{tag}",
-                "dead_letter_stream": f"dead-letters-{tag}",
-                "input_shards": input_shards,
-                "kcl_application_name": f"consumer-{tag}",
-                **overrides,
-            }
-        )
-        create_streams(settings)
-        return Streams(settings)
+        return fresh_streams(stack, uuid.uuid4().hex[:8], input_shards, **overrides)
 
     return make
 

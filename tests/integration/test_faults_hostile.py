@@ -28,13 +28,11 @@ from typing import Any
 
 import orjson
 import pytest
-import structlog
 from hypothesis import given, settings
 from prometheus_client import CollectorRegistry
 
 from common.wire import Reason
 from consumer.model.loader import ModelLoader
-from consumer.observe.logs import configure_logging
 from consumer.observe.metrics import ConsumerMetrics
 from consumer.records import InputRecord, SourcePosition
 from consumer.scoring.batch import run_batch
@@ -49,10 +47,12 @@ from tests.consumer.test_consumer_hostile_input import (
     batches,
     check_outputs,
 )
+from tests.support.fakes import logs_in_memory
 from tests.support.harness import DEAD_LETTERS, PREDICTIONS, Harness
 from tests.support.model_builder import dataset_records
+from tests.support.properties import examples
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.property]
 
 KINESIS_MAX_RECORD = 1024 * 1024
 PUT_BYTES = 4 * 1024 * 1024
@@ -88,11 +88,12 @@ def alone(model: ServedModel, data: bytes) -> float:
     return float(orjson.loads(output.data)["dropout_probability"])
 
 
-def generated_corpus(examples: int) -> list[list[bytes]]:
-    """Hostile batches from the strategies (deterministic: derandomized, no database)."""
+def generated_corpus(count: int) -> list[list[bytes]]:
+    """`count` hostile batches from the strategies (the same ones every run in the CI profile,
+    a random draw in the nightly one)."""
     drawn: list[list[bytes]] = []
 
-    @settings(HOSTILE_SETTINGS, max_examples=examples)
+    @settings(HOSTILE_SETTINGS, max_examples=count)
     @given(batch=batches)
     def collect(batch: list[bytes]) -> None:
         drawn.append(batch)
@@ -118,11 +119,8 @@ def check_dead_letter_payload(letter: dict[str, Any], raw: bytes) -> None:
 @pytest.fixture
 def quiet_logs() -> Iterator[io.StringIO]:
     """The in-process processor's JSON log lines, kept in memory (not on the test's output)."""
-    sink = io.StringIO()
-    configure_logging("INFO", fallback=sink)
-    yield sink
-    structlog.reset_defaults()
-    structlog.contextvars.clear_contextvars()
+    with logs_in_memory("INFO") as sink:
+        yield sink
 
 
 def test_hostile_records_through_the_processor_with_the_registered_model(
@@ -132,7 +130,7 @@ def test_hostile_records_through_the_processor_with_the_registered_model(
     expected = (alone(champion_model, first), alone(champion_model, last))
     seen: dict[str, Any] = {"records": 0, "batches": 0, "reasons": Counter(), "predictions": 0}
 
-    @settings(HOSTILE_SETTINGS, max_examples=150)
+    @settings(HOSTILE_SETTINGS, max_examples=examples(150))
     @given(batch=batches)
     def run(batch: list[bytes]) -> None:
         harness = Harness(ConsumerMetrics(CollectorRegistry()), champion_model)
@@ -202,7 +200,7 @@ def test_hostile_lines_through_the_offline_cli(
     good_records: list[bytes],
     tmp_path: Path,
 ) -> None:
-    corpus = generated_corpus(150)
+    corpus = generated_corpus(examples(150))
     # One file: hostile batches with a good record between any two of them. A record holding
     # a newline is several lines (one line is one record).
     lines: list[bytes] = []
@@ -286,6 +284,8 @@ def test_hostile_records_through_the_real_stream(
     pids_before = {p["pid"] for p in consumer.wait_ready()["processors"]}
 
     records: list[bytes] = []
+    # Not scaled up nightly: the stream's own time bound (300 s) sets the size; the nightly
+    # profile still draws other batches.
     for batch in generated_corpus(50):
         records.append(good_records[len(records) % len(good_records)])
         records += [r for r in batch if len(r) + len("hostile-00000") <= KINESIS_MAX_RECORD]

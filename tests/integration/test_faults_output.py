@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from consumer.tools.producer import events, read_rows
+from consumer.tools.producer import events
 from devstack.consumers import ConsumerHandle, ConsumerSlot, log_events, process_running
 from devstack.kcl_tables import lease_checkpoints, wait_checkpointed
 from devstack.settings import StackSettings
@@ -58,11 +58,6 @@ MIXED = (
 )
 RETRIES = "dropout_consumer_publish_retries_total"
 THROTTLED = "dropout_consumer_publish_throttled_seconds_total"
-
-
-@pytest.fixture(scope="module")
-def rows(uci_data_path: Path) -> list[dict[str, float]]:
-    return read_rows(uci_data_path)
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ import orjson
 import pytest
 from mlflow import MlflowClient
 
-from consumer.tools.producer import events, read_rows
+from consumer.tools.producer import events
 from devstack.consumers import ConsumerHandle, ConsumerSlot, log_events, process_running
 from devstack.kcl_tables import lease_checkpoints, wait_checkpointed
 from devstack.ports import free_port
@@ -153,11 +153,6 @@ def registry(
 def good_model(champion_run: SessionChampion) -> Path:
     """The files of version 1 (the session's champion), to log good and tampered copies from."""
     return champion_run.model_dir
-
-
-@pytest.fixture(scope="module")
-def rows(uci_data_path: Path) -> list[dict[str, float]]:
-    return read_rows(uci_data_path)
 
 
 @pytest.fixture(scope="module")

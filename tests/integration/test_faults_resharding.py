@@ -13,26 +13,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from consumer.tools.producer import events, read_rows
+from consumer.tools.producer import events
 from devstack.consumers import ConsumerHandle, serving_shards, wait_serving
 from devstack.kcl_tables import kcl_leases
 from devstack.producer import Producer
 from devstack.streaming import Position, Streams
 from devstack.streams import wait_active
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow]
 
 RATE = 150.0  # records per second
-
-
-@pytest.fixture(scope="module")
-def rows(uci_data_path: Path) -> list[dict[str, float]]:
-    return read_rows(uci_data_path)
 
 
 def _ms(output: dict[str, Any]) -> float:

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from consumer.tools.producer import read_rows
 from devstack.consumers import ConsumerHandle, serving_shards
 from devstack.kcl_tables import kcl_leader, kcl_leases, wait_checkpointed
 from devstack.producer import Producer
@@ -33,11 +31,6 @@ from tests.integration.worker_faults import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def rows(uci_data_path: Path) -> list[dict[str, float]]:
-    return read_rows(uci_data_path)
 
 
 def test_leader_killed_mid_stream_loses_nothing(

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
-from consumer.tools.producer import read_rows
 from devstack.consumers import ConsumerHandle, wait_serving
 from devstack.kcl_tables import wait_checkpointed
 from devstack.producer import Producer
@@ -32,12 +30,7 @@ from tests.integration.worker_faults import (
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def rows(uci_data_path: Path) -> list[dict[str, float]]:
-    return read_rows(uci_data_path)
-
-
-def test_sigterm_mid_stream_then_restart_resumes_fromcheckpoints(
+def test_sigterm_mid_stream_then_restart_resumes_from_checkpoints(
     champion: str,
     make_streams: Callable[..., Streams],
     start_consumer: Callable[..., ConsumerHandle],

@@ -18,12 +18,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import orjson
 import pytest
 
-from consumer.tools.producer import read_rows
 from devstack.consumers import ConsumerHandle, ConsumerSlot, log_events
 from devstack.kcl_tables import lease_checkpoints, wait_checkpointed
 from devstack.settings import StackSettings
@@ -33,11 +31,6 @@ from tests.integration.faultproxy import Fault, FaultProxy, after
 pytestmark = [pytest.mark.integration]
 
 WORKER = "worker-kpl"
-
-
-@pytest.fixture(scope="module")
-def rows(uci_data_path: Path) -> list[dict[str, float]]:
-    return read_rows(uci_data_path)
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,13 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import mlflow
 import orjson
 import pytest
 
-from consumer.tools.producer import events, read_rows
+from consumer.tools.producer import events
 from devstack.consumers import ConsumerHandle, ConsumerSlot
 from devstack.kcl_tables import wait_checkpointed
 from devstack.processes import ManagedProcess
@@ -52,11 +51,6 @@ EXPECTED_REASON = {
 
 
 @pytest.fixture(scope="module")
-def rows(uci_data_path: Path) -> list[dict[str, float]]:
-    return read_rows(uci_data_path)
-
-
-@pytest.fixture(scope="module")
 def model_name(register_champion_copy: Callable[..., str]) -> str:
     """A registered model of this module's own (a copy of the session's champion): the alias
     test moves its alias without touching any other module."""
@@ -76,7 +70,7 @@ def slot(streams: Streams, start_consumer: Callable[..., ConsumerHandle]) -> Con
 
 
 def champion_version(stack: StackSettings, name: str) -> str:
-    client = mlflow.MlflowClient(tracking_uri=stack.mlflow_url)
+    client = mlflow.MlflowClient(stack.mlflow_url, stack.mlflow_url)
     return str(client.get_model_version_by_alias(name, "champion").version)
 
 

@@ -1,4 +1,5 @@
-"""Test doubles of the consumer's collaborators: Kinesis, the KCL checkpointer, status files.
+"""Test doubles of the consumer's collaborators: Kinesis, the KCL checkpointer, status files,
+and the log output.
 
 `FakeKinesis` and `FakeCheckpointer` share an event list so tests can check the order of
 publishing and checkpointing. KCL messages are built with amazon_kclpy's own classes, so the
@@ -8,16 +9,20 @@ processor sees exactly what the daemon's JSON turns into.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable
+import contextlib
+import io
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import structlog
 from amazon_kclpy import messages
 from amazon_kclpy.checkpoint_error import CheckpointError
 from botocore.exceptions import ClientError
 
+from consumer.observe.logs import configure_logging
 from consumer.observe.metrics import ConsumerMetrics
 
 Event = tuple[str, Any]
@@ -27,6 +32,18 @@ def metric_value(metrics: ConsumerMetrics, name: str, **labels: str) -> float:
     """A sample's value in the metrics' registry (0 when it was never set)."""
     value = metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+@contextlib.contextmanager
+def logs_in_memory(level: str) -> Iterator[io.StringIO]:
+    """The JSON log lines, rendered exactly as in the service, kept in memory."""
+    sink = io.StringIO()
+    configure_logging(level, fallback=sink)
+    try:
+        yield sink
+    finally:
+        structlog.reset_defaults()
+        structlog.contextvars.clear_contextvars()
 
 
 def client_error(code: str, operation: str = "PutRecords") -> ClientError:

@@ -13,6 +13,7 @@ from consumer.checkpoint.checkpointer import ShardCheckpointer
 from consumer.intake.kcl_processor import RecordProcessor
 from consumer.model.handoff import ModelHandOff
 from consumer.model.holder import ModelHolder
+from consumer.model.poller import ModelPoller
 from consumer.observe.metrics import ConsumerMetrics
 from consumer.output.publisher import Publisher
 from consumer.scoring.served_model import ServedModel
@@ -32,6 +33,27 @@ DEAD_LETTERS = "dlq"
 
 def exit_by_raising(code: int) -> NoReturn:
     raise SystemExit(code)
+
+
+def model_handoff(
+    holder: ModelHolder,
+    metrics: ConsumerMetrics,
+    poller: ModelPoller | None = None,
+    *,
+    drift_window: int = 100,
+    drift_update_every: int = 10,
+    daemon_alive: Callable[[], bool] = lambda: True,
+) -> ModelHandOff:
+    """A model hand-off wired as `build_processor` wires one; an exit raises SystemExit."""
+    return ModelHandOff(
+        holder,
+        poller,
+        metrics=metrics,
+        drift_window=drift_window,
+        drift_update_every=drift_update_every,
+        daemon_alive=daemon_alive,
+        exit_process=exit_by_raising,
+    )
 
 
 class Harness:
@@ -61,14 +83,12 @@ class Harness:
         self.holder = ModelHolder()
         self.alive = daemon_alive or (lambda: True)
         no_sleep: Callable[[float], None] = lambda _: None  # noqa: E731
-        self.models = ModelHandOff(
+        self.models = model_handoff(
             self.holder,
-            None,
-            metrics=metrics,
+            metrics,
             drift_window=1000,
             drift_update_every=drift_update_every,
             daemon_alive=self._daemon_alive,
-            exit_process=exit_by_raising,
         )
         if model is not None:
             self.holder.offer(model)

@@ -28,7 +28,7 @@ from mlflow.types.schema import AnyType, ColSpec, Schema
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
-from common.attributes import ATTRIBUTES, BY_NAME
+from common.attributes import ATTRIBUTES, BY_NAME, SEED_RECORD
 from common.data_files import sha256_of
 from tests.support.python_model import DropoutRiskModel
 
@@ -36,15 +36,7 @@ MODEL_CODE = Path(__file__).with_name("python_model.py")
 MODEL_NAME = "student-dropout"
 
 # The design's sample record: it must score with every model.
-SAMPLE_FEATURES: dict[str, Any] = {
-    "GDP": 1.74,
-    "Inflation rate": 1.4,
-    "Tuition fees up to date": 1,
-    "Scholarship holder": 0,
-    "Curricular units 1st sem (approved)": 5,
-    "Curricular units 1st sem (enrolled)": 6,
-    "Curricular units 2nd sem (approved)": 5,
-}
+SAMPLE_FEATURES: dict[str, Any] = dict(SEED_RECORD)
 
 APPROVAL_FEATURES = (
     ("cu_1st_approval_rate", "1st semester approval rate", "1st"),

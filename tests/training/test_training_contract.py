@@ -14,6 +14,8 @@ import yaml
 
 from common.attributes import ATTRIBUTE_NAMES, BY_NAME, REQUIRED, SEED_FEATURES, SEED_RECORD, STAGES
 from tests.training.helpers import Trained
+from training.data.reading import Dataset
+from training.data.split import held_out_split
 from training.registry.contract import check_contract
 
 
@@ -54,7 +56,7 @@ def test_contract_is_valid(contract: dict[str, Any]) -> None:
     assert check_contract(contract) == []
 
 
-def test_contract_top_level(contract: dict[str, Any], trained: Trained) -> None:
+def test_contract_top_level(contract: dict[str, Any], trained: Trained, dataset: Dataset) -> None:
     assert contract["contract_version"] == 1
     assert contract["model_name"] == trained.model_name
     assert contract["model_kind"] in ("xgboost", "logistic_regression")
@@ -64,7 +66,8 @@ def test_contract_top_level(contract: dict[str, Any], trained: Trained) -> None:
     assert re.fullmatch(r"[0-9a-f]{64}", training["data_sha256"])
     assert training["git_commit"]
     assert (training["split_seed"], training["test_size"]) == (42, 0.2)
-    assert (training["n_train"], training["n_test"]) == (3539, 885)
+    split = held_out_split(dataset, seed=42, test_size=0.2)
+    assert (training["n_train"], training["n_test"]) == (len(split.x_train), len(split.x_test))
     assert 0 < contract["threshold"] < 1
     assert contract["top_k_factors"] == 3
     assert (

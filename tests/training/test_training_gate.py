@@ -36,9 +36,36 @@ def scores(**changes: float) -> dict[str, float]:
         (scores(second_semester=0.926), CHAMPION, False, True, "at_least_as_good"),  # tolerance
         (scores(second_semester=0.92), CHAMPION, False, False, "worse on second_semester"),
         (scores(enrollment=0.7, second_semester=0.99), CHAMPION, False, False, "enrollment"),
-        (scores(enrollment=0.7), CHAMPION, True, True, "forced (worse on enrollment)"),
+        (scores(enrollment=0.7), CHAMPION, True, True, "forced (worse on enrollment (0.700"),
+        # Better everywhere on UCI, worse on the institution's own held-out students.
+        (
+            {**scores(second_semester=0.95), "source.institution": 0.80},
+            {**CHAMPION, "source.institution": 0.86},
+            False,
+            False,
+            "worse on source.institution (0.800 < champion 0.860 - 0.005)",
+        ),
+        # Promoted: the decision still names the institution's figures.
+        (
+            {**scores(), "source.institution": 0.87, "source.uci": 0.93},
+            {**CHAMPION, "source.institution": 0.86, "source.uci": 0.93},
+            False,
+            True,
+            "at_least_as_good (per source: source.institution 0.870 vs champion 0.860; "
+            "source.uci 0.930 vs champion 0.930)",
+        ),
     ],
-    ids=["first", "equal", "better", "within tolerance", "worse", "worse early", "forced"],
+    ids=[
+        "first",
+        "equal",
+        "better",
+        "within tolerance",
+        "worse",
+        "worse early",
+        "forced",
+        "worse on the institution",
+        "better on the institution",
+    ],
 )
 def test_rule(
     new: dict[str, float],

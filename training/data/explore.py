@@ -12,15 +12,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.evaluation import plots
+from common.attributes import ATTRIBUTES, SEED_FEATURES, TARGET_LABELS
 from training.config import TrainingSettings
 from training.data.reading import Dataset, load_dataset
-from training.features.pipeline import feature_label
-from training.log import get_logger
-from common.attributes import ATTRIBUTES, SEED_FEATURES, TARGET_LABELS
-from training.search.cv import SearchConfig
-from training.features.selection import RFA_THRESHOLD, select_features
 from training.data.split import held_out_split
+from training.evaluation import plots
+from training.features.pipeline import feature_label
+from training.features.selection import RFA_THRESHOLD, select_features
+from training.log import get_logger
+from training.search.cv import SearchConfig
 
 log = get_logger(__name__)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from common.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, POSITIVE_LABEL, TARGET, TARGET_LABELS
-from common.data_files import DataFileError, DataSource, UciDownload, find_data_file
+from common.data_files import UCI_SHA256, DataFileError, DataSource, UciDownload, find_data_file
 from training.config import TrainingSettings
 from training.errors import DataSourceError, DataValidationError
 
@@ -29,42 +30,76 @@ MIN_PER_CLASS = 20
 
 @dataclass(frozen=True)
 class Dataset:
-    """Validated data: the 36 attributes (float64, file order), the binary target, the labels."""
+    """Validated data: the 36 attributes (float64, file order), the binary target, the labels,
+    and where each row came from (provenance: never a feature)."""
 
     features: pd.DataFrame
     target: pd.Series  # 1 = dropout, 0 = enrolled or graduate
     labels: pd.Series  # the 3-class label, kept for reports
-    source: DataSource
+    source: DataSource  # several sources: their combined digest (training/data/sources.py)
+    origin: pd.Series  # per row, the name of its source ("uci", "institution", ...)
+    sources: tuple[DataSource, ...] = ()
 
 
-def resolve_source(settings: TrainingSettings) -> DataSource:
-    """The local file when DATA_PATH (or --data) is set, else the checked UCI download."""
-    download = UciDownload(
+def uci_download(settings: TrainingSettings) -> UciDownload:
+    return UciDownload(
         url=settings.data_url,
         sha256=settings.data_sha256,
         cache_dir=settings.data_cache_dir,
         timeout=settings.data_download_timeout,
     )
+
+
+def resolve_source(settings: TrainingSettings) -> DataSource:
+    """The local file when DATA_PATH (or --data) is set, else the checked UCI download."""
     try:
-        return find_data_file(settings.data_path, download=download)
+        return find_data_file(settings.data_path, download=uci_download(settings))
     except DataFileError as exc:
         raise DataSourceError(str(exc)) from exc
 
 
 def load_dataset(settings: TrainingSettings) -> Dataset:
-    source = resolve_source(settings)
-    return read_dataset(source)
+    """DATA_SOURCES when set (several files, training/data/sources.py), else one file."""
+    if settings.data_sources:
+        from training.data.sources import load_sources
+
+        return load_sources(settings)
+    return read_dataset(resolve_source(settings))
 
 
-def read_dataset(source: DataSource) -> Dataset:
+def read_dataset(source: DataSource, *, name: str | None = None, minimum: bool = True) -> Dataset:
+    """One validated file. `minimum` False: a file that is one of several sources may hold
+    fewer rows than training needs on its own (the combination is checked instead)."""
     rows = _read_rows(source.path)
     header, body = rows[0], rows[1:]
     columns = _check_header(source.path, header)
-    raw = _check_shape(source.path, columns, body)
+    raw = _check_shape(source.path, columns, body, minimum=minimum)
     features = _check_attributes(source.path, raw)
-    labels = _check_target(source.path, raw[TARGET])
+    labels = _check_target(source.path, raw[TARGET], minimum=minimum)
     target = (labels == POSITIVE_LABEL).astype("int64").rename("dropout")
-    return Dataset(features=features, target=target, labels=labels, source=source)
+    origin = pd.Series([name or source_name(source)] * len(features), name="origin", dtype=str)
+    return Dataset(
+        features=features,
+        target=target,
+        labels=labels,
+        source=source,
+        origin=origin,
+        sources=(source,),
+    )
+
+
+_CACHE_PREFIX = re.compile(r"^[0-9a-f]{16}-")
+_DIGEST_SUFFIX = re.compile(r"-[0-9a-f]{12,64}$")
+
+
+def source_name(source: DataSource) -> str:
+    """`uci` for the official file (its checksum says so), else the file's name without the
+    digests that name it in the cache or the store (`institution-<sha12>.csv` is
+    `institution`), so a source keeps its name from one term's dataset to the next."""
+    if source.sha256 == UCI_SHA256:
+        return "uci"
+    stem = _CACHE_PREFIX.sub("", source.path.stem)
+    return _DIGEST_SUFFIX.sub("", stem) or stem
 
 
 def _read_rows(path: Path) -> list[list[str]]:
@@ -103,7 +138,9 @@ def _check_header(path: Path, header: list[str]) -> list[str]:
     return columns
 
 
-def _check_shape(path: Path, columns: list[str], body: list[list[str]]) -> pd.DataFrame:
+def _check_shape(
+    path: Path, columns: list[str], body: list[list[str]], *, minimum: bool = True
+) -> pd.DataFrame:
     if not body:
         raise DataValidationError(path, "the file has a header but no data rows")
     for number, row in enumerate(body, start=1):
@@ -114,7 +151,7 @@ def _check_shape(path: Path, columns: list[str], body: list[list[str]]) -> pd.Da
                 f"(is the delimiter {DELIMITER!r}?)",
                 row=number,
             )
-    if len(body) < MIN_ROWS:
+    if minimum and len(body) < MIN_ROWS:
         raise DataValidationError(path, f"{len(body)} data rows; training needs {MIN_ROWS}")
     frame = pd.DataFrame(body, columns=columns, dtype=str)
     frame.index = pd.RangeIndex(1, len(frame) + 1)  # row numbers as people count them
@@ -152,7 +189,7 @@ def _check_attributes(path: Path, raw: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).reset_index(drop=True)
 
 
-def _check_target(path: Path, cells: pd.Series) -> pd.Series:
+def _check_target(path: Path, cells: pd.Series, *, minimum: bool = True) -> pd.Series:
     labels = cells.str.strip()
     unknown = ~labels.isin(TARGET_LABELS)
     if unknown.any():
@@ -165,7 +202,7 @@ def _check_target(path: Path, cells: pd.Series) -> pd.Series:
         )
     positives = int((labels == POSITIVE_LABEL).sum())
     negatives = len(labels) - positives
-    if min(positives, negatives) < MIN_PER_CLASS:
+    if minimum and min(positives, negatives) < MIN_PER_CLASS:
         raise DataValidationError(
             path,
             f"{positives} {POSITIVE_LABEL} and {negatives} other rows; each side needs "

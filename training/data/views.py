@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from common.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, STAGES, Stage, attributes_known_at
+from common.attributes import ATTRIBUTE_NAMES, ATTRIBUTES, Stage, attributes_known_at
+
 
 def stage_view(features: pd.DataFrame, stage: Stage) -> pd.DataFrame:
     """The same students as they look at `stage`: later attributes blanked out (NaN)."""

@@ -44,22 +44,49 @@ def views_of(x: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return views
 
 
-def evaluate(predict: Predictor, x: pd.DataFrame, y: pd.Series, threshold: float) -> dict[str, Any]:
-    """{roc_auc, f1_dropout, brier, precision, recall, threshold, per_stage, seed_subset}.
+# A source's own figure is reported (and gated on) only with this many of each class in the
+# held-out part: fewer would make its ROC-AUC noise.
+MIN_PER_CLASS_PER_SOURCE: Final = 10
 
-    The top-level metrics are those of complete records.
-    """
+
+def evaluate(
+    predict: Predictor,
+    x: pd.DataFrame,
+    y: pd.Series,
+    threshold: float,
+    origin: pd.Series | None = None,
+) -> dict[str, Any]:
+    """{roc_auc, f1_dropout, brier, precision, recall, threshold, per_stage, seed_subset,
+    per_source}.
+
+    The top-level metrics are those of complete records; `per_source` (with several sources)
+    holds each source's complete-record metrics and its count, where it has enough of each
+    class (MIN_PER_CLASS_PER_SOURCE)."""
     truth = y.to_numpy()
-    per_view = {
-        view: binary_metrics(truth, np.asarray(predict(frame), dtype="float64"), threshold)
-        for view, frame in views_of(x).items()
+    probabilities = {
+        view: np.asarray(predict(frame), dtype="float64") for view, frame in views_of(x).items()
     }
-    return {
+    per_view = {view: binary_metrics(truth, p, threshold) for view, p in probabilities.items()}
+    report: dict[str, Any] = {
         **per_view[STAGES[-1]],
         "threshold": threshold,
         "per_stage": {stage: per_view[stage] for stage in STAGES},
         "seed_subset": per_view["seed_subset"],
     }
+    if origin is not None and origin.nunique() > 1:
+        complete = probabilities[STAGES[-1]]
+        per_source: dict[str, dict[str, float]] = {}
+        for name in sorted(origin.unique()):
+            mask = (origin == name).to_numpy()
+            positives = int(truth[mask].sum())
+            if min(positives, int(mask.sum()) - positives) < MIN_PER_CLASS_PER_SOURCE:
+                continue
+            per_source[str(name)] = {
+                **binary_metrics(truth[mask], complete[mask], threshold),
+                "count": float(mask.sum()),
+            }
+        report["per_source"] = per_source
+    return report
 
 
 def flatten(report: dict[str, Any], prefix: str = "test_") -> dict[str, float]:
@@ -68,9 +95,20 @@ def flatten(report: dict[str, Any], prefix: str = "test_") -> dict[str, float]:
     for stage, metrics in report["per_stage"].items():
         out.update({f"{prefix}{k}_{stage}": float(v) for k, v in metrics.items()})
     out.update({f"{prefix}{k}_seed_subset": float(v) for k, v in report["seed_subset"].items()})
+    for source, metrics in report.get("per_source", {}).items():
+        out.update({f"{prefix}{k}_source_{source}": float(v) for k, v in metrics.items()})
     return out
 
 
+SOURCE_PREFIX: Final = "source."
+
+
 def gate_scores(report: dict[str, Any]) -> dict[str, float]:
-    """The numbers the gate compares: held-out ROC-AUC at each stage (complete last)."""
-    return {stage: float(report["per_stage"][stage]["roc_auc"]) for stage in STAGES}
+    """The numbers the gate compares: held-out ROC-AUC at each stage (complete last) and, with
+    several sources, on each source's own held-out students (`source.<name>`)."""
+    scores: dict[str, float] = {
+        stage: float(report["per_stage"][stage]["roc_auc"]) for stage in STAGES
+    }
+    for source, metrics in report.get("per_source", {}).items():
+        scores[f"{SOURCE_PREFIX}{source}"] = float(metrics["roc_auc"])
+    return scores

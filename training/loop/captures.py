@@ -27,7 +27,7 @@ import gzip
 import math
 import re
 import zlib
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final
@@ -35,11 +35,10 @@ from typing import Any, Final
 import orjson
 import pandas as pd
 
+from common.capture_format import CAPTURE_SCHEMA, CAPTURES_PREFIX
+from common.object_store import Store, StoreError
 from training.loop.problems import ProblemLog
-from training.loop.store import Store, StoreError
 
-CAPTURE_SCHEMA: Final = "dropout.capture.v1"
-CAPTURES_PREFIX: Final = "captures/"
 STAGES: Final = ("enrollment", "first_semester", "second_semester")
 OUTCOMES: Final = ("prediction", "dead_letter")
 MAX_STUDENT_ID_CHARS: Final = 128
@@ -99,26 +98,6 @@ class _BadLine(Exception):  # noqa: N818 - internal control flow, never escapes
         super().__init__(message)
         self.reason = reason
         self.message = message
-
-
-def capture_key(
-    model_name: str,
-    day: date,
-    shard_id: str,
-    first: tuple[str | int, int],
-    last: tuple[str | int, int],
-) -> str:
-    """The key of a batch's capture object (relative to the store root)."""
-    return (
-        f"{CAPTURES_PREFIX}{model_name}/dt={day.isoformat()}/{shard_id}/"
-        f"{first[0]}-{first[1]}_{last[0]}-{last[1]}.jsonl.gz"
-    )
-
-
-def encode_capture_object(lines: Iterable[Mapping[str, Any]]) -> bytes:
-    """Capture lines as a gzip JSON-lines object (mtime 0: same lines, same bytes)."""
-    body = b"".join(orjson.dumps(dict(line)) + b"\n" for line in lines)
-    return gzip.compress(body, mtime=0)
 
 
 def read_captures(

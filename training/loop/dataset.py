@@ -39,8 +39,8 @@ from typing import Final
 
 import pandas as pd
 
+from common.object_store import Store
 from training.loop.problems import ProblemLog
-from training.loop.store import Store
 
 TARGET: Final = "Target"
 DATASETS_PREFIX: Final = "datasets/"

@@ -38,6 +38,7 @@ take on these students if the probabilities are calibrated.
 from __future__ import annotations
 
 import itertools
+import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,14 @@ from training.loop.quality import ALL, CONFIDENCE, MIN_COUNT, Metric, group_keys
 
 ESTIMATED_NAMES: Final = ("roc_auc", "f1", "precision", "recall", "flag_rate")
 MIN_REFERENCE_PER_CLASS: Final = 2
+
+
+def _json_number(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _float_or_nan(value: Any) -> float:
+    return float("nan") if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -82,8 +91,9 @@ class Calibrator:
         return {
             "kind": self.kind,
             "needed": self.needed,
-            "ece_before": self.ece_before,
-            "ece_after": self.ece_after,
+            # null, not NaN, when calibration was not tried: contract.json stays strict JSON.
+            "ece_before": _json_number(self.ece_before),
+            "ece_after": _json_number(self.ece_after),
             "reference_count": self.reference_count,
             "x": list(self.x),
             "y": list(self.y),
@@ -94,8 +104,8 @@ class Calibrator:
         return cls(
             kind=data["kind"],
             needed=bool(data["needed"]),
-            ece_before=float(data["ece_before"]),
-            ece_after=float(data["ece_after"]),
+            ece_before=_float_or_nan(data["ece_before"]),
+            ece_after=_float_or_nan(data["ece_after"]),
             reference_count=int(data["reference_count"]),
             x=tuple(float(v) for v in data["x"]),
             y=tuple(float(v) for v in data["y"]),

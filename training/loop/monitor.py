@@ -20,15 +20,17 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Final
 
 import pandas as pd
 
+from common.capture_format import OUTCOMES_PREFIX
+from common.object_store import Store
 from training.loop.captures import ReadSummary, read_captures
 from training.loop.estimate import Calibrator, Estimate, estimate_by_group
 from training.loop.join import JoinCounts, join_outcomes, pending_predictions
-from training.loop.outcomes import OUTCOMES_PREFIX, OutcomeReadSummary, read_outcomes
+from training.loop.outcomes import OutcomeReadSummary, read_outcomes
 from training.loop.quality import (
     ALL,
     MIN_COUNT,
@@ -37,7 +39,6 @@ from training.loop.quality import (
     QualityReport,
     quality_by_group,
 )
-from training.loop.store import Store
 
 PROMETHEUS_PREFIX: Final = "dropout_loop_"
 MLFLOW_PREFIX: Final = "loop."
@@ -190,6 +191,7 @@ def monitor(
     n_simulations: int | None = None,
     min_count: int = MIN_COUNT,
     min_per_class: int = MIN_PER_CLASS,
+    now: datetime | None = None,
 ) -> MonitorReport:
     """Read, join, measure and estimate (see the module docstring).
 
@@ -198,7 +200,8 @@ def monitor(
     without one, that version's probabilities are taken as calibrated. `model_name` chooses the
     model under `captures/`; without it, the store must hold one model only (ValueError
     otherwise: versions of different models are not comparable). `n_simulations` (CBPE
-    intervals) defaults to `n_bootstrap`.
+    intervals) defaults to `n_bootstrap`. `now` is the wall clock for the freshness of the
+    last outcome import (an operational figure: real time even when `today` is a replay's).
     """
     captured = read_captures(store, models=[model_name] if model_name else None)
     names = sorted(set(captured.frame["model_name"]))
@@ -234,7 +237,7 @@ def monitor(
         last_outcome_import=last_import,
         days_since_last_outcome_import=None
         if last_import is None
-        else (today - last_import.date()).days,
+        else ((now or datetime.now(tz=UTC)).date() - last_import.date()).days,
         days_since_last_decision=None
         if last_decision is None
         else (today - last_decision.date()).days,

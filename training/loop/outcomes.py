@@ -50,12 +50,11 @@ from typing import Any, Final, Literal
 import orjson
 import pandas as pd
 
+from common.capture_format import OUTCOMES_PREFIX
+from common.object_store import Store, StoreError
+from common.wire import OUTCOME_LABELS, OUTCOME_SCHEMA
 from training.loop.problems import ProblemLog
-from training.loop.store import Store, StoreError
 
-OUTCOME_SCHEMA: Final = "dropout.outcome.v1"
-OUTCOMES_PREFIX: Final = "outcomes/"
-OUTCOME_LABELS: Final = ("Dropout", "Graduate", "Enrolled")
 POSITIVE_OUTCOME: Final = "Dropout"
 FIELDS: Final = ("student_id", "outcome", "decision_date", "source")
 MAX_CHARS: Final = 128

@@ -152,6 +152,24 @@ def _json_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def calibration_section(pipeline: Any, x_test: pd.DataFrame, y_test: pd.Series) -> dict[str, Any]:
+    """The isotonic map of the held-out predictions (the three stage views pooled, as live
+    traffic mixes them), for the learning loop's CBPE estimate (training/loop/estimate.py)."""
+    from training.data.views import stage_view
+    from training.loop.estimate import fit_calibrator
+
+    probabilities = np.concatenate(
+        [pipeline.predict_proba(stage_view(x_test, stage))[:, 1] for stage in STAGES]
+    )
+    labels = np.tile(y_test.to_numpy(), len(STAGES))
+    return {
+        "method": "isotonic, as NannyML's CBPE calibrates",
+        "fitted_on": "held-out split, the three stage views pooled",
+        "rows": len(labels),
+        "calibrator": fit_calibrator(probabilities, labels).to_dict(),
+    }
+
+
 # -- validation: the rules live in common/contract.py ------------------------------------------
 
 

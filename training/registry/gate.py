@@ -2,8 +2,11 @@
 
 Both the new version and the current champion are loaded from the registry and scored on the
 same held-out split (same data, seed and size). The compared numbers are the held-out ROC-AUC
-of complete records and of the two partial views (enrollment only, after the 1st semester):
-the alias moves when none of them falls below the champion's by more than the tolerance.
+of complete records and of the two partial views (enrollment only, after the 1st semester),
+and, when the run trains on several sources, the ROC-AUC on each source's own held-out
+students (`source.<name>`): the alias moves when none of them falls below the champion's by
+more than the tolerance, so a challenger better on UCI but worse on the institution's own
+students is refused.
 The first model is promoted; `force` lets a person override; every decision is written as
 tags on the version and logged.
 """
@@ -66,12 +69,24 @@ def decide(
 
     if champion_scores is None:
         return decision(True, "first_model")
-    worse = [s for s, v in new_scores.items() if v < champion_scores[s] - tolerance]
+    worse = [
+        f"{key} ({value:.3f} < champion {champion_scores[key]:.3f} - {tolerance:g})"
+        for key, value in new_scores.items()
+        if key in champion_scores and value < champion_scores[key] - tolerance
+    ]
+    # Per-source figures are named whatever the outcome: the institution's own students are
+    # the figure a person reviewing the decision looks for first.
+    sources = "; ".join(
+        f"{key} {value:.3f} vs champion {champion_scores[key]:.3f}"
+        for key, value in new_scores.items()
+        if key.startswith("source.") and key in champion_scores
+    )
+    named = f" (per source: {sources})" if sources else ""
     if not worse:
-        return decision(True, "at_least_as_good")
+        return decision(True, f"at_least_as_good{named}")
     if force:
-        return decision(True, f"forced (worse on {', '.join(worse)})")
-    return decision(False, f"worse on {', '.join(worse)}")
+        return decision(True, f"forced (worse on {'; '.join(worse)}){named}")
+    return decision(False, f"worse on {'; '.join(worse)}{named}")
 
 
 def run_gate(
@@ -138,4 +153,6 @@ def run_gate(
 
 
 def _report(model: LoadedModel, split: Split) -> dict[str, Any]:
-    return evaluate(model.probabilities, split.x_test, split.y_test, model.threshold)
+    return evaluate(
+        model.probabilities, split.x_test, split.y_test, model.threshold, split.origin_test
+    )

@@ -53,7 +53,9 @@ def evaluate_registered(
     model = load_version(name, version)
     dataset = load_dataset(settings)
     split = held_out_split(dataset, settings.split_seed, settings.test_size)
-    report = evaluate(model.probabilities, split.x_test, split.y_test, model.threshold)
+    report = evaluate(
+        model.probabilities, split.x_test, split.y_test, model.threshold, split.origin_test
+    )
     return model, report, split_warnings(model, split, dataset.source.sha256)
 
 

@@ -19,7 +19,7 @@ from training.evaluation import plots
 from training.evaluation.metrics import views_of
 from training.evaluation.threshold import risk_bands
 from training.features.pipeline import EXPLAINABLE, classifier_features, feature_label
-from training.registry.contract import build_contract, example_records
+from training.registry.contract import build_contract, calibration_section, example_records
 from training.registry.packaging import log_model, predict_ms_per_1000, stage_model, staging_dir
 from training.search.candidates import Candidate
 
@@ -68,6 +68,7 @@ def register_chosen(
             input_example=example_records(split.x_train, split.y_train),
             metrics=chosen.report,
         )
+        contract["calibration"] = calibration_section(chosen.pipeline, split.x_test, split.y_test)
         contract, served = stage_model(chosen.pipeline, contract, folder)
         predict_ms = predict_ms_per_1000(served, _mixed_stage_rows(split.x_test))
         info = log_model(folder, contract, settings.model_name)

@@ -110,7 +110,11 @@ def finish_candidate(
     pipeline = fit_final(result.kind, result.params, split, config, selection.dropped)
     threshold = choose_threshold(split.y_train.to_numpy(), result.oof)
     report = evaluate(
-        lambda f: pipeline.predict_proba(f)[:, 1], split.x_test, split.y_test, threshold
+        lambda f: pipeline.predict_proba(f)[:, 1],
+        split.x_test,
+        split.y_test,
+        threshold,
+        split.origin_test,
     )
     with mlflow.start_run(run_name=result.kind, nested=True) as run:
         mlflow.set_tags({**tags, "role": "candidate", "model_kind": result.kind})
@@ -141,7 +145,11 @@ def baseline(split: Split, plan: FoldPlan, config: SearchConfig, tags: dict[str,
     final = make_xgboost(BASELINE_PARAMS, n_jobs=config.n_jobs, seed=config.seed)
     final.fit(split.x_train[cols], split.y_train)
     report = evaluate(
-        lambda f: final.predict_proba(f[cols])[:, 1], split.x_test, split.y_test, threshold
+        lambda f: final.predict_proba(f[cols])[:, 1],
+        split.x_test,
+        split.y_test,
+        threshold,
+        split.origin_test,
     )
     cv_score = float(np.mean(stage_scores))
     with mlflow.start_run(run_name="baseline-seed7", nested=True):

@@ -1,5 +1,6 @@
 # One environment of the dropout early-warning system: network, key, streams, image
-# repositories, ECS cluster, MLflow, the consumer service and scheduled training.
+# repositories, ECS cluster, MLflow, the learning loop's bucket, the Pushgateway, the consumer
+# service and the scheduled retraining workflow.
 # deploy/terraform/envs/<env> calls this module with the environment's variables.
 locals {
   name = "dropout-${var.environment}"
@@ -103,6 +104,37 @@ module "mlflow" {
   tags                     = local.tags
 }
 
+# The learning loop's store (captures, outcomes, datasets, run summaries) and the Pushgateway
+# the monitor pushes its figures to.
+module "loop_store" {
+  source                           = "../modules/loop_store"
+  name                             = "${local.name}-loop"
+  kms_key_arn                      = module.kms.key_arn
+  uci_sha256                       = var.uci_sha256
+  capture_retention_days           = var.loop_capture_retention_days
+  outcome_retention_days           = var.loop_outcome_retention_days
+  dataset_retention_days           = var.loop_dataset_retention_days
+  outcomes_importer_principal_arns = var.outcomes_importer_principal_arns
+  force_destroy                    = var.allow_destroy_with_data
+  tags                             = local.tags
+}
+
+module "pushgateway" {
+  source                   = "../modules/pushgateway"
+  name                     = "${local.name}-pushgateway"
+  cluster_arn              = module.cluster.cluster_arn
+  capacity_provider        = module.cluster.capacity_provider
+  requires_compatibilities = module.cluster.requires_compatibilities
+  vpc_id                   = module.network.vpc_id
+  subnet_ids               = module.network.private_subnet_ids
+  dns_namespace_id         = module.mlflow.dns_namespace_id
+  dns_namespace            = "${var.environment}.dropout.internal"
+  scraper_cidr_blocks      = coalesce(var.pushgateway_scraper_cidr_blocks, [module.network.vpc_cidr_block])
+  kms_key_arn              = module.kms.key_arn
+  log_retention_days       = var.log_retention_days
+  tags                     = local.tags
+}
+
 module "consumer" {
   source                     = "../modules/consumer"
   name                       = "${local.name}-consumer"
@@ -135,6 +167,9 @@ module "consumer" {
   model_name                 = var.model_name
   model_alias                = var.model_alias
   log_level                  = var.log_level
+  loop_uri                   = module.loop_store.uri
+  loop_bucket_arn            = module.loop_store.bucket_arn
+  capture_enabled            = var.capture_enabled
   kms_key_arn                = module.kms.key_arn
   log_retention_days         = var.log_retention_days
   tags                       = local.tags
@@ -149,7 +184,7 @@ module "training" {
   requires_compatibilities   = module.cluster.requires_compatibilities
   vpc_id                     = module.network.vpc_id
   subnet_ids                 = module.network.private_subnet_ids
-  extra_security_group_ids   = [module.mlflow.client_security_group_id]
+  extra_security_group_ids   = [module.mlflow.client_security_group_id, module.pushgateway.client_security_group_id]
   image                      = local.images["training"]
   ecr_repository_arn         = module.ecr.repository_arns["training"]
   cpu                        = var.training_cpu
@@ -167,6 +202,11 @@ module "training" {
   model_name                 = var.model_name
   model_alias                = var.model_alias
   gate_tolerance             = var.gate_tolerance
+  loop_bucket                = module.loop_store.bucket
+  loop_bucket_arn            = module.loop_store.bucket_arn
+  loop_uri                   = module.loop_store.uri
+  uci_mirror_uri             = module.loop_store.uci_mirror_uri
+  pushgateway_url            = module.pushgateway.url
   kms_key_arn                = module.kms.key_arn
   log_retention_days         = var.log_retention_days
   tags                       = local.tags

@@ -67,3 +67,28 @@ output "mlflow_auth_secret_names" {
   description = "Secrets of the registry's users (seeded by scripts/aws/secrets.sh)."
   value       = module.mlflow.auth_secret_names
 }
+
+output "loop_bucket" {
+  description = "The learning loop's bucket (captures/, outcomes/, datasets/, runs/)."
+  value       = module.loop_store.bucket
+}
+
+output "uci_mirror_uri" {
+  description = "The UCI file's copy the training job reads (scripts/aws/seed-data.sh uploads it)."
+  value       = module.loop_store.uci_mirror_uri
+}
+
+output "outcomes_importer_role_arn" {
+  description = "Role that may only upload outcomes (null without outcomes_importer_principal_arns)."
+  value       = module.loop_store.outcomes_importer_role_arn
+}
+
+output "pushgateway_url" {
+  description = "Pushgateway inside the VPC; scrape it with honor_labels: true."
+  value       = module.pushgateway.url
+}
+
+output "pushgateway_service_name" {
+  description = "ECS service of the Pushgateway."
+  value       = module.pushgateway.service_name
+}

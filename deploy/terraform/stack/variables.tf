@@ -242,6 +242,48 @@ variable "mlflow_operator_cidr_blocks" {
   default     = []
 }
 
+variable "capture_enabled" {
+  description = "Capture every scored batch to the learning loop's bucket (CAPTURE_ENABLED of the consumer)."
+  type        = bool
+  default     = true
+}
+
+variable "uci_sha256" {
+  description = "sha256 of the UCI data file (common/data_files.py UCI_SHA256): the mirror's key and the training job's check."
+  type        = string
+  default     = "3ef126de5cefff26eb11fbb4237f1a1401cb64b488e2f1d598c23cedeb4c45ae"
+}
+
+variable "loop_capture_retention_days" {
+  description = "Days the captured student records are kept (one academic year plus a term by default)."
+  type        = number
+  default     = 400
+}
+
+variable "loop_outcome_retention_days" {
+  description = "Days the imported outcomes are kept."
+  type        = number
+  default     = 400
+}
+
+variable "loop_dataset_retention_days" {
+  description = "Days the institution's labelled datasets are kept (models trained on them stay reproducible)."
+  type        = number
+  default     = 1095
+}
+
+variable "outcomes_importer_principal_arns" {
+  description = "Principals (a registrar's role) that may assume a role allowed only to upload outcomes; empty: no such role."
+  type        = list(string)
+  default     = []
+}
+
+variable "pushgateway_scraper_cidr_blocks" {
+  description = "CIDRs that may scrape the Pushgateway (port 9091); null: the whole VPC, like the consumers' metrics port."
+  type        = list(string)
+  default     = null
+}
+
 variable "allow_destroy_with_data" {
   description = "Let `terraform destroy` delete the database (no final snapshot kept), the artifact bucket and image repositories with their contents. Only for throwaway environments."
   type        = bool

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from training.loop.captures import capture_key, encode_capture_object
-from training.loop.store import Store
+from common.capture_format import capture_key, encode_capture_object
+from common.object_store import Store
 
 MODEL = "student-dropout"
 SHARD = "shardId-000000000001"

@@ -10,6 +10,8 @@ import orjson
 import pandas as pd
 import pytest
 
+from common.capture_format import capture_key
+from common.object_store import LocalStore
 from tests.training.loop.helpers import (
     MODEL,
     at,
@@ -17,8 +19,7 @@ from tests.training.loop.helpers import (
     prediction_line,
     put_batch,
 )
-from training.loop.captures import BASE_COLUMNS, capture_key, read_captures
-from training.loop.store import LocalStore
+from training.loop.captures import BASE_COLUMNS, read_captures
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from common.object_store import LocalStore
 from tests.training.loop.helpers import at, outcome_csv, prediction_line, put_batch, uci_header
 from training.loop.captures import read_captures
 from training.loop.dataset import build_dataset, write_dataset
 from training.loop.outcomes import read_outcomes
-from training.loop.store import LocalStore
 
 TODAY = date(2026, 12, 31)
 STUDENTS = 120
@@ -213,7 +213,7 @@ from datetime import date
 from training.loop.captures import read_captures
 from training.loop.dataset import build_dataset
 from training.loop.outcomes import read_outcomes
-from training.loop.store import LocalStore
+from common.object_store import LocalStore
 root, names, integers = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 store = LocalStore(root)
 dataset = build_dataset(

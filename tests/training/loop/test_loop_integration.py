@@ -23,10 +23,10 @@ import orjson
 import pytest
 from sklearn.metrics import brier_score_loss, f1_score, roc_auc_score
 
+from common.object_store import S3Store, open_store
 from tests.training.loop.helpers import at, outcome_csv, prediction_line, put_batch
 from training.loop.monitor import monitor
 from training.loop.outcomes import import_outcomes
-from training.loop.store import S3Store, open_store
 
 pytestmark = pytest.mark.integration
 

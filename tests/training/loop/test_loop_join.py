@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from common.object_store import LocalStore
 from tests.training.loop.helpers import (
     at,
     dead_letter_line,
@@ -18,7 +19,6 @@ from tests.training.loop.helpers import (
 from training.loop.captures import read_captures
 from training.loop.join import JOINED_COLUMNS, join_outcomes, pending_predictions
 from training.loop.outcomes import read_outcomes
-from training.loop.store import LocalStore
 
 TODAY = date(2026, 12, 31)
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from common.object_store import LocalStore
 from tests.training.loop.helpers import (
     at,
     dead_letter_line,
@@ -20,7 +21,6 @@ from tests.training.loop.helpers import (
 )
 from training.loop.estimate import fit_calibrator
 from training.loop.monitor import monitor
-from training.loop.store import LocalStore
 
 TODAY = date(2026, 12, 10)
 
@@ -55,7 +55,12 @@ def store(tmp_path: Path) -> LocalStore:
 
 def test_monitor_report(store: LocalStore) -> None:
     report = monitor(
-        store, reference_auc_by_version={"2": 0.86, "3": 0.88}, today=TODAY, n_bootstrap=50, seed=1
+        store,
+        reference_auc_by_version={"2": 0.86, "3": 0.88},
+        today=TODAY,
+        n_bootstrap=50,
+        seed=1,
+        now=datetime.combine(TODAY, time(9), tzinfo=UTC),
     )
     counts = report.counts
     assert counts.capture_records == 201
@@ -92,7 +97,11 @@ def test_monitor_report(store: LocalStore) -> None:
 
 def test_metrics_are_flat_with_bounded_labels(store: LocalStore) -> None:
     report = monitor(
-        store, reference_auc_by_version={"2": 0.86, "3": 0.88}, today=TODAY, n_bootstrap=20
+        store,
+        reference_auc_by_version={"2": 0.86, "3": 0.88},
+        today=TODAY,
+        n_bootstrap=20,
+        now=datetime.combine(TODAY, time(9), tzinfo=UTC),
     )
     metrics = report.to_metrics()
     prom = metrics.prometheus

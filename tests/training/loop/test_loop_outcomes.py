@@ -10,6 +10,7 @@ import orjson
 import pandas as pd
 import pytest
 
+from common.object_store import LocalStore
 from tests.training.loop.helpers import outcome_csv
 from training.loop.outcomes import (
     OutcomeImportError,
@@ -20,7 +21,6 @@ from training.loop.outcomes import (
     read_outcomes,
 )
 from training.loop.problems import ProblemLog
-from training.loop.store import LocalStore
 
 TODAY = date(2026, 12, 1)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from training.loop.store import (
+from common.object_store import (
     LocalStore,
     ObjectNotFoundError,
     S3Store,

@@ -57,3 +57,18 @@ output "mlflow_tracking_uri" {
   description = "MLflow inside the VPC."
   value       = module.stack.mlflow_tracking_uri
 }
+
+output "loop_bucket" {
+  description = "The learning loop's bucket."
+  value       = module.stack.loop_bucket
+}
+
+output "uci_mirror_uri" {
+  description = "The UCI file's copy (scripts/aws/seed-data.sh uploads it)."
+  value       = module.stack.uci_mirror_uri
+}
+
+output "pushgateway_url" {
+  description = "Pushgateway inside the VPC (scrape with honor_labels: true)."
+  value       = module.stack.pushgateway_url
+}

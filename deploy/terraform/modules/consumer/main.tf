@@ -1,6 +1,7 @@
 # The consumer service: `python -m consumer run` (KCL MultiLangDaemon + one Python record
 # processor per shard lease) as an ECS service, its roles, log group, security group and
-# autoscaling on CPU and on the input stream's iterator age.
+# autoscaling on CPU and on the input stream's iterator age. Every scored batch is captured to
+# the learning loop's bucket (captures/<model>/..., written before the batch is checkpointed).
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -33,7 +34,14 @@ locals {
     METRICS_HOST                = "0.0.0.0"
     METRICS_PORT                = tostring(local.metrics)
     LOG_LEVEL                   = var.log_level
+    # The learning loop's store; the endpoint is empty (the code's default is the embedded
+    # stack's moto): the regional S3 endpoint and the task role.
+    LOOP_URI             = var.loop_uri
+    LOOP_S3_ENDPOINT_URL = ""
+    CAPTURE_ENABLED      = tostring(var.capture_enabled)
   }
+  # The consumer writes capture objects of its own model only (common/capture_format.py).
+  capture_objects = "${var.loop_bucket_arn}/captures/${var.model_name}/*"
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -122,7 +130,7 @@ resource "aws_iam_role" "task" {
 
 # What the KCL and the record processors do: read the input stream, write the two output
 # streams, keep leases, checkpoints and worker metrics in the application's own DynamoDB tables,
-# publish KCL metrics to CloudWatch under the application's namespace.
+# publish KCL metrics to CloudWatch under the application's namespace, and capture each batch.
 data "aws_iam_policy_document" "task" {
   statement {
     sid    = "ReadInputStream"
@@ -147,13 +155,23 @@ data "aws_iam_policy_document" "task" {
     resources = [var.predictions_stream_arn, var.dead_letter_stream_arn]
   }
   statement {
-    sid    = "StreamEncryptionKey"
+    # The project key: Decrypt and GenerateDataKey for the streams, GenerateDataKey for the
+    # capture objects (SSE-KMS).
+    sid    = "ProjectKey"
     effect = "Allow"
     actions = [
       "kms:Decrypt",
       "kms:GenerateDataKey",
     ]
     resources = [var.kms_key_arn]
+  }
+  statement {
+    # Capture: one PutObject per batch per shard under captures/<model>/, nothing else in the
+    # bucket (no read, no list, no delete; a replayed batch overwrites its own key).
+    sid       = "WriteCaptures"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = [local.capture_objects]
   }
   statement {
     sid    = "KclTables"

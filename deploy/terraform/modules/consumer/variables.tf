@@ -183,3 +183,19 @@ variable "mlflow_password_secret_arn" {
   description = "Secrets Manager secret with that user's password."
   type        = string
 }
+
+variable "loop_uri" {
+  description = "LOOP_URI: the learning loop's store, s3://<bucket>/ (captures go under captures/)."
+  type        = string
+}
+
+variable "loop_bucket_arn" {
+  description = "ARN of the loop's bucket (the task role may PutObject under captures/<model>/ only)."
+  type        = string
+}
+
+variable "capture_enabled" {
+  description = "CAPTURE_ENABLED: capture every scored batch to the loop's store."
+  type        = bool
+  default     = true
+}

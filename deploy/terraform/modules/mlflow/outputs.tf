@@ -47,3 +47,8 @@ output "auth_secret_names" {
   description = "Names of the registry's secrets (scripts/aws/secrets.sh seeds them)."
   value       = [for s in aws_secretsmanager_secret.auth : s.name]
 }
+
+output "dns_namespace_id" {
+  description = "Cloud Map private DNS namespace of the dropout services (the Pushgateway registers there too)."
+  value       = aws_service_discovery_private_dns_namespace.this.id
+}

@@ -1,6 +1,8 @@
-# Scheduled retraining: an EventBridge Scheduler schedule starts a Step Functions state machine
-# that runs the training task on ECS (runTask.sync: it waits for the task to stop), retries a
-# failed run, gives up after a timeout, and publishes the outcome to an SNS topic.
+# Scheduled retraining, which closes the learning loop: an EventBridge Scheduler schedule starts
+# a Step Functions state machine (modules/retraining_workflow) that runs the training task on
+# ECS once per step (monitor -> dataset build -> train, which gates), reads each step's run
+# summary from the loop's bucket and publishes the outcome, with the champion's realized,
+# estimated and held-out figures and the gate's decision, to an SNS topic.
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -15,8 +17,15 @@ locals {
   cluster_tasks_arn          = "arn:${local.partition}:ecs:${local.region}:${local.account}:task/${var.cluster_name}/*"
   ecs_events_rule_arn        = "arn:${local.partition}:events:${local.region}:${local.account}:rule/StepFunctionsGetEventsForECSTaskRule"
 
-  # Every variable here is one training/config.py reads (tests/deploy checks it). The data is
-  # downloaded from UCI (sha256-checked) into the task's ephemeral storage.
+  # The loop's prefixes (common/capture_format.py) and the run summaries' folder.
+  captures             = "${var.loop_bucket_arn}/captures/*"
+  outcomes             = "${var.loop_bucket_arn}/outcomes/*"
+  datasets             = "${var.loop_bucket_arn}/datasets/*"
+  institution_datasets = "${var.loop_bucket_arn}/datasets/institution-*"
+  run_summaries        = "${var.loop_bucket_arn}/runs/*"
+
+  # Every variable here is one training/config.py (or common/settings.py) reads (tests/deploy
+  # checks it). The UCI data comes from its checked copy in the loop's bucket, not the UCI site.
   environment = {
     MLFLOW_TRACKING_URI = var.mlflow_tracking_uri
     # The registry's writer identity; its password comes from Secrets Manager (secrets below).
@@ -26,34 +35,18 @@ locals {
     MODEL_ALIAS              = var.model_alias
     GATE_TOLERANCE           = tostring(var.gate_tolerance)
     # One model-search worker per vCPU of the task.
-    N_JOBS = tostring(max(1, floor(var.cpu / 1024)))
+    N_JOBS     = tostring(max(1, floor(var.cpu / 1024)))
+    AWS_REGION = local.region
+    # The learning loop: its store (the endpoint is empty: the code's default is the embedded
+    # stack's moto), the UCI mirror, the Pushgateway the monitor pushes to, and where a task
+    # started outside the state machine leaves its summaries (the state machine overrides it
+    # with runs/<execution name>/).
+    LOOP_URI             = var.loop_uri
+    LOOP_S3_ENDPOINT_URL = ""
+    UCI_MIRROR_URI       = var.uci_mirror_uri
+    RUN_SUMMARY_URI      = "${var.loop_uri}runs/adhoc/"
+    PUSHGATEWAY_URL      = var.pushgateway_url
   }
-
-  network = {
-    AwsvpcConfiguration = {
-      Subnets        = var.subnet_ids
-      SecurityGroups = concat([aws_security_group.this.id], var.extra_security_group_ids)
-      AssignPublicIp = "DISABLED"
-    }
-  }
-
-  run_task = {
-    Cluster                  = var.cluster_arn
-    TaskDefinition           = var.name
-    CapacityProviderStrategy = [{ CapacityProvider = var.capacity_provider, Weight = 1 }]
-    NetworkConfiguration     = local.network
-    PropagateTags            = "TASK_DEFINITION"
-  }
-
-  retry = [
-    {
-      ErrorEquals     = ["ECS.AmazonECSException", "ECS.ServerException", "States.TaskFailed"]
-      IntervalSeconds = 60
-      MaxAttempts     = var.max_retries
-      BackoffRate     = 2
-    }
-  ]
-  catch = [{ ErrorEquals = ["States.ALL"], ResultPath = "$.error", Next = "NotifyFailure" }]
 }
 
 resource "aws_cloudwatch_log_group" "task" {
@@ -133,12 +126,55 @@ resource "aws_iam_role_policy" "execution" {
   policy = data.aws_iam_policy_document.execution.json
 }
 
-# The training job talks only to the MLflow server (artifacts go through it) and to UCI over
-# HTTPS: its task role carries no AWS permission at all.
 resource "aws_iam_role" "task" {
   name               = "${var.name}-task"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
   tags               = var.tags
+}
+
+# The training job talks to the MLflow server (artifacts go through it), the Pushgateway, and
+# the loop's bucket: it reads captures, outcomes and datasets (the UCI mirror among them), and
+# writes the datasets it builds and its run summaries. It cannot touch the UCI mirror, write a
+# capture or an outcome, delete anything, or read another bucket.
+data "aws_iam_policy_document" "task" {
+  statement {
+    sid       = "ListTheLoopsInputs"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [var.loop_bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["captures/*", "outcomes/*", "datasets/*"]
+    }
+  }
+  statement {
+    sid       = "ReadCapturesOutcomesDatasets"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = [local.captures, local.outcomes, local.datasets]
+  }
+  statement {
+    sid       = "WriteInstitutionDatasetsAndRunSummaries"
+    effect    = "Allow"
+    actions   = ["s3:PutObject"]
+    resources = [local.institution_datasets, local.run_summaries]
+  }
+  statement {
+    sid    = "LoopEncryptionKey"
+    effect = "Allow"
+    actions = [
+      "kms:Decrypt",
+      "kms:GenerateDataKey",
+    ]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "task" {
+  name   = "learning-loop-store"
+  role   = aws_iam_role.task.id
+  policy = data.aws_iam_policy_document.task.json
 }
 
 resource "aws_security_group" "this" {
@@ -305,7 +341,15 @@ data "aws_iam_policy_document" "state_machine" {
     resources = [aws_sns_topic.outcome.arn]
   }
   statement {
-    sid    = "EncryptedTopic"
+    # Each step's summary (aws-sdk:s3:getObject): runs/<execution>/<step>.json, nothing else.
+    sid       = "ReadRunSummaries"
+    effect    = "Allow"
+    actions   = ["s3:GetObject"]
+    resources = [local.run_summaries]
+  }
+  statement {
+    # The project key: the topic (GenerateDataKey, Decrypt) and the run summaries (Decrypt).
+    sid    = "ProjectKey"
     effect = "Allow"
     actions = [
       "kms:Decrypt",
@@ -350,72 +394,31 @@ resource "aws_iam_role_policy" "state_machine" {
   policy = data.aws_iam_policy_document.state_machine.json
 }
 
+module "workflow" {
+  source                = "../retraining_workflow"
+  name                  = var.name
+  partition             = local.partition
+  cluster_arn           = var.cluster_arn
+  task_definition       = var.name
+  container_name        = local.container
+  capacity_provider     = var.capacity_provider
+  subnet_ids            = var.subnet_ids
+  security_group_ids    = concat([aws_security_group.this.id], var.extra_security_group_ids)
+  topic_arn             = aws_sns_topic.outcome.arn
+  loop_bucket           = var.loop_bucket
+  task_log_group        = aws_cloudwatch_log_group.task.name
+  model_alias           = var.model_alias
+  step_timeout_seconds  = var.step_timeout_seconds
+  train_timeout_seconds = var.task_timeout_seconds
+  max_retries           = var.max_retries
+}
+
 resource "aws_sfn_state_machine" "this" {
   name     = var.name
   role_arn = aws_iam_role.state_machine.arn
   type     = "STANDARD"
 
-  definition = jsonencode({
-    Comment        = "Train, register and gate a new dropout model; publish the outcome."
-    TimeoutSeconds = var.task_timeout_seconds * (var.max_retries + 1) + 900
-    StartAt        = "HasCommand"
-    States = {
-      # An execution input {"command": ["train", "--force"]} overrides the task's command;
-      # the schedule starts executions with {} (the image's default: train).
-      HasCommand = {
-        Type    = "Choice"
-        Choices = [{ Variable = "$.command", IsPresent = true, Next = "TrainWithCommand" }]
-        Default = "Train"
-      }
-      Train = {
-        Type           = "Task"
-        Resource       = "arn:${local.partition}:states:::ecs:runTask.sync"
-        Parameters     = local.run_task
-        TimeoutSeconds = var.task_timeout_seconds
-        ResultPath     = "$.task"
-        Retry          = local.retry
-        Catch          = local.catch
-        Next           = "NotifySuccess"
-      }
-      TrainWithCommand = {
-        Type     = "Task"
-        Resource = "arn:${local.partition}:states:::ecs:runTask.sync"
-        Parameters = merge(local.run_task, {
-          Overrides = { ContainerOverrides = [{ Name = local.container, "Command.$" = "$.command" }] }
-        })
-        TimeoutSeconds = var.task_timeout_seconds
-        ResultPath     = "$.task"
-        Retry          = local.retry
-        Catch          = local.catch
-        Next           = "NotifySuccess"
-      }
-      NotifySuccess = {
-        Type     = "Task"
-        Resource = "arn:${local.partition}:states:::sns:publish"
-        Parameters = {
-          TopicArn    = aws_sns_topic.outcome.arn
-          Subject     = "Dropout training succeeded (${var.name})"
-          "Message.$" = "States.Format('Training run {} succeeded. Logs: ${aws_cloudwatch_log_group.task.name}. The registry tags on the new model version say whether it became @${var.model_alias}.', $$.Execution.Name)"
-        }
-        End = true
-      }
-      NotifyFailure = {
-        Type     = "Task"
-        Resource = "arn:${local.partition}:states:::sns:publish"
-        Parameters = {
-          TopicArn    = aws_sns_topic.outcome.arn
-          Subject     = "Dropout training FAILED (${var.name})"
-          "Message.$" = "States.Format('Training run {} failed: {}', $$.Execution.Name, States.JsonToString($.error))"
-        }
-        Next = "Failed"
-      }
-      Failed = {
-        Type  = "Fail"
-        Error = "TrainingFailed"
-        Cause = "The training task failed or timed out after its retries; see the SNS message and the task logs."
-      }
-    }
-  })
+  definition = module.workflow.definition
 
   logging_configuration {
     log_destination        = "${aws_cloudwatch_log_group.state_machine.arn}:*"

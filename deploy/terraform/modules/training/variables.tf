@@ -73,6 +73,12 @@ variable "task_timeout_seconds" {
   default     = 3600
 }
 
+variable "step_timeout_seconds" {
+  description = "Longest the monitor or the dataset build may run."
+  type        = number
+  default     = 1800
+}
+
 variable "max_retries" {
   description = "Retries of a failed or unplaceable training task."
   type        = number
@@ -151,5 +157,30 @@ variable "mlflow_username" {
 
 variable "mlflow_password_secret_arn" {
   description = "Secrets Manager secret with that user's password."
+  type        = string
+}
+
+variable "loop_bucket" {
+  description = "Name of the learning loop's bucket (run summaries are read from runs/ there)."
+  type        = string
+}
+
+variable "loop_bucket_arn" {
+  description = "ARN of the learning loop's bucket."
+  type        = string
+}
+
+variable "loop_uri" {
+  description = "LOOP_URI: the learning loop's store, s3://<bucket>/."
+  type        = string
+}
+
+variable "uci_mirror_uri" {
+  description = "UCI_MIRROR_URI: the checked copy of the UCI file in the loop's bucket (scripts/aws/seed-data.sh)."
+  type        = string
+}
+
+variable "pushgateway_url" {
+  description = "PUSHGATEWAY_URL: where the monitor pushes its figures for Prometheus."
   type        = string
 }

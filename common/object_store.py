@@ -42,7 +42,7 @@ class ObjectNotFoundError(StoreError):
 
 
 class Store(Protocol):
-    """What the loop needs from object storage."""
+    """What the capture writer and the learning loop need from object storage."""
 
     @property
     def uri(self) -> str:
@@ -159,13 +159,14 @@ class S3Store:
         *,
         endpoint_url: str | None = None,
         client: Any = None,
+        max_attempts: int = 5,
     ) -> None:
         if prefix and not prefix.endswith("/"):
             prefix += "/"
         self.bucket = bucket
         self.prefix = prefix
         self.endpoint_url = endpoint_url
-        self._client: Any = client if client is not None else _s3_client(endpoint_url)
+        self._client: Any = client if client is not None else _s3_client(endpoint_url, max_attempts)
 
     @property
     def uri(self) -> str:
@@ -232,13 +233,15 @@ class S3Store:
         return when.astimezone(UTC)
 
 
-def _s3_client(endpoint_url: str | None) -> Any:
+def _s3_client(endpoint_url: str | None, max_attempts: int = 5) -> Any:
     import boto3
     from botocore.config import Config
 
     config = Config(
         s3={"addressing_style": "path"},  # MinIO and emulators have no virtual hosts
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=5,
+        read_timeout=30,
     )
     return boto3.client("s3", endpoint_url=endpoint_url, config=config)
 

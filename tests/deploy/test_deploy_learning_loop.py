@@ -1,0 +1,440 @@
+"""The learning loop on AWS, statically: the loop's bucket (KMS, versioning, retention per
+prefix, no public access, TLS and SSE-KMS only), who may do what under which prefix (walked in
+the parsed policy documents of every module), the prefixes and digests against the code that
+writes and reads them, the task environments, the Pushgateway service, and the scripts and
+workflows that seed the UCI mirror before the first run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.deploy.deploy_helpers import (
+    REPO_ROOT,
+    TERRAFORM_DIR,
+    as_list,
+    blocks,
+    load_yaml,
+    parse_hcl,
+    strip_quotes,
+)
+
+MODULES = TERRAFORM_DIR / "modules"
+LOOP = MODULES / "loop_store"
+STACK = TERRAFORM_DIR / "stack"
+
+
+def dir_text(directory: Path) -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.tf")))
+
+
+def module_blocks(
+    parsed: dict[Path, dict[str, Any]], directory: Path, kind: str, type_name: str
+) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for path, doc in parsed.items():
+        if path.parent == directory:
+            for block_type, name, body in blocks(doc, kind):
+                if block_type == type_name:
+                    found[name] = body
+    return found
+
+
+def module_locals(parsed: dict[Path, dict[str, Any]], directory: Path) -> dict[str, Any]:
+    """The module's locals; a map value (parsed as a one-element list of dicts) unwrapped."""
+    values: dict[str, Any] = {}
+    for path, doc in parsed.items():
+        if path.parent == directory:
+            for entry in doc.get("locals", []):
+                for name, value in entry.items():
+                    single_map = isinstance(value, list) and len(value) == 1
+                    values[name] = value[0] if single_map and isinstance(value[0], dict) else value
+    return values
+
+
+def variable_defaults(directory: Path) -> dict[str, Any]:
+    defaults: dict[str, Any] = {}
+    for entry in parse_hcl(directory / "variables.tf")["variable"]:
+        for name, body in entry.items():
+            defaults[name] = body.get("default")
+    return defaults
+
+
+# --- the bucket ------------------------------------------------------------------------------
+def test_the_loop_bucket_is_private_encrypted_and_versioned(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    resources = {
+        kind: module_blocks(parsed_terraform, LOOP, "resource", kind)["this"]
+        for kind in (
+            "aws_s3_bucket",
+            "aws_s3_bucket_public_access_block",
+            "aws_s3_bucket_ownership_controls",
+            "aws_s3_bucket_versioning",
+            "aws_s3_bucket_server_side_encryption_configuration",
+            "aws_s3_bucket_lifecycle_configuration",
+            "aws_s3_bucket_policy",
+        )
+    }
+    bucket = resources["aws_s3_bucket"]
+    assert strip_quotes(bucket["bucket"]) == "${local.bucket_name}"
+    assert module_locals(parsed_terraform, LOOP)["bucket_name"] == "${var.name}-${local.account}"
+    access = resources["aws_s3_bucket_public_access_block"]
+    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                 "restrict_public_buckets"):  # fmt: skip
+        assert access[flag] is True, flag
+    ownership = resources["aws_s3_bucket_ownership_controls"]["rule"][0]
+    assert strip_quotes(ownership["object_ownership"]) == "BucketOwnerEnforced"
+    versioning = resources["aws_s3_bucket_versioning"]["versioning_configuration"][0]
+    assert strip_quotes(versioning["status"]) == "Enabled"
+    rule = resources["aws_s3_bucket_server_side_encryption_configuration"]["rule"][0]
+    default = rule["apply_server_side_encryption_by_default"][0]
+    assert strip_quotes(default["sse_algorithm"]) == "aws:kms"
+    assert default["kms_master_key_id"] == "${var.kms_key_arn}"
+    assert rule["bucket_key_enabled"] is True
+    assert (
+        resources["aws_s3_bucket_policy"]["policy"] == "${data.aws_iam_policy_document.bucket.json}"
+    )
+    stack = dir_text(STACK)
+    call = re.search(r'module "loop_store" \{(.*?)\n\}', stack, re.S)
+    assert call
+    assert re.search(r'name\s*=\s*"\$\{local\.name\}-loop"', call.group(1)), "dropout-<env>-loop-*"
+    assert re.search(r"kms_key_arn\s*=\s*module\.kms\.key_arn", call.group(1))
+    assert re.search(r"force_destroy\s*=\s*var\.allow_destroy_with_data", call.group(1))
+
+
+def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
+    """Captures and outcomes are personal data: they expire after a configurable number of
+    days (400 by default: an academic year plus a term); the institution's datasets live
+    longer (reproducible models); run summaries hold aggregates only; the UCI mirror (public
+    data) never expires. Every noncurrent version goes after noncurrent_version_days."""
+    lifecycle = module_blocks(
+        parsed_terraform, LOOP, "resource", "aws_s3_bucket_lifecycle_configuration"
+    )["this"]
+    retention = module_locals(parsed_terraform, LOOP)["retention"]
+    assert {k: (v["prefix"], v["days"]) for k, v in retention.items()} == {
+        "captures": ("${local.prefixes.captures}", "${var.capture_retention_days}"),
+        "outcomes": ("${local.prefixes.outcomes}", "${var.outcome_retention_days}"),
+        "datasets": ("${local.institution_datasets}", "${var.dataset_retention_days}"),
+        "runs": ("${local.prefixes.runs}", "${var.run_summary_retention_days}"),
+    }
+    (dynamic,) = lifecycle["dynamic"]
+    content = dynamic["rule"]["content"][0]
+    assert dynamic["rule"]["for_each"] == "${local.retention}"
+    assert content["filter"][0]["prefix"] == "${rule.value.prefix}"
+    assert content["expiration"][0]["days"] == "${rule.value.days}"
+    (everything,) = lifecycle["rule"]
+    assert everything["filter"] == [{}]
+    assert everything["noncurrent_version_expiration"][0]["noncurrent_days"] == (
+        "${var.noncurrent_version_days}"
+    )
+    assert everything["expiration"][0]["expired_object_delete_marker"] is True
+    assert everything["abort_incomplete_multipart_upload"][0]["days_after_initiation"] == 7
+    defaults = variable_defaults(LOOP)
+    assert defaults["capture_retention_days"] == 400
+    assert defaults["outcome_retention_days"] == 400
+    assert defaults["dataset_retention_days"] > defaults["capture_retention_days"]
+    assert defaults["run_summary_retention_days"] <= 90
+    assert defaults["noncurrent_version_days"] <= 30
+    stack = variable_defaults(STACK)
+    assert stack["loop_capture_retention_days"] == defaults["capture_retention_days"]
+    assert stack["loop_outcome_retention_days"] == defaults["outcome_retention_days"]
+    assert stack["loop_dataset_retention_days"] == defaults["dataset_retention_days"]
+    # The UCI mirror is under datasets/ but not institution-: no rule expires it.
+    prefixes = module_locals(parsed_terraform, LOOP)
+    assert prefixes["institution_datasets"] == "${local.prefixes.datasets}institution-"
+    assert prefixes["uci_mirror_key"] == "${local.prefixes.datasets}uci/${var.uci_sha256}/data.csv"
+
+
+def test_the_bucket_policy_only_denies_insecure_or_foreign_encryption(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    document = module_blocks(parsed_terraform, LOOP, "data", "aws_iam_policy_document")["bucket"]
+    statements = {strip_quotes(s["sid"]): s for s in as_list(document["statement"])}
+    assert all(strip_quotes(s["effect"]) == "Deny" for s in statements.values()), "grants nothing"
+
+    def conditions(sid: str) -> set[tuple[str, str, tuple[str, ...]]]:
+        return {
+            (strip_quotes(c["test"]), strip_quotes(c["variable"]),
+             tuple(strip_quotes(v) for v in c["values"]))
+            for c in as_list(statements[sid]["condition"])
+        }  # fmt: skip
+
+    sse = "s3:x-amz-server-side-encryption"
+    key_id = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+    assert conditions("DenyInsecureTransport") == {("Bool", "aws:SecureTransport", ("false",))}
+    assert statements["DenyInsecureTransport"]["actions"] == ["s3:*"]
+    # A header that asks for another algorithm, another key, aws:kms without a key (the AWS
+    # managed aws/s3), or a customer key; no header at all gets the default (the project key).
+    assert conditions("DenyOtherEncryption") == {
+        ("Null", sse, ("false",)), ("StringNotEquals", sse, ("aws:kms",))}  # fmt: skip
+    assert conditions("DenyOtherKeys") == {
+        ("Null", key_id, ("false",)),
+        ("StringNotEquals", key_id, ("${var.kms_key_arn}",)),
+    }
+    assert conditions("DenyAwsManagedKey") == {
+        ("StringEquals", sse, ("aws:kms",)), ("Null", key_id, ("true",))}  # fmt: skip
+    assert conditions("DenyCustomerProvidedKeys") == {
+        ("Null", "s3:x-amz-server-side-encryption-customer-algorithm", ("false",))}  # fmt: skip
+    for sid in ("DenyOtherEncryption", "DenyOtherKeys", "DenyAwsManagedKey",
+                "DenyCustomerProvidedKeys"):  # fmt: skip
+        assert statements[sid]["actions"] == ["s3:PutObject"]
+        assert statements[sid]["resources"] == ["${aws_s3_bucket.this.arn}/*"]
+
+
+# --- the prefixes and the UCI digest agree with the code -------------------------------------
+def test_the_prefixes_are_the_codes(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
+    from common.capture_format import CAPTURES_PREFIX, DATASETS_PREFIX, OUTCOMES_PREFIX
+    from training.loop.dataset import DATASETS_PREFIX as BUILT_DATASETS
+
+    prefixes = module_locals(parsed_terraform, LOOP)["prefixes"]
+    assert prefixes == {
+        "captures": CAPTURES_PREFIX,
+        "outcomes": OUTCOMES_PREFIX,
+        "datasets": DATASETS_PREFIX,
+        "runs": "runs/",
+    }
+    assert BUILT_DATASETS == DATASETS_PREFIX
+    # The dataset builder names its files institution-<sha12>.csv: what the training role may
+    # write, and what the dataset retention rule expires.
+    source = (REPO_ROOT / "training" / "loop" / "dataset.py").read_text(encoding="utf-8")
+    assert 'name=f"institution-{digest[:12]}.csv"' in source
+    training = module_locals(parsed_terraform, MODULES / "training")
+    assert training["captures"] == f"${{var.loop_bucket_arn}}/{CAPTURES_PREFIX}*"
+    assert training["outcomes"] == f"${{var.loop_bucket_arn}}/{OUTCOMES_PREFIX}*"
+    assert training["datasets"] == f"${{var.loop_bucket_arn}}/{DATASETS_PREFIX}*"
+    assert training["institution_datasets"] == (
+        f"${{var.loop_bucket_arn}}/{DATASETS_PREFIX}institution-*"
+    )
+    assert training["run_summaries"] == "${var.loop_bucket_arn}/runs/*"
+    workflow = variable_defaults(MODULES / "retraining_workflow")
+    assert workflow["run_summary_prefix"] == prefixes["runs"]
+    consumer = module_locals(parsed_terraform, MODULES / "consumer")
+    assert consumer["capture_objects"] == (
+        f"${{var.loop_bucket_arn}}/{CAPTURES_PREFIX}${{var.model_name}}/*"
+    )
+    from common.capture_format import capture_key
+
+    assert capture_key("m", __import__("datetime").date(2026, 1, 1), "s", ("1", 0), ("2", 0)) \
+        .startswith(f"{CAPTURES_PREFIX}m/")  # fmt: skip
+
+
+def test_the_uci_mirror_names_the_official_digest() -> None:
+    from common.data_files import UCI_SHA256
+
+    assert variable_defaults(STACK)["uci_sha256"] == UCI_SHA256
+    script = (REPO_ROOT / "scripts" / "aws" / "seed-data.sh").read_text(encoding="utf-8")
+    assert "common/data_files.py" in script, "the script checks the same pinned digest"
+    assert "datasets/uci/$sha256/data.csv" in script
+
+
+# --- who may do what in the bucket -----------------------------------------------------------
+def s3_grants(parsed: dict[Path, dict[str, Any]]) -> dict[tuple[str, str], set[tuple[str, str]]]:
+    """(module, policy document) -> {(action, resource)} of every Allow on S3 or KMS."""
+    grants: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for path, doc in parsed.items():
+        for kind, name, body in blocks(doc, "data"):
+            if kind != "aws_iam_policy_document":
+                continue
+            for statement in as_list(body.get("statement")):
+                if strip_quotes(statement.get("effect", "Allow")) == "Deny":
+                    continue
+                for raw in as_list(statement.get("actions")):
+                    action = strip_quotes(raw)
+                    if action.startswith("s3:"):
+                        for resource in as_list(statement.get("resources")):
+                            grants.setdefault((path.parent.name, name), set()).add(
+                                (action, strip_quotes(resource))
+                            )
+    return grants
+
+
+def test_each_role_has_exactly_its_share_of_the_loop(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    grants = {
+        key: value
+        for key, value in s3_grants(parsed_terraform).items()
+        if key[0] in {"consumer", "training", "loop_store", "pushgateway"}
+    }
+    assert grants == {
+        # The consumer writes capture objects of its own model, nothing else.
+        ("consumer", "task"): {("s3:PutObject", "${local.capture_objects}")},
+        # The training job reads the three inputs, writes its datasets and run summaries.
+        ("training", "task"): {
+            ("s3:ListBucket", "${var.loop_bucket_arn}"),
+            ("s3:GetObject", "${local.captures}"),
+            ("s3:GetObject", "${local.outcomes}"),
+            ("s3:GetObject", "${local.datasets}"),
+            ("s3:PutObject", "${local.institution_datasets}"),
+            ("s3:PutObject", "${local.run_summaries}"),
+        },
+        # The state machine reads the run summaries, nothing else.
+        ("training", "state_machine"): {("s3:GetObject", "${local.run_summaries}")},
+        # A registrar uploads outcomes, nothing else.
+        ("loop_store", "outcomes_importer"): {
+            ("s3:PutObject", "${aws_s3_bucket.this.arn}/${local.prefixes.outcomes}*")
+        },
+    }
+    listing = next(
+        s
+        for _, name, body in [
+            b for p, d in parsed_terraform.items() if p.parent.name == "training"
+            for b in blocks(d, "data")
+        ]
+        if name == "task"
+        for s in as_list(body["statement"])
+        if strip_quotes(s.get("sid", "")) == "ListTheLoopsInputs"
+    )  # fmt: skip
+    (condition,) = as_list(listing["condition"])
+    assert (strip_quotes(condition["test"]), strip_quotes(condition["variable"])) == (
+        "StringLike", "s3:prefix")  # fmt: skip
+    assert sorted(condition["values"]) == ["captures/*", "datasets/*", "outcomes/*"]
+
+
+def test_the_roles_that_write_sse_kms_objects_may_use_the_key(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    def kms_actions(directory: str, document: str) -> set[str]:
+        return {
+            strip_quotes(a)
+            for p, d in parsed_terraform.items() if p.parent.name == directory
+            for _, name, body in blocks(d, "data") if name == document
+            for s in as_list(body["statement"])
+            for a in as_list(s["actions"]) if strip_quotes(a).startswith("kms:")
+        }  # fmt: skip
+
+    assert "kms:GenerateDataKey" in kms_actions("consumer", "task")
+    assert {"kms:Decrypt", "kms:GenerateDataKey"} <= kms_actions("training", "task")
+    assert "kms:Decrypt" in kms_actions("training", "state_machine")
+    assert kms_actions("loop_store", "outcomes_importer") == {"kms:GenerateDataKey"}
+
+
+def test_the_outcomes_importer_role_is_optional(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    role = module_blocks(parsed_terraform, LOOP, "resource", "aws_iam_role")["outcomes_importer"]
+    assert role["count"] == "${length(var.outcomes_importer_principal_arns) > 0 ? 1 : 0}"
+    assert variable_defaults(LOOP)["outcomes_importer_principal_arns"] == []
+    outputs = parse_hcl(LOOP / "outputs.tf")["output"]
+    names = {name for entry in outputs for name in entry}
+    assert {"outcomes_importer_policy_json", "outcomes_importer_role_arn"} <= names
+
+
+# --- the task environments -------------------------------------------------------------------
+def task_environment(parsed: dict[Path, dict[str, Any]], module: str) -> dict[str, str]:
+    environment = module_locals(parsed, MODULES / module)["environment"]
+    environment = environment[0] if isinstance(environment, list) else environment
+    return {k: strip_quotes(v) for k, v in environment.items()}
+
+
+def test_the_tasks_know_the_loop(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
+    consumer = task_environment(parsed_terraform, "consumer")
+    assert consumer["LOOP_URI"] == "${var.loop_uri}"
+    assert consumer["LOOP_S3_ENDPOINT_URL"] == "", "the code's default is the embedded stack"
+    assert consumer["CAPTURE_ENABLED"] == "${tostring(var.capture_enabled)}"
+    training = task_environment(parsed_terraform, "training")
+    assert training["LOOP_URI"] == "${var.loop_uri}"
+    assert training["LOOP_S3_ENDPOINT_URL"] == ""
+    assert training["UCI_MIRROR_URI"] == "${var.uci_mirror_uri}"
+    assert training["RUN_SUMMARY_URI"] == "${var.loop_uri}runs/adhoc/"
+    assert training["PUSHGATEWAY_URL"] == "${var.pushgateway_url}"
+    stack = dir_text(STACK)
+    wirings = {
+        "consumer": (
+            "loop_uri = module.loop_store.uri",
+            "loop_bucket_arn = module.loop_store.bucket_arn",
+            "capture_enabled = var.capture_enabled",
+        ),
+        "training": (
+            "loop_bucket = module.loop_store.bucket",
+            "loop_uri = module.loop_store.uri",
+            "uci_mirror_uri = module.loop_store.uci_mirror_uri",
+            "pushgateway_url = module.pushgateway.url",
+        ),
+    }
+    for module, wiring in wirings.items():
+        call = re.search(rf'module "{module}" \{{(.*?)\n\}}', stack, re.S)
+        assert call
+        flat = re.sub(r"\s+", " ", call.group(1))
+        for line in wiring:
+            assert line in flat, f"{module}: {line}"
+    training_call = re.search(r'module "training" \{(.*?)\n\}', stack, re.S)
+    assert training_call
+    assert "module.pushgateway.client_security_group_id" in training_call.group(1)
+
+
+# --- the Pushgateway on AWS ------------------------------------------------------------------
+def test_the_pushgateway_is_the_official_image_reachable_by_training_and_scrapers(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    directory = MODULES / "pushgateway"
+    image = variable_defaults(directory)["image"]
+    assert re.fullmatch(r"prom/pushgateway:v\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", image), image
+    compose = load_yaml(REPO_ROOT / "docker-compose.yml")["services"]["pushgateway"]["image"]
+    assert image.split("@")[0] == compose, "compose and AWS run the same release"
+    text = dir_text(directory)
+    assert "readonlyRootFilesystem = true" in text
+    assert '"--persistence.file="' in text
+    assert "service_registries" in text
+    ingress = module_blocks(parsed_terraform, directory, "resource",
+                            "aws_vpc_security_group_ingress_rule")  # fmt: skip
+    assert set(ingress) == {"server_from_clients", "server_from_scrapers"}
+    assert ingress["server_from_clients"]["referenced_security_group_id"] == (
+        "${aws_security_group.clients.id}"
+    )
+    assert ingress["server_from_scrapers"]["for_each"] == "${toset(var.scraper_cidr_blocks)}"
+    groups = module_blocks(parsed_terraform, directory, "resource", "aws_security_group")
+    assert "ingress" not in groups["server"]
+    # The Pushgateway calls no AWS API: its task role has no policy.
+    policies = module_blocks(parsed_terraform, directory, "resource", "aws_iam_role_policy")
+    assert set(policies) == {"execution"}
+    outputs = parse_hcl(directory / "outputs.tf")["output"]
+    url = next(entry["url"] for entry in outputs if "url" in entry)
+    assert url["value"] == "http://${local.dns_name}:${local.port}"
+
+
+# --- seeding the UCI mirror before the first run ---------------------------------------------
+def test_deployments_seed_the_uci_mirror_before_training() -> None:
+    deploy = (REPO_ROOT / "scripts" / "aws" / "deploy.sh").read_text(encoding="utf-8")
+    apply, seed, train = (
+        deploy.index('"$here/tf.sh" "$env_name" apply'),
+        deploy.index('"$here/seed-data.sh" "$env_name"'),
+        deploy.index('"$here/train.sh" "$env_name" --wait'),
+    )
+    assert apply < seed < train
+    assert '"dropout-$env_name-pushgateway"' in deploy, "the monitor needs its Pushgateway"
+    workflow = (REPO_ROOT / ".github" / "workflows" / "deploy.yml").read_text(encoding="utf-8")
+    assert (
+        workflow.index('tf.sh "$ENVIRONMENT" apply')
+        < workflow.index('seed-data.sh "$ENVIRONMENT"')
+        < workflow.index('train.sh "$ENVIRONMENT"')
+    )
+    assert '"dropout-$ENVIRONMENT-pushgateway"' in workflow
+
+
+@pytest.mark.parametrize("env", ["stg", "prod"])
+def test_the_environments_expose_the_loop(env: str) -> None:
+    outputs = parse_hcl(TERRAFORM_DIR / "envs" / env / "outputs.tf")["output"]
+    names = {name for entry in outputs for name in entry}
+    assert {"loop_bucket", "uci_mirror_uri", "pushgateway_url"} <= names
+
+
+def test_every_machine_installs_the_pushgateway() -> None:
+    """The embedded stack runs Debian's prometheus-pushgateway: setup.sh installs it (as root),
+    CI's job installs it beside Prometheus, and devstack finds its binary."""
+    setup = (REPO_ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
+    assert "apt_missing+=(prometheus-pushgateway)" in setup
+    assert "systemctl stop prometheus-pushgateway" in setup, "its system service is stopped"
+    ci = load_yaml(REPO_ROOT / ".github" / "workflows" / "ci.yml")
+    commands = "\n".join(
+        str(step.get("run", "")) for job in ci["jobs"].values() for step in job.get("steps", [])
+    )
+    install = next(line for line in commands.splitlines() if "apt-get install" in line)
+    assert "prometheus-pushgateway" in install.split()
+    from devstack.services import PUSHGATEWAY_BINARIES
+
+    assert PUSHGATEWAY_BINARIES[0] == "prometheus-pushgateway"

@@ -1,0 +1,1 @@
+"""Data: read and validate a UCI-format file, the held-out split, stage views, exploration."""
