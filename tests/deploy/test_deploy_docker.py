@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -256,6 +257,59 @@ def test_each_image_copies_every_package_its_code_imports(image: str) -> None:
     # The consumer never imports the training package (the model contract is the interface).
     if image == "consumer":
         assert "training" not in needed
+
+
+def _third_party_imports(packages: list[Path]) -> dict[str, set[str]]:
+    """Top-level third-party module -> files importing it at run time (imports under
+    `if TYPE_CHECKING:` are for the type checker only and are left out)."""
+    found: dict[str, set[str]] = {}
+    skip = set(sys.stdlib_module_names) | set(FIRST_PARTY) | {"__future__"}
+    for package in packages:
+        for path in package.rglob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            typing_only = {
+                id(inner)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                for stmt in node.body
+                for inner in ast.walk(stmt)
+            }
+            for node in ast.walk(tree):
+                if id(node) in typing_only:
+                    continue
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in skip:
+                        found.setdefault(top, set()).add(str(path.relative_to(REPO_ROOT)))
+    return found
+
+
+@pytest.mark.parametrize("image", ["consumer", "training"])
+def test_each_image_pins_every_library_its_code_imports(image: str) -> None:
+    """The image installs requirements/<image>.txt and nothing else: a module its code (or the
+    common package it copies) imports must come from a distribution pinned there, else the
+    image builds and the command crashes with ModuleNotFoundError (the training image lacked
+    orjson, boto3 and prometheus-client, which the learning loop's commands import)."""
+    from importlib.metadata import packages_distributions
+
+    copied = _first_party_imports(REPO_ROOT / image) | {image}
+    imports = _third_party_imports([REPO_ROOT / name for name in sorted(copied)])
+    assert {"mlflow", "numpy"} <= set(imports), "the import scan found none of the basics"
+    pinned = set(_pins(REPO_ROOT / "requirements" / f"{image}.txt"))
+    providers = packages_distributions()
+    unpinned = {
+        module: sorted(files)[:3]
+        for module, files in imports.items()
+        if not {d.lower().replace("_", "-") for d in providers.get(module, [])} & pinned
+    }
+    assert not unpinned, (
+        f"requirements/{image}.txt provides none of these imports (module: files): {unpinned}"
+    )
 
 
 def _load(name: str) -> ModuleType:
