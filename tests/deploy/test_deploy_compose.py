@@ -326,3 +326,37 @@ def test_mounted_config_files_exist() -> None:
                 assert (REPO_ROOT / source).exists(), f"{name} mounts missing {source}"
     grafana = services()["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert (REPO_ROOT / "deploy/grafana/dashboards" / Path(grafana).name).is_file()
+
+
+def test_the_loop_store_is_minio_with_a_user_scoped_to_its_bucket() -> None:
+    """The consumers capture into the learning loop's bucket and the trainer's loop commands
+    read it, as a MinIO user whose policy names that bucket only: the root user (which could
+    overwrite MLflow's model artifacts, code the consumers load) is MLflow's alone."""
+    init = services()["minio-init"]
+    script = init["command"][0]
+    policy = json.loads((REPO_ROOT / "docker/minio/dropout-loop-policy.json").read_text())
+    resources = {r for statement in policy["Statement"] for r in statement["Resource"]}
+    actions = {a for statement in policy["Statement"] for a in statement["Action"]}
+    root = compose_env(services()["minio"])["MINIO_ROOT_USER"]
+    for service in ("consumer", "trainer"):
+        env = compose_env(services()[service])
+        bucket = re.fullmatch(r"s3://([^/]+)/.*", env["LOOP_URI"])
+        assert bucket, f"{service}: LOOP_URI {env['LOOP_URI']} is not an S3 URI"
+        assert resources == {f"arn:aws:s3:::{bucket[1]}", f"arn:aws:s3:::{bucket[1]}/*"}
+        assert f"mc mb --ignore-existing local/{bucket[1]}" in script
+        assert env["LOOP_S3_ENDPOINT_URL"] == "http://minio:9000"
+        user = env["AWS_ACCESS_KEY_ID"]
+        assert user != root, f"{service} reaches the loop store as MinIO's root user"
+        assert f"mc admin user add local {user} " in script
+        assert re.search(rf"mc admin policy attach local \S+ --user {user}\b", script)
+        assert "AWS_SECRET_ACCESS_KEY" not in env, f"{service}: secret key as a plain value"
+        secret = Path(env["AWS_SECRET_ACCESS_KEY_FILE"]).name
+        assert secret in services()[service]["secrets"]
+        assert secret in init["secrets"]
+        condition = services()[service]["depends_on"]["minio-init"]["condition"]
+        assert condition == "service_completed_successfully", "bucket and user exist first"
+    assert compose_env(services()["consumer"])["CAPTURE_ENABLED"] == "true"
+    assert actions == {"s3:GetBucketLocation", "s3:ListBucket", "s3:GetObject", "s3:PutObject"}
+    mounted = [str(v).split(":")[0] for v in init["volumes"]]
+    assert "./docker/minio/dropout-loop-policy.json" in mounted
+    assert "AWS_SECRET_ACCESS_KEY" in load_module(REPO_ROOT / "docker/env_from_files.py").NAMES
