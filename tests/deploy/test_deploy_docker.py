@@ -312,6 +312,82 @@ def test_each_image_pins_every_library_its_code_imports(image: str) -> None:
     )
 
 
+def _uninstalled(image: str) -> set[str]:
+    """Distributions the image's build stage removes after installing its requirements
+    (`pip uninstall --yes --quiet NAME...` in a RUN), normalized."""
+    removed: set[str] = set()
+    for ins in parse_dockerfile(dockerfile(image)):
+        if ins.keyword != "RUN":
+            continue
+        for command in re.split(r"&&|;", ins.args):
+            words = command.split()
+            if words[:2] == ["pip", "uninstall"] or words[:4] == [
+                "python",
+                "-m",
+                "pip",
+                "uninstall",
+            ]:
+                names = [w for w in words[words.index("uninstall") + 1 :] if not w.startswith("-")]
+                removed.update(n.lower().replace("_", "-") for n in names)
+    return removed
+
+
+IMAGE_CODE = {
+    "consumer": ["consumer", "common"],
+    "training": ["training", "common"],
+    "mlflow": ["docker"],
+}
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_no_image_removes_a_library_its_code_imports(image: str) -> None:
+    """The build stages uninstall what never runs (docker/README.md, "Size"); none of it may be
+    a distribution that the image's own code imports, directly or through its dependencies'
+    declared requirements (a removed dependency of a kept library would break that library)."""
+    from importlib.metadata import PackageNotFoundError, packages_distributions, requires
+
+    removed = _uninstalled(image)
+    assert {"pip", "setuptools", "wheel"} <= removed, f"{image}: the installers stay in the image"
+    providers = packages_distributions()
+    imported = _third_party_imports([REPO_ROOT / name for name in IMAGE_CODE[image]])
+    needed = {d.lower().replace("_", "-") for module in imported for d in providers.get(module, [])}
+    assert needed & removed == set(), f"{image} removes what its code imports: {needed & removed}"
+    kept = {
+        name
+        for name in _pins(
+            DOCKER / "mlflow.requirements.txt"
+            if image == "mlflow"
+            else REPO_ROOT / "requirements" / f"{image}.txt"
+        )
+        if name not in removed
+    }
+    broken = {}
+    for name in sorted(kept):
+        try:
+            declared = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for requirement in declared:
+            if "extra ==" in requirement:
+                continue
+            dependency = re.split(r"[ ;<>=!~\[(]", requirement, maxsplit=1)[0]
+            dependency = dependency.lower().replace("_", "-")
+            if dependency in removed:
+                broken.setdefault(name, []).append(dependency)
+    allowed = {
+        # Declared, never imported: feature-engine's statsmodels; mlflow's client libraries,
+        # which its tracking server does not import (docker/README.md, "Size").
+        "feature-engine": {"statsmodels"},
+        "mlflow": {"scikit-learn", "matplotlib", "skops"},
+    }
+    unexpected = {
+        name: sorted(set(deps) - allowed.get(name, set()))
+        for name, deps in broken.items()
+        if set(deps) - allowed.get(name, set())
+    }
+    assert not unexpected, f"{image} removes what kept libraries require: {unexpected}"
+
+
 def _load(name: str) -> ModuleType:
     """A script of docker/ as the image runs it (its folder first on sys.path)."""
     module: ModuleType = load_module(DOCKER / f"{name}.py")
