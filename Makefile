@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 
 help:
 	@echo "make demo             train, promote, run the streaming stack end to end, tear it down"
-	@echo "make test             lint, types and the whole test suite (real services included)"
+	@echo "make test             lint, types and the test suite (real services included, no Docker)"
 	@echo "make setup            create .venv and install the pinned tools (run by the targets)"
 	@echo "make test-fast        unit tests only"
 	@echo "make test-compose     the docker-compose stack end to end (needs a Docker engine)"
