@@ -5,15 +5,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: help setup demo test test-fast check lint format typecheck benchmark benchmark-model benchmark-load \
+.PHONY: help setup demo test test-fast test-compose check lint format typecheck benchmark benchmark-model benchmark-load \
         benchmark-compare \
         stack-up stack-down train clean
 
 help:
 	@echo "make demo             train, promote, run the streaming stack end to end, tear it down"
-	@echo "make test             lint, types and the whole test suite (real services included)"
+	@echo "make test             lint, types and the test suite (real services included, no Docker)"
 	@echo "make setup            create .venv and install the pinned tools (run by the targets)"
 	@echo "make test-fast        unit tests and static deployment checks (markers unit or static)"
+	@echo "make test-compose     the docker-compose stack end to end (needs a Docker engine)"
 	@echo "make benchmark-model  full model search and the held-out quality report"
 	@echo "make benchmark        scoring, latency, reload and memory benchmarks"
 	@echo "make benchmark-load   2,000 records/s over 4 shards for 5 minutes"
@@ -39,11 +40,19 @@ format: setup
 typecheck:
 	$(VENV)/bin/mypy consumer training common
 
+# The compose end-to-end test (marker docker) has a target of its own: it builds the images and
+# runs the whole stack for several minutes.
 test: check
-	$(PY) -m pytest
+	$(PY) -m pytest -m "not docker"
 
 test-fast: setup
 	$(PY) -m pytest -m "unit or static"
+
+# Builds the three images (COMPOSE_TEST_BUILDER=auto|buildkit|classic), runs the stack under the
+# project name dropout-e2e, checks it end to end and removes it with its volumes
+# (tests/compose/test_compose_end_to_end.py). One process: the stack is one per engine.
+test-compose: setup
+	$(PY) -m pytest tests/compose -n 0 -s
 
 train: setup
 	$(PY) -m training train

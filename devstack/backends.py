@@ -3,7 +3,9 @@
 `STACK_BACKEND` chooses, explicitly: `processes` (the default; exactly how the embedded stack
 starts them) or `containers` (each service from its image through testcontainers, as on
 GitHub's runners). Nothing switches silently: `containers` without a Docker engine is an
-error that says so. The consumer under test always runs as a local process.
+error that says so. The consumer under test always runs as a local process. Both publish the
+services on loopback only (the emulators and this MLflow have no authentication); a container
+whose port Docker bound to another address is stopped with an error.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Iterator
-from typing import Final
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 from devstack.processes import ManagedProcess, ServiceStartError
 from devstack.services import (
@@ -32,6 +35,7 @@ MLFLOW_IMAGE = "ghcr.io/mlflow/mlflow:v3.17.2"
 
 
 BACKENDS: Final = ("processes", "containers")
+LOOPBACK: Final = ("127.0.0.1", "::1")
 
 
 class BackendError(RuntimeError):
@@ -73,6 +77,53 @@ class ProcessBackend:
                 proc.stop()
 
 
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One service as a container: its image, the ports it publishes (container port -> host
+    port, on 127.0.0.1), its environment and command."""
+
+    image: str
+    ports: Mapping[int, int]
+    env: Mapping[str, str] = field(default_factory=dict)
+    command: str | None = None
+
+    def docker_ports(self) -> dict[str, tuple[str, int]]:
+        """The `ports` argument of docker-py's `containers.run`: each on 127.0.0.1 only
+        (testcontainers' `with_bind_ports` would bind every interface of the host)."""
+        return {f"{port}/tcp": (LOOPBACK[0], host) for port, host in self.ports.items()}
+
+
+def container_specs(settings: StackSettings) -> list[ContainerSpec]:
+    """kinesis-mock, moto and MLflow on the stack's host ports."""
+    return [
+        ContainerSpec(
+            KINESIS_MOCK_IMAGE, {4568: settings.kinesis_port}, dict(KINESIS_LOCAL_BEHAVIOUR)
+        ),
+        ContainerSpec(MOTO_IMAGE, {5000: settings.dynamodb_port}),
+        ContainerSpec(
+            MLFLOW_IMAGE,
+            {5000: settings.mlflow_port},
+            {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+            "mlflow server --host 0.0.0.0 --port 5000 --serve-artifacts "
+            "--backend-store-uri sqlite:////tmp/mlflow.db "
+            "--artifacts-destination /tmp/artifacts",
+        ),
+    ]
+
+
+def published_beyond_loopback(
+    ports: Mapping[str, Sequence[Mapping[str, str]] | None],
+) -> list[str]:
+    """From `docker inspect`'s NetworkSettings.Ports: each binding on an address other than
+    loopback, as `PORT/tcp -> HOST_IP:HOST_PORT`."""
+    return [
+        f"{port} -> {binding.get('HostIp')}:{binding.get('HostPort')}"
+        for port, bindings in sorted(ports.items())
+        for binding in bindings or []
+        if binding.get("HostIp") not in LOOPBACK
+    ]
+
+
 class ContainerBackend:
     """The same services from their images, through testcontainers."""
 
@@ -83,31 +134,33 @@ class ContainerBackend:
     def run(self, settings: StackSettings) -> Iterator[list[object]]:
         from testcontainers.core.container import DockerContainer
 
-        kinesis = DockerContainer(KINESIS_MOCK_IMAGE).with_bind_ports(4568, settings.kinesis_port)
-        for key, value in KINESIS_LOCAL_BEHAVIOUR.items():
-            kinesis = kinesis.with_env(key, value)
-        containers = [
-            kinesis,
-            DockerContainer(MOTO_IMAGE).with_bind_ports(5000, settings.dynamodb_port),
-            DockerContainer(MLFLOW_IMAGE)
-            .with_bind_ports(5000, settings.mlflow_port)
-            .with_env("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-            .with_command(
-                "mlflow server --host 0.0.0.0 --port 5000 --serve-artifacts "
-                "--backend-store-uri sqlite:////tmp/mlflow.db "
-                "--artifacts-destination /tmp/artifacts"
-            ),
-        ]
+        containers = []
+        for spec in container_specs(settings):
+            container = DockerContainer(spec.image)
+            for key, value in spec.env.items():
+                container = container.with_env(key, value)
+            if spec.command:
+                container = container.with_command(spec.command)
+            ports: dict[str, Any] = container.ports  # docker-py takes (host ip, host port)
+            ports.update(spec.docker_ports())
+            containers.append(container)
         try:
             for container in containers:
                 container.start()
+                wrapped = container.get_wrapped_container()
+                wrapped.reload()
+                wide = published_beyond_loopback(wrapped.attrs["NetworkSettings"]["Ports"])
+                if wide:
+                    raise ServiceStartError(
+                        f"{container.image} publishes beyond loopback: {', '.join(wide)}"
+                    )
             # The same readiness probes as the local processes.
-            specs = (kinesis_local(settings), moto_dynamodb(settings), mlflow_server(settings))
-            for spec in specs:
-                deadline = time.monotonic() + spec.start_timeout
-                while not spec.probe():
+            services = (kinesis_local(settings), moto_dynamodb(settings), mlflow_server(settings))
+            for service in services:
+                deadline = time.monotonic() + service.start_timeout
+                while not service.probe():
                     if time.monotonic() > deadline:
-                        raise ServiceStartError(f"{spec.name} container is not ready")
+                        raise ServiceStartError(f"{service.name} container is not ready")
                     time.sleep(0.5)
             yield list(containers)
         finally:

@@ -24,7 +24,17 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # Requirements first: this layer is rebuilt only when the pins change, not on every code edit.
 COPY requirements/consumer.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
+# Then only what runs stays (docker/README.md, "Size"): feature-engine declares statsmodels,
+# yet neither it nor this code imports it, nor patsy, formulaic, interface-meta and wrapt,
+# which only statsmodels needs; pip, setuptools and wheel install and never run; the packages'
+# test suites, C headers and Cython sources are not run time. The bytecode pip compiled stays:
+# without it every shard processor would compile its imports again at each start.
+RUN pip install --no-cache-dir -r /tmp/requirements.txt \
+    && pip uninstall --yes --quiet statsmodels patsy formulaic interface-meta wrapt \
+    && python -m pip uninstall --yes --quiet pip setuptools wheel \
+    && find /opt/venv -type d -name tests -prune -exec rm -rf {} + \
+    && find /opt/venv -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.c' -o -name '*.cpp' \
+       -o -name '*.pxd' -o -name '*.pyx' \) -delete
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="dropout-consumer" \

@@ -29,6 +29,8 @@ NAMES = (
     "MLFLOW_FLASK_SERVER_SECRET_KEY",
     "MLFLOW_TRAINER_PASSWORD",
     "MLFLOW_CONSUMER_PASSWORD",
+    # Compose: the secret key of the learning loop's MinIO user (consumer, training).
+    "AWS_SECRET_ACCESS_KEY",
 )
 
 

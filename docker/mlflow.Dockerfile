@@ -19,7 +19,18 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY docker/mlflow.requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
+# Then only what the server runs stays (docker/README.md, "Size"): the `mlflow` package brings
+# the client's modelling and plotting libraries (scikit-learn and skops for the sklearn flavor,
+# matplotlib for logged figures) and what only they need; the tracking server, its auth app and
+# the artifact proxy import none of them. Also pip, setuptools and wheel, the packages' test
+# suites, C headers and Cython sources.
+RUN pip install --no-cache-dir -r /tmp/requirements.txt \
+    && pip uninstall --yes --quiet scikit-learn joblib threadpoolctl skops prettytable wcwidth \
+       matplotlib fonttools kiwisolver contourpy cycler pillow pyparsing \
+    && python -m pip uninstall --yes --quiet pip setuptools wheel \
+    && find /opt/venv -type d -name tests -prune -exec rm -rf {} + \
+    && find /opt/venv -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.c' -o -name '*.cpp' \
+       -o -name '*.pxd' -o -name '*.pyx' \) -delete
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="dropout-mlflow" \

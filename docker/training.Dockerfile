@@ -17,7 +17,15 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY requirements/training.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
+# Then only what runs stays (docker/README.md, "Size"): statsmodels (declared by feature-engine,
+# imported by nothing here) and patsy, formulaic, interface-meta and wrapt, which only it needs;
+# pip, setuptools and wheel; the packages' test suites, C headers and Cython sources.
+RUN pip install --no-cache-dir -r /tmp/requirements.txt \
+    && pip uninstall --yes --quiet statsmodels patsy formulaic interface-meta wrapt \
+    && python -m pip uninstall --yes --quiet pip setuptools wheel \
+    && find /opt/venv -type d -name tests -prune -exec rm -rf {} + \
+    && find /opt/venv -type f \( -name '*.h' -o -name '*.hpp' -o -name '*.c' -o -name '*.cpp' \
+       -o -name '*.pxd' -o -name '*.pyx' \) -delete
 
 FROM ${PYTHON_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="dropout-training" \

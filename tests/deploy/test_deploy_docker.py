@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -258,6 +259,135 @@ def test_each_image_copies_every_package_its_code_imports(image: str) -> None:
         assert "training" not in needed
 
 
+def _third_party_imports(packages: list[Path]) -> dict[str, set[str]]:
+    """Top-level third-party module -> files importing it at run time (imports under
+    `if TYPE_CHECKING:` are for the type checker only and are left out)."""
+    found: dict[str, set[str]] = {}
+    skip = set(sys.stdlib_module_names) | set(FIRST_PARTY) | {"__future__"}
+    for package in packages:
+        for path in package.rglob("*.py"):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            typing_only = {
+                id(inner)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                for stmt in node.body
+                for inner in ast.walk(stmt)
+            }
+            for node in ast.walk(tree):
+                if id(node) in typing_only:
+                    continue
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                for name in names:
+                    top = name.split(".")[0]
+                    if top not in skip:
+                        found.setdefault(top, set()).add(str(path.relative_to(REPO_ROOT)))
+    return found
+
+
+@pytest.mark.parametrize("image", ["consumer", "training"])
+def test_each_image_pins_every_library_its_code_imports(image: str) -> None:
+    """The image installs requirements/<image>.txt and nothing else: a module its code (or the
+    common package it copies) imports must come from a distribution pinned there, else the
+    image builds and the command crashes with ModuleNotFoundError (the training image lacked
+    orjson, boto3 and prometheus-client, which the learning loop's commands import)."""
+    from importlib.metadata import packages_distributions
+
+    copied = _first_party_imports(REPO_ROOT / image) | {image}
+    imports = _third_party_imports([REPO_ROOT / name for name in sorted(copied)])
+    assert {"mlflow", "numpy"} <= set(imports), "the import scan found none of the basics"
+    pinned = set(_pins(REPO_ROOT / "requirements" / f"{image}.txt"))
+    providers = packages_distributions()
+    unpinned = {
+        module: sorted(files)[:3]
+        for module, files in imports.items()
+        if not {d.lower().replace("_", "-") for d in providers.get(module, [])} & pinned
+    }
+    assert not unpinned, (
+        f"requirements/{image}.txt provides none of these imports (module: files): {unpinned}"
+    )
+
+
+def _uninstalled(image: str) -> set[str]:
+    """Distributions the image's build stage removes after installing its requirements
+    (`pip uninstall --yes --quiet NAME...` in a RUN), normalized."""
+    removed: set[str] = set()
+    for ins in parse_dockerfile(dockerfile(image)):
+        if ins.keyword != "RUN":
+            continue
+        for command in re.split(r"&&|;", ins.args):
+            words = command.split()
+            if words[:2] == ["pip", "uninstall"] or words[:4] == [
+                "python",
+                "-m",
+                "pip",
+                "uninstall",
+            ]:
+                names = [w for w in words[words.index("uninstall") + 1 :] if not w.startswith("-")]
+                removed.update(n.lower().replace("_", "-") for n in names)
+    return removed
+
+
+IMAGE_CODE = {
+    "consumer": ["consumer", "common"],
+    "training": ["training", "common"],
+    "mlflow": ["docker"],
+}
+
+
+@pytest.mark.parametrize("image", IMAGES)
+def test_no_image_removes_a_library_its_code_imports(image: str) -> None:
+    """The build stages uninstall what never runs (docker/README.md, "Size"); none of it may be
+    a distribution that the image's own code imports, directly or through its dependencies'
+    declared requirements (a removed dependency of a kept library would break that library)."""
+    from importlib.metadata import PackageNotFoundError, packages_distributions, requires
+
+    removed = _uninstalled(image)
+    assert {"pip", "setuptools", "wheel"} <= removed, f"{image}: the installers stay in the image"
+    providers = packages_distributions()
+    imported = _third_party_imports([REPO_ROOT / name for name in IMAGE_CODE[image]])
+    needed = {d.lower().replace("_", "-") for module in imported for d in providers.get(module, [])}
+    assert needed & removed == set(), f"{image} removes what its code imports: {needed & removed}"
+    kept = {
+        name
+        for name in _pins(
+            DOCKER / "mlflow.requirements.txt"
+            if image == "mlflow"
+            else REPO_ROOT / "requirements" / f"{image}.txt"
+        )
+        if name not in removed
+    }
+    broken = {}
+    for name in sorted(kept):
+        try:
+            declared = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for requirement in declared:
+            if "extra ==" in requirement:
+                continue
+            dependency = re.split(r"[ ;<>=!~\[(]", requirement, maxsplit=1)[0]
+            dependency = dependency.lower().replace("_", "-")
+            if dependency in removed:
+                broken.setdefault(name, []).append(dependency)
+    allowed = {
+        # Declared, never imported: feature-engine's statsmodels; mlflow's client libraries,
+        # which its tracking server does not import (docker/README.md, "Size").
+        "feature-engine": {"statsmodels"},
+        "mlflow": {"scikit-learn", "matplotlib", "skops"},
+    }
+    unexpected = {
+        name: sorted(set(deps) - allowed.get(name, set()))
+        for name, deps in broken.items()
+        if set(deps) - allowed.get(name, set())
+    }
+    assert not unexpected, f"{image} removes what kept libraries require: {unexpected}"
+
+
 def _load(name: str) -> ModuleType:
     """A script of docker/ as the image runs it (its folder first on sys.path)."""
     module: ModuleType = load_module(DOCKER / f"{name}.py")
@@ -504,33 +634,26 @@ def test_mlflow_image_requirements_are_pinned_and_match_the_project() -> None:
     assert not mismatched, f"compiled against requirements/dev.txt, yet differs: {mismatched}"
 
 
-def _docker_engine() -> bool:
-    docker = shutil.which("docker")
-    if docker is None:
-        return False
-    try:
-        return (
-            subprocess.run(
-                [docker, "info"], capture_output=True, timeout=20, check=False
-            ).returncode
-            == 0
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
 @pytest.mark.docker
 @pytest.mark.parametrize("image", IMAGES)
 def test_image_builds(image: str) -> None:
-    """A real build where a Docker engine runs (CI's images job builds them too)."""
-    if not _docker_engine():
-        pytest.skip("no Docker engine (`docker info` fails): images are checked statically here")
+    """A real build where a Docker engine runs (CI's images job builds them too), with the
+    builder and base images this engine can use (tests/support/docker_images.py: the classic
+    builder and the stand-ins' tags on a machine without a registry)."""
+    from tests.support.docker_images import build_setup, docker_engine_problem
+
+    problem = docker_engine_problem()
+    if problem:
+        pytest.skip(f"no Docker engine ({problem}): images are checked statically here")
+    _builder, _why, env, overrides = build_setup([dockerfile(image)])
+    build_args = [f"--build-arg={name}={tag}" for name, tag in overrides.items()]
     result = subprocess.run(
         [
             "docker",
             "build",
             "--file",
             str(dockerfile(image)),
+            *build_args,
             "--tag",
             f"dropout-{image}:test",
             ".",
@@ -540,5 +663,6 @@ def test_image_builds(image: str) -> None:
         text=True,
         timeout=1800,
         check=False,
+        env={**os.environ, **env},
     )
     assert result.returncode == 0, result.stderr[-4000:]

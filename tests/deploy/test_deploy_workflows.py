@@ -94,6 +94,31 @@ def test_each_action_is_pinned_to_one_commit_everywhere() -> None:
     assert not several, f"one version per action: {several}"
 
 
+def test_ci_runs_integration_tests_on_both_backends() -> None:
+    """`make test` runs the integration tests on local processes (the default backend); one
+    job runs them on containers, chosen by STACK_BACKEND, not by whether Docker answers."""
+    from devstack.backends import BACKENDS
+
+    ci = workflow("ci.yml")
+    on_containers = [
+        step
+        for job in ci["jobs"].values()
+        for step in job.get("steps", [])
+        if (step.get("env") or {}).get("STACK_BACKEND") == "containers"
+    ]
+    assert "containers" in BACKENDS
+    assert len(on_containers) == 1, "one job runs the integration tests on containers"
+    command = str(on_containers[0]["run"])
+    assert "pytest" in command
+    assert "tests/integration/" in command
+    make_test = [
+        step for job in ci["jobs"].values() for step in job.get("steps", [])
+        if str(step.get("run", "")).strip() == "make test"
+    ]  # fmt: skip
+    assert make_test
+    assert all("STACK_BACKEND" not in (s.get("env") or {}) for s in make_test)
+
+
 def test_ci_runs_on_pull_requests_and_main() -> None:
     ci = workflow("ci.yml")
     triggers = workflow_triggers(ci)
@@ -109,6 +134,7 @@ def test_ci_runs_every_check() -> None:
         "make lint",
         "make typecheck",
         "make test",
+        "make test-compose",
         "hadolint",
         "actionlint",
         "checkov",
@@ -134,6 +160,13 @@ def test_ci_runs_every_check() -> None:
     assert all(s["with"]["push"] is False for s in builds)
     matrix = ci["jobs"]["images"]["strategy"]["matrix"]["image"]
     assert sorted(matrix) == ["consumer", "mlflow", "training"]
+    # The compose stack runs for real there: BuildKit, upstream images pulled by the test, and
+    # no service left out for want of an image.
+    compose = ci["jobs"]["compose"]
+    env = next(s["env"] for s in compose["steps"] if s.get("run") == "make test-compose")
+    assert env["COMPOSE_TEST_BUILDER"] == "buildkit"
+    assert env["COMPOSE_TEST_PULL"] == "1"
+    assert env["COMPOSE_TEST_REQUIRE_ALL"] == "1"
 
 
 def test_nightly_runs_the_property_tests_with_the_nightly_profile() -> None:
