@@ -84,6 +84,9 @@ class ConsumerSettings(CommonSettings):
         default=Path(".stack/consumer/kcl.properties"), validation_alias="KCL_PROPERTIES_PATH"
     )
     java_bin: str = Field(default="java", validation_alias="JAVA_BIN")
+    # Extra JVM options of the daemon, split on whitespace (e.g. "-XX:MaxRAMPercentage=50", or
+    # "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" where many short-lived daemons share few cores).
+    kcl_java_options: str = Field(default="", validation_alias="KCL_JAVA_OPTIONS")
     # How the daemon starts one record processor per shard.
     processor_command: str = Field(
         default="python -m consumer process", validation_alias="PROCESSOR_COMMAND"

@@ -158,6 +158,7 @@ QUICK_KCL_ENV: dict[str, str] = {
     "KCL_FAILOVER_TIME_MS": "5000",
     "KCL_SHUTDOWN_GRACE_MS": "5000",
     "KCL_PARENT_SHARD_POLL_INTERVAL_MS": "500",
+    "KCL_JAVA_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
 }
 
 

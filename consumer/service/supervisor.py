@@ -40,6 +40,7 @@ def daemon_command(settings: ConsumerSettings, properties: Path) -> list[str]:
     logback = Path(__file__).with_name("logback.xml")
     return [
         settings.java_bin,
+        *settings.kcl_java_options.split(),
         "-cp",
         f"{kcl_jars_dir()}/*",
         DAEMON_MAIN_CLASS,

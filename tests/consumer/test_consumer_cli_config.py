@@ -26,3 +26,19 @@ def test_bad_value_names_the_variable_and_exits_2(
     assert f"invalid configuration: {variable}:" in result.stderr
     assert repr(value) in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_daemon_command_carries_the_jvm_options_before_the_class_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pathlib import Path
+
+    from consumer.config import ConsumerSettings
+    from consumer.service.supervisor import DAEMON_MAIN_CLASS, daemon_command
+
+    monkeypatch.setenv("KCL_JAVA_OPTIONS", " -XX:TieredStopAtLevel=1   -XX:+UseSerialGC ")
+    command = daemon_command(ConsumerSettings(), Path("kcl.properties"))
+    assert command[:4] == ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp"]
+    assert command[5] == DAEMON_MAIN_CLASS
+    monkeypatch.setenv("KCL_JAVA_OPTIONS", "")
+    assert daemon_command(ConsumerSettings(), Path("kcl.properties"))[1] == "-cp"

@@ -43,7 +43,7 @@ def test_sigterm_mid_stream_then_restart_resumes_from_checkpoints(
     worker = start_consumer(streams, worker="solo", env=env)
     wait_serving(worker, all_shards, timeout=300)
 
-    producer = Producer(streams, event_maker(rows, 20_000), rate=RATE).start()
+    producer = Producer(streams, event_maker(rows, 8_000), rate=RATE).start()
     try:
         producer.wait_until(3000, timeout=120)
         streams.poll()
@@ -61,7 +61,7 @@ def test_sigterm_mid_stream_then_restart_resumes_from_checkpoints(
         restarted = start_consumer(streams, worker="solo", env=env)
         wait_serving(restarted, all_shards, timeout=300)
         restart_seconds = time.monotonic() - restart_started
-        producer.wait_until(max(10_000, len(producer.sent) + 1000), timeout=180)
+        producer.wait_until(max(6_000, len(producer.sent) + 1000), timeout=180)
     finally:
         positions = producer.stop()
     streams.wait_for(positions, timeout=300)
