@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from devstack.processes import ManagedProcess
@@ -353,7 +354,7 @@ def main() -> int:
                 raise SystemExit(f"demo: no prediction from v{version} after the reload")
         else:
             console.print(
-                f"  v{trained['version']} refused: {trained['reason']}; "
+                f"  v{trained['version']} refused: {escape(trained['reason'])}; "
                 f"v{trained['champion_version_before']} keeps serving"
             )
         console.print(

@@ -146,10 +146,13 @@ def train(
                         for name, m in per_source.items()
                     )
                 )
+        from rich.markup import escape
+
         verdict = "promoted to" if result.decision.promote else "NOT promoted to"
+        # escape: a fairness reason ends in "[groups: ...]", which rich would read as markup.
         _print(
             f"{settings.model_name} version {result.version} ({result.model_kind}) "
-            f"{verdict} @{settings.model_alias}: {result.decision.reason}. "
+            f"{verdict} @{settings.model_alias}: {escape(result.decision.reason)}. "
             f"predict: {result.predict_ms_per_1000:.1f} ms/1000 rows; "
             f"wall time {result.seconds:.1f} s"
         )
