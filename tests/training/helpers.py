@@ -9,6 +9,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow import MlflowClient
 
 from training.config import TrainingSettings
 from training.data.split import Split
@@ -47,6 +48,17 @@ def make_settings(tracking_uri: str, data_path: Path, tmp: Path, **extra: Any) -
         **extra,
     }
     return TrainingSettings().model_copy(update=values)
+
+
+def sqlite_registry(
+    tmp: Path, data_path: Path, model_name: str, **extra: Any
+) -> tuple[TrainingSettings, MlflowClient]:
+    """Settings on a fresh sqlite registry in `tmp`, and a client of it (tracking and registry
+    named: MLflow's process-wide URIs may point elsewhere)."""
+    settings = make_settings(
+        f"sqlite:///{tmp / 'mlflow.db'}", data_path, tmp, model_name=model_name, **extra
+    )
+    return settings, MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,10 @@ from urllib.parse import urlparse
 import pytest
 import skops.io
 from feature_engine.encoding import OneHotEncoder
-from mlflow import MlflowClient
 from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
-from tests.training.helpers import make_settings, register_pipeline
+from tests.training.helpers import register_pipeline, sqlite_registry
 from training.cli import app
 from training.config import TrainingSettings
 from training.data.split import Split
@@ -85,14 +84,8 @@ def test_rule(
 @pytest.fixture
 def registry(tmp_path: Path, uci_data_path: Path, request: pytest.FixtureRequest) -> Any:
     """A fresh sqlite registry per test; the model is named after the test."""
-    settings = make_settings(
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
-        uci_data_path,
-        tmp_path,
-        model_name=f"gate-{request.node.name}"[:60].replace("[", "-").replace("]", ""),
-    )
-    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
-    return settings, client
+    name = f"gate-{request.node.name}"[:60].replace("[", "-").replace("]", "")
+    return sqlite_registry(tmp_path, uci_data_path, name)
 
 
 def gate(

@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
-from tests.training.helpers import make_settings, register_pipeline
+from tests.training.helpers import register_pipeline, sqlite_registry
 from training.data.reading import Dataset
 from training.data.split import Split, held_out_split
 from training.features.augmentation import augment
@@ -68,14 +67,9 @@ def models(two_sources: Split) -> dict[str, Any]:
 
 @pytest.fixture
 def registry(tmp_path: Path, uci_data_path: Path, request: pytest.FixtureRequest) -> Any:
-    settings = make_settings(
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
-        uci_data_path,
-        tmp_path,
-        model_name=f"gate-sources-{request.node.name}"[:60],
-        gate_tolerance=0.02,
+    return sqlite_registry(
+        tmp_path, uci_data_path, f"gate-sources-{request.node.name}"[:60], gate_tolerance=0.02
     )
-    return settings, MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
 
 
 def _gate(registry: Any, split: Split, pipeline: Any) -> Any:

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from pydantic import ValidationError
 
 from tests.training.fairness.synthetic import cohorts, scored
-from tests.training.helpers import make_settings, register_pipeline
+from tests.training.helpers import make_settings, register_pipeline, sqlite_registry
 from training.config import TrainingSettings
 from training.data.split import Split
 from training.evaluation.fairness import FairnessConfig, audit_model
@@ -173,14 +173,9 @@ def biased(split: Split) -> Any:
 @pytest.fixture
 def registry(tmp_path: Path, uci_data_path: Path, request: pytest.FixtureRequest) -> Any:
     # The quality tolerance is wide open: what these tests decide is the fairness half.
-    settings = make_settings(
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
-        uci_data_path,
-        tmp_path,
-        model_name=f"fair-{request.node.name}"[:60],
-        gate_tolerance=0.5,
+    return sqlite_registry(
+        tmp_path, uci_data_path, f"fair-{request.node.name}"[:60], gate_tolerance=0.5
     )
-    return settings, MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
 
 
 def gender_only(tolerance: float = 0.1, cap: float = 1.0) -> FairnessConfig:
