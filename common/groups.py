@@ -116,7 +116,7 @@ def assign_groups_from_json(frame: pd.DataFrame, text: str) -> pd.DataFrame:
     document = json.loads(text)
     groups = group_specs(document)
     unknown = document_unknown(document)
-    _check_columns(frame, [(str(g["name"]), str(g["column"])) for g in groups])
+    check_columns(frame, [(str(g["name"]), str(g["column"])) for g in groups])
     columns = {
         str(g["name"]): [label_from_spec(g, v, unknown) for v in frame[g["column"]].tolist()]
         for g in groups
@@ -124,7 +124,8 @@ def assign_groups_from_json(frame: pd.DataFrame, text: str) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index, dtype=object)
 
 
-def _check_columns(frame: pd.DataFrame, wanted: Sequence[tuple[str, str]]) -> None:
+def check_columns(frame: pd.DataFrame, wanted: Sequence[tuple[str, str]]) -> None:
+    """Raises ValueError when group names repeat or a group's column is not in `frame`."""
     names = [name for name, _ in wanted]
     if len(set(names)) != len(names):
         raise ValueError(f"fairness group names repeat: {names}")

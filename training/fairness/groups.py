@@ -48,6 +48,7 @@ from common.groups import (
     UNKNOWN,
     assign_groups_from_json,
     canonical_code,
+    check_columns,
     group_specs,
     label_from_spec,
 )
@@ -236,17 +237,8 @@ def assign_groups(frame: pd.DataFrame, definitions: Sequence[GroupDefinition]) -
     Raises ValueError when a definition's column is not in `frame` (a configuration error: a
     missing value in a present column is a record's `unknown`, not an error).
     """
-    _check_columns(frame, [(d.name, d.column) for d in definitions])
+    check_columns(frame, [(d.name, d.column) for d in definitions])
     return pd.DataFrame({d.name: d.assign(frame[d.column]) for d in definitions}, index=frame.index)
-
-
-def _check_columns(frame: pd.DataFrame, wanted: Sequence[tuple[str, str]]) -> None:
-    names = [name for name, _ in wanted]
-    if len(set(names)) != len(names):
-        raise ValueError(f"fairness group names repeat: {names}")
-    missing = [f"{column!r} (for {name})" for name, column in wanted if column not in frame]
-    if missing:
-        raise ValueError(f"columns missing for fairness groups: {', '.join(missing)}")
 
 
 # -- the plain JSON form -------------------------------------------------------------------------

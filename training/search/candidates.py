@@ -112,14 +112,12 @@ def fit_final(
     return pipeline.fit(x, y)
 
 
-def finish_candidate(
-    result: CandidateResult,
-    split: Split,
-    config: SearchConfig,
-    selection: FeatureSelection,
-    tags: dict[str, str],
-) -> Candidate:
-    pipeline = fit_final(result.kind, result.params, split, config, selection.dropped)
+def fit_and_evaluate(
+    result: CandidateResult, split: Split, config: SearchConfig, drop: list[str]
+) -> tuple[Pipeline, float, dict[str, Any]]:
+    """Refits `result`'s kind and parameters on the whole training part without `drop`; its
+    threshold from the out-of-fold scores; its held-out report."""
+    pipeline = fit_final(result.kind, result.params, split, config, drop)
     threshold = choose_threshold(split.y_train.to_numpy(), result.oof)
     report = evaluate(
         lambda f: pipeline.predict_proba(f)[:, 1],
@@ -128,6 +126,17 @@ def finish_candidate(
         threshold,
         split.origin_test,
     )
+    return pipeline, threshold, report
+
+
+def finish_candidate(
+    result: CandidateResult,
+    split: Split,
+    config: SearchConfig,
+    selection: FeatureSelection,
+    tags: dict[str, str],
+) -> Candidate:
+    pipeline, threshold, report = fit_and_evaluate(result, split, config, selection.dropped)
     with mlflow.start_run(run_name=result.kind, nested=True) as run:
         mlflow.set_tags({**tags, "role": "candidate", "model_kind": result.kind})
         mlflow.log_params({**result.params, "features_dropped": len(selection.dropped)})

@@ -17,11 +17,10 @@ from dataclasses import replace
 import mlflow
 
 from training.data.split import Split
-from training.evaluation.metrics import evaluate, flatten
-from training.evaluation.threshold import choose_threshold
+from training.evaluation.metrics import flatten
 from training.features.selection import FeatureSelection
 from training.log import get_logger
-from training.search.candidates import Candidate, fit_final
+from training.search.candidates import Candidate, fit_and_evaluate
 from training.search.cv import CandidateResult, FoldPlan, SearchConfig, cross_validate
 
 log = get_logger(__name__)
@@ -43,15 +42,7 @@ def without_sensitive(
     drop = sorted(set(selection.dropped) | set(sensitive))
     cv, oof = cross_validate(found.kind, found.params, replace(plan, drop=drop), config)
     result = CandidateResult(found.kind, dict(found.params), cv, oof, time.perf_counter() - started)
-    pipeline = fit_final(found.kind, found.params, split, config, drop)
-    threshold = choose_threshold(split.y_train.to_numpy(), oof)
-    report = evaluate(
-        lambda f: pipeline.predict_proba(f)[:, 1],
-        split.x_test,
-        split.y_test,
-        threshold,
-        split.origin_test,
-    )
+    pipeline, threshold, report = fit_and_evaluate(result, split, config, drop)
     with mlflow.start_run(run_name=f"{found.kind}-without-sensitive", nested=True) as run:
         mlflow.set_tags(
             {
