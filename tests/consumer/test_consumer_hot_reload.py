@@ -220,6 +220,13 @@ def test_hot_reload_through_the_registry(
     assert not poller.running
 
 
+def register_copy(built_model: BuiltModel, registry_uri: str, name: str, folder: Path) -> str:
+    """A new registered version of `name`: a copy of the built model."""
+    return register_model_dir(
+        copy_model(built_model.path, folder), tracking_uri=registry_uri, name=name
+    )
+
+
 def test_the_cache_keeps_the_serving_and_the_previous_version(
     registry_uri: str, built_model: BuiltModel, model_name: str, tmp_path: Path
 ) -> None:
@@ -228,13 +235,7 @@ def test_the_cache_keeps_the_serving_and_the_previous_version(
     poller = ModelPoller(loader_for(registry_uri, model_name, cache), holder, interval_seconds=60.0)
     versions = []
     for n in range(3):
-        versions.append(
-            register_model_dir(
-                copy_model(built_model.path, tmp_path / f"v{n}"),
-                tracking_uri=registry_uri,
-                name=model_name,
-            )
-        )
+        versions.append(register_copy(built_model, registry_uri, model_name, tmp_path / f"v{n}"))
         assert poller.poll_once() is LoadOutcome.SUCCESS
         holder.for_next_batch()  # the processor's next batch swaps it in
     folder = cache / model_name
@@ -255,13 +256,7 @@ def test_an_offer_never_swapped_in_does_not_evict_the_serving_version(
     poller = ModelPoller(loader_for(registry_uri, model_name, cache), holder, interval_seconds=60.0)
     versions = []
     for n in range(3):
-        versions.append(
-            register_model_dir(
-                copy_model(built_model.path, tmp_path / f"v{n}"),
-                tracking_uri=registry_uri,
-                name=model_name,
-            )
-        )
+        versions.append(register_copy(built_model, registry_uri, model_name, tmp_path / f"v{n}"))
         assert poller.poll_once() is LoadOutcome.SUCCESS
         if n == 0:
             holder.for_next_batch()  # only the first is swapped in
