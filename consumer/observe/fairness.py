@@ -55,15 +55,14 @@ class GroupRates:
         self._metrics = metrics
         self._scored: dict[tuple[str, str, str], Any] = {}
         self._flagged: dict[tuple[str, str, str], Any] = {}
+        groups = metrics.groups
         for attribute in self._attributes:
             for group in attribute.labels:
                 for stage in STAGES:
                     key = (attribute.name, group, stage)
                     labels = {"attribute": attribute.name, "group": group, "stage": stage}
-                    self._scored[key] = metrics.group_scored.labels(**labels, model_version=version)
-                    self._flagged[key] = metrics.group_flagged.labels(
-                        **labels, model_version=version
-                    )
+                    self._scored[key] = groups.scored.labels(**labels, model_version=version)
+                    self._flagged[key] = groups.flagged.labels(**labels, model_version=version)
                     self._scored[key].inc(0)
                     self._flagged[key].inc(0)
         self._set_references(section.reference)
@@ -95,10 +94,12 @@ class GroupRates:
                         "stage": stage,
                         "model_version": self.version,
                     }
-                    self._metrics.group_reference_flag_rate.labels(**labels).set(figures.flag_rate)
+                    self._metrics.groups.reference_flag_rate.labels(**labels).set(figures.flag_rate)
                     # A ratio resting on a small group is noise: no reference, so no alert.
                     if not figures.small and figures.ratio is not None:
-                        self._metrics.group_reference_flag_ratio.labels(**labels).set(figures.ratio)
+                        self._metrics.groups.reference_flag_ratio.labels(**labels).set(
+                            figures.ratio
+                        )
 
     def add(self, rows: np.ndarray, at_risk: Sequence[bool], stages: Sequence[str | None]) -> None:
         """Counts scored rows (contract attribute order), their decisions and stages."""

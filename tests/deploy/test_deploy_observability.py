@@ -319,10 +319,10 @@ def prometheus_scraping_a_consumer(tmp_path_factory: pytest.TempPathFactory) -> 
     metrics.daemon_up.set(1)
     for group, flagged in (("female", 10), ("male", 20)):  # the fairness panels' series
         labels = {"attribute": "gender", "group": group, "stage": "enrollment"}
-        metrics.group_scored.labels(**labels, model_version="3").inc(50)
-        metrics.group_flagged.labels(**labels, model_version="3").inc(flagged)
-        metrics.group_reference_flag_rate.labels(**labels, model_version="3").set(0.3)
-        metrics.group_reference_flag_ratio.labels(**labels, model_version="3").set(1.0)
+        metrics.groups.scored.labels(**labels, model_version="3").inc(50)
+        metrics.groups.flagged.labels(**labels, model_version="3").inc(flagged)
+        metrics.groups.reference_flag_rate.labels(**labels, model_version="3").set(0.3)
+        metrics.groups.reference_flag_ratio.labels(**labels, model_version="3").set(1.0)
     target_port = free_port()
     server, thread = start_http_server(target_port, addr="127.0.0.1", registry=registry)
 
