@@ -24,7 +24,8 @@ from tests.deploy.deploy_helpers import (
 
 MODULES = TERRAFORM_DIR / "modules"
 LOOP = MODULES / "loop_store"
-STACK = TERRAFORM_DIR / "stack"
+# The root configuration of every environment (live/envs/ENV.tfvars selects one).
+LIVE = TERRAFORM_DIR / "live"
 
 
 def dir_text(directory: Path) -> str:
@@ -98,7 +99,7 @@ def test_the_loop_bucket_is_private_encrypted_and_versioned(
     assert (
         resources["aws_s3_bucket_policy"]["policy"] == "${data.aws_iam_policy_document.bucket.json}"
     )
-    stack = dir_text(STACK)
+    stack = dir_text(LIVE)
     call = re.search(r'module "loop_store" \{(.*?)\n\}', stack, re.S)
     assert call
     assert re.search(r'name\s*=\s*"\$\{local\.name\}-loop"', call.group(1)), "dropout-<env>-loop-*"
@@ -139,7 +140,7 @@ def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, An
     assert defaults["dataset_retention_days"] > defaults["capture_retention_days"]
     assert defaults["run_summary_retention_days"] <= 90
     assert defaults["noncurrent_version_days"] <= 30
-    stack = variable_defaults(STACK)
+    stack = variable_defaults(LIVE)
     assert stack["loop_capture_retention_days"] == defaults["capture_retention_days"]
     assert stack["loop_outcome_retention_days"] == defaults["outcome_retention_days"]
     assert stack["loop_dataset_retention_days"] == defaults["dataset_retention_days"]
@@ -225,7 +226,7 @@ def test_the_prefixes_are_the_codes(parsed_terraform: dict[Path, dict[str, Any]]
 def test_the_uci_mirror_names_the_official_digest() -> None:
     from common.data_files import UCI_SHA256
 
-    assert variable_defaults(STACK)["uci_sha256"] == UCI_SHA256
+    assert variable_defaults(LIVE)["uci_sha256"] == UCI_SHA256
     script = (REPO_ROOT / "scripts" / "aws" / "seed-data.sh").read_text(encoding="utf-8")
     assert "common/data_files.py" in script, "the script checks the same pinned digest"
     assert "datasets/uci/$sha256/data.csv" in script
@@ -342,7 +343,7 @@ def test_the_tasks_know_the_loop(parsed_terraform: dict[Path, dict[str, Any]]) -
     assert training["UCI_MIRROR_URI"] == "${var.uci_mirror_uri}"
     assert training["RUN_SUMMARY_URI"] == "${var.loop_uri}runs/adhoc/"
     assert training["PUSHGATEWAY_URL"] == "${var.pushgateway_url}"
-    stack = dir_text(STACK)
+    stack = dir_text(LIVE)
     wirings = {
         "consumer": (
             "loop_uri = module.loop_store.uri",
@@ -418,7 +419,8 @@ def test_deployments_seed_the_uci_mirror_before_training() -> None:
 
 @pytest.mark.parametrize("env", ["stg", "prod"])
 def test_the_environments_expose_the_loop(env: str) -> None:
-    outputs = parse_hcl(TERRAFORM_DIR / "envs" / env / "outputs.tf")["output"]
+    assert strip_quotes(parse_hcl(LIVE / "envs" / f"{env}.tfvars")["environment"]) == env
+    outputs = parse_hcl(LIVE / "outputs.tf")["output"]
     names = {name for entry in outputs for name in entry}
     assert {"loop_bucket", "uci_mirror_uri", "pushgateway_url"} <= names
 

@@ -24,12 +24,21 @@ from tests.deploy.deploy_helpers import (
 )
 
 MODULES = TERRAFORM_DIR / "modules"
+# The one root configuration of every environment; live/envs/ENV.tfvars and
+# live/envs/ENV.backend.hcl select one.
+LIVE = TERRAFORM_DIR / "live"
 ENVS = ("stg", "prod")
 SKIP_COMMENT = re.compile(r"#checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 
 def dir_text(directory: Path) -> str:
     return "\n".join(p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.tf")))
+
+
+def without_moved_blocks(text: str) -> str:
+    """The text without its `moved` blocks: their addresses name where resources were, not
+    references to modules or outputs."""
+    return re.sub(r"^moved \{\n.*?^\}\n", "", text, flags=re.MULTILINE | re.DOTALL)
 
 
 def dir_parsed(parsed: dict[Path, dict[str, Any]], directory: Path) -> list[dict[str, Any]]:
@@ -417,7 +426,7 @@ def test_module_calls_match_the_modules(parsed_terraform: dict[Path, dict[str, A
                     missing = {v for v, required in variables.items() if required} - arguments
                     assert not missing, f"module {name} misses required {sorted(missing)}"
                     calls += 1
-        text = dir_text(directory)
+        text = without_moved_blocks(dir_text(directory))
         for module, output in re.findall(r"\bmodule\.(\w+)\.(\w+)", text):
             assert module in module_sources, f"{directory.name}: unknown module.{module}"
             _, outputs = _module_interface(parsed_terraform, module_sources[module])
@@ -429,33 +438,52 @@ def test_module_calls_match_the_modules(parsed_terraform: dict[Path, dict[str, A
 def test_environment_variables_and_tfvars(
     env: str, parsed_terraform: dict[Path, dict[str, Any]]
 ) -> None:
-    directory = TERRAFORM_DIR / "envs" / env
-    variables, _ = _module_interface(parsed_terraform, directory)
-    tfvars = parse_hcl(directory / "terraform.tfvars")
+    variables, _ = _module_interface(parsed_terraform, LIVE)
+    tfvars = parse_hcl(LIVE / "envs" / f"{env}.tfvars")
     assert set(tfvars) <= set(variables), f"undeclared: {sorted(set(tfvars) - set(variables))}"
     unset = {name for name, required in variables.items() if required} - set(tfvars)
     assert unset == {"image_tag"}, f"only the image tag comes from CD; unset: {sorted(unset)}"
+    assert strip_quotes(tfvars["environment"]) == env
     assert strip_quotes(tfvars["stream_capacity_mode"]) in {"PROVISIONED", "ON_DEMAND"}
     assert strip_quotes(tfvars["ecs_capacity_type"]) in {"FARGATE", "EC2"}
+    # The environment is a validated variable: one of the environments, so a typo plans nothing.
+    (environment,) = [v["environment"] for v in parse_hcl(LIVE / "variables.tf")["variable"]
+                      if "environment" in v]  # fmt: skip
+    (validation,) = environment["validation"]
+    allowed = re.fullmatch(
+        r"\$\{contains\(\[(.*)\], ?var\.environment\)\}", validation["condition"]
+    )
+    assert allowed, validation["condition"]
+    assert env in re.findall(r"[\"'](\w+)[\"']", allowed.group(1))
+    # Every environment sets the same variables (what differs between them): none falls back
+    # to a default that another overrides.
+    for other in ENVS:
+        assert set(parse_hcl(LIVE / "envs" / f"{other}.tfvars")) == set(tfvars), (env, other)
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_remote_state_in_s3_with_locking(
     env: str, parsed_terraform: dict[Path, dict[str, Any]]
 ) -> None:
-    directory = TERRAFORM_DIR / "envs" / env
     terraform_blocks = [
-        t for doc in dir_parsed(parsed_terraform, directory) for t in doc.get("terraform", [])
+        t for doc in dir_parsed(parsed_terraform, LIVE) for t in doc.get("terraform", [])
     ]
     backends = [b for t in terraform_blocks for b in t.get("backend", [])]
     assert backends
     assert "s3" in backends[0]
-    backend = parse_hcl(directory / "backend.hcl")
+    backend = parse_hcl(LIVE / "envs" / f"{env}.backend.hcl")
     assert backend["use_lockfile"] is True
     assert backend["encrypt"] is True
     assert strip_quotes(backend["key"]) == f"dropout/{env}/terraform.tfstate"
     bootstrap = dir_text(TERRAFORM_DIR / "bootstrap")
     assert 'resource "aws_s3_bucket_versioning" "state"' in bootstrap
+    # tf.sh always pairs the state of an environment with its variables (and its own working
+    # directory and plan file), so one environment's settings never reach another's state.
+    tf_sh = (REPO_ROOT / "scripts" / "aws" / "tf.sh").read_text(encoding="utf-8")
+    assert '-backend-config="envs/$env_name.backend.hcl"' in tf_sh
+    assert '-var-file="envs/$env_name.tfvars"' in tf_sh
+    assert 'TF_DATA_DIR="$dir/.terraform/$env_name"' in tf_sh
+    assert 'plan_file="$env_name.tfplan"' in tf_sh
 
 
 # --- the resources issue 4 asks for ----------------------------------------------------------
@@ -676,10 +704,10 @@ def test_registry_passwords_never_reach_the_terraform_state(
     assert seeded
     assert set(seeded.group(1).split()) == names, "secrets.sh seeds exactly the module's secrets"
     assert 'id="dropout-$env_name-mlflow/$name"' in script
-    stack = dir_text(TERRAFORM_DIR / "stack")
+    stack = dir_text(LIVE)
     assert 'name                     = "${local.name}-mlflow"' in stack
     tf_sh = (REPO_ROOT / "scripts" / "aws" / "tf.sh").read_text(encoding="utf-8")
-    assert "-target=module.stack.module.mlflow.aws_secretsmanager_secret.auth" in tf_sh
+    assert "-target=module.mlflow.aws_secretsmanager_secret.auth" in tf_sh
 
 
 @pytest.mark.parametrize(
@@ -697,7 +725,7 @@ def test_each_registry_client_has_its_own_identity_from_secrets_manager(
     read = _statement_by_sid(parsed_terraform, MODULES / module, "ReadTheRegistryPassword")
     assert [strip_quotes(a) for a in read["actions"]] == ["secretsmanager:GetSecretValue"]
     assert [strip_quotes(r) for r in read["resources"]] == ["${var.mlflow_password_secret_arn}"]
-    stack = dir_text(TERRAFORM_DIR / "stack")
+    stack = dir_text(LIVE)
     call = re.search(rf'module "{module}" \{{(.*?)\n\}}', stack, re.S)
     assert call
     assert re.search(
@@ -800,7 +828,7 @@ def test_auto_scaling_may_use_the_key_for_the_instances_volumes(
     )
     assert [strip_quotes(v) for v in condition["values"]] == ["true"]
 
-    stack = dir_text(TERRAFORM_DIR / "stack")
+    stack = dir_text(LIVE)
     assert re.search(r'ec2_capacity\s*=\s*var\.ecs_capacity_type == "EC2"', stack)
     assert "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling" in stack
     assert re.search(r"autoscaling_service_linked_role_arn = local\.ec2_capacity \?", stack)
