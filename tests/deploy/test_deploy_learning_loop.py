@@ -378,21 +378,30 @@ def test_the_pushgateway_is_the_official_image_reachable_by_training_and_scraper
     compose = load_yaml(REPO_ROOT / "docker-compose.yml")["services"]["pushgateway"]["image"]
     assert image.split("@")[0] == compose, "compose and AWS run the same release"
     text = dir_text(directory)
-    assert "readonlyRootFilesystem = true" in text
     assert '"--persistence.file="' in text
-    assert "service_registries" in text
-    ingress = module_blocks(parsed_terraform, directory, "resource",
-                            "aws_vpc_security_group_ingress_rule")  # fmt: skip
-    assert set(ingress) == {"server_from_clients", "server_from_scrapers"}
-    assert ingress["server_from_clients"]["referenced_security_group_id"] == (
-        "${aws_security_group.clients.id}"
+    # A modules/ecs_task with a service registered in Cloud Map (pushgateway.<namespace>), whose
+    # port only the clients group and the scrapers' CIDRs reach.
+    from tests.deploy.test_deploy_terraform import (
+        assert_ecs_task_enforces_read_only_root_file_systems,
+        endpoint_rules,
+        module_call,
     )
-    assert ingress["server_from_scrapers"]["for_each"] == "${toset(var.scraper_cidr_blocks)}"
-    groups = module_blocks(parsed_terraform, directory, "resource", "aws_security_group")
-    assert "ingress" not in groups["server"]
-    # The Pushgateway calls no AWS API: its task role has no policy.
-    policies = module_blocks(parsed_terraform, directory, "resource", "aws_iam_role_policy")
-    assert set(policies) == {"execution"}
+
+    assert_ecs_task_enforces_read_only_root_file_systems()
+    endpoint_rules(parsed_terraform)
+    call = module_call(parsed_terraform, directory, "task")
+    assert strip_quotes(call["source"]) == "../ecs_task"
+    (group,) = as_list(call["security_group"])
+    assert "ingress" not in group
+    (service,) = as_list(call["service"])
+    (endpoint,) = as_list(service["endpoint"])
+    assert strip_quotes(endpoint["dns_name"]) == "pushgateway"
+    assert endpoint["cidr_blocks"] == "${var.scraper_cidr_blocks}"
+    # The Pushgateway calls no AWS API and pulls a public image: its task role has no policy,
+    # its execution role reads no secret and pulls from no ECR repository (only writes logs).
+    assert not {"task_policy_name", "task_policy_json", "secret_arns", "ecr_repository_arns"} & set(
+        call
+    )
     outputs = parse_hcl(directory / "outputs.tf")["output"]
     url = next(entry["url"] for entry in outputs if "url" in entry)
     assert url["value"] == "http://${local.dns_name}:${local.port}"

@@ -24,6 +24,10 @@ from tests.deploy.deploy_helpers import (
 )
 
 MODULES = TERRAFORM_DIR / "modules"
+# The log group, roles, security group, task definition and service of every ECS task.
+ECS_TASK = MODULES / "ecs_task"
+# Every role an AWS service assumes for this account (aws:SourceAccount).
+SERVICE_ROLE = MODULES / "service_role"
 # The one root configuration of every environment; live/envs/ENV.tfvars and
 # live/envs/ENV.backend.hcl select one.
 LIVE = TERRAFORM_DIR / "live"
@@ -54,6 +58,38 @@ def resources(
             if kind == type_name:
                 found.append((path, name, body))
     return found
+
+
+def module_calls(parsed: dict[Path, dict[str, Any]]) -> list[tuple[Path, str, dict[str, Any]]]:
+    """(file, name, arguments) of every module block."""
+    return [
+        (path, name, body)
+        for path, doc in parsed.items()
+        for entry in doc.get("module", [])
+        for name, body in entry.items()
+    ]
+
+
+def module_call(parsed: dict[Path, dict[str, Any]], directory: Path, name: str) -> dict[str, Any]:
+    (body,) = [b for p, n, b in module_calls(parsed) if p.parent == directory and n == name]
+    return body
+
+
+def task_containers(parsed: dict[Path, dict[str, Any]], directory: Path) -> dict[str, Any]:
+    """The containers of a module's task (its call of modules/ecs_task), by name."""
+    call = module_call(parsed, directory, "task")
+    assert strip_quotes(call["source"]) == "../ecs_task", directory.name
+    return {strip_quotes(c["name"]): c for c in call["containers"]}
+
+
+def assert_ecs_task_enforces_read_only_root_file_systems() -> None:
+    """modules/ecs_task merges its own keys last: no container can turn them off."""
+    text = dir_text(ECS_TASK)
+    assert re.search(
+        r"merge\(\s*\{ essential = true \},\s*container,\s*\{\s*readonlyRootFilesystem = true\s*"
+        r"logConfiguration = \{\s*logDriver = \"awslogs\"",
+        text,
+    )
 
 
 def policy_documents(parsed: dict[Path, dict[str, Any]]) -> list[tuple[Path, str, dict[str, Any]]]:
@@ -189,17 +225,33 @@ def test_every_policy_is_a_policy_document_data_source(
         "aws_sns_topic_policy": "policy",
         "aws_ecr_repository_policy": "policy",
     }
+    document = r"\$\{data\.aws_iam_policy_document\.\w+\.json\}"
     seen = 0
     for type_name, attribute in attributes.items():
         for path, name, body in resources(parsed_terraform, type_name):
             if attribute not in body:
                 continue
             value = str(body[attribute])
-            assert re.fullmatch(r"\$\{data\.aws_iam_policy_document\.\w+\.json\}", value), (
+            assert re.fullmatch(document, value), (
                 f"{path.name} {type_name}.{name}.{attribute} must be an aws_iam_policy_document "
                 f"(one readable style), not {value[:60]}"
             )
             seen += 1
+    # The roles' inline policies are handed to modules/service_role (directly or through
+    # modules/ecs_task) as the json of the caller's own document.
+    for path, name, body in module_calls(parsed_terraform):
+        for argument in ("policy_json", "task_policy_json"):
+            if argument not in body:
+                continue
+            values = [body[argument]]
+            if body[argument] == f"${{each.value.{argument}}}":
+                values = [v[argument] for v in as_list(body["for_each"])[0].values()]
+            for value in values:
+                # modules/ecs_task passes its callers' task policy on (checked at the callers).
+                if value == "${var.task_policy_json}" and path.parent == MODULES / "ecs_task":
+                    continue
+                assert re.fullmatch(document, str(value)), f"{path} module {name}: {value}"
+                seen += 1
     assert seen >= 20
 
 
@@ -534,17 +586,21 @@ def test_consumer_autoscales_on_cpu_and_iterator_age(
     assert strip_quotes(alarm["metric_name"]) == "GetRecords.IteratorAgeMilliseconds"
     assert strip_quotes(alarm["namespace"]) == "AWS/Kinesis"
     assert "aws_appautoscaling_policy.iterator_age.arn" in str(alarm["alarm_actions"])
-    service = next(
-        b
-        for p, _, b in resources(parsed_terraform, "aws_ecs_service")
-        if p.parent.name == "consumer"
-    )
-    assert service["deployment_circuit_breaker"][0]["rollback"] is True
-    text = dir_text(MODULES / "consumer")
-    assert "readonlyRootFilesystem = true" in text
-    assert "stopTimeout     = 120" in text
-    assert "initProcessEnabled = true" in text
-    assert 'user                   = "10001:10001"' in text
+    # The consumer's service is modules/ecs_task's autoscaled one: the policies own its count.
+    (service,) = as_list(module_call(parsed_terraform, MODULES / "consumer", "task")["service"])
+    assert service["autoscaled"] is True
+    assert service["desired_count"] == "${var.min_count}"
+    services = {n: b for p, n, b in resources(parsed_terraform, "aws_ecs_service")
+                if p.parent == ECS_TASK}  # fmt: skip
+    assert "desired_count" in str(services["autoscaled"]["lifecycle"][0]["ignore_changes"])
+    assert "lifecycle" not in services["this"], "a fixed count is kept by Terraform"
+    for body in services.values():
+        assert body["deployment_circuit_breaker"][0]["rollback"] is True
+    (consumer,) = task_containers(parsed_terraform, MODULES / "consumer").values()
+    assert_ecs_task_enforces_read_only_root_file_systems()
+    assert consumer["stopTimeout"] == 120
+    assert consumer["linuxParameters"] == {"initProcessEnabled": True}
+    assert strip_quotes(consumer["user"]) == "10001:10001"
 
 
 def test_training_is_orchestrated_by_scheduler_and_step_functions(
@@ -575,16 +631,16 @@ def test_training_is_orchestrated_by_scheduler_and_step_functions(
     assert re.search(r"topic_arn\s*=\s*aws_sns_topic\.outcome\.arn", call.group(1))
     assert re.search(r"task_definition\s*=\s*var\.name", call.group(1))
     assert re.search(r"max_retries\s*=\s*var\.max_retries", call.group(1))
-    assert "concat([aws_security_group.this.id], var.extra_security_group_ids)" in call.group(1)
+    assert "concat([module.task.security_group_id], var.extra_security_group_ids)" in call.group(1)
     ((_, _, schedule),) = resources(parsed_terraform, "aws_scheduler_schedule")
     assert schedule["target"][0]["arn"] == "${aws_sfn_state_machine.this.arn}"
     assert resources(parsed_terraform, "aws_sns_topic")
-    training_tasks = [
-        b
-        for p, _, b in resources(parsed_terraform, "aws_ecs_task_definition")
-        if p.parent.name == "training"
-    ]
-    assert training_tasks
+    # The training task definition: modules/training's call of modules/ecs_task, without a
+    # service (the state machine runs it).
+    assert list(task_containers(parsed_terraform, MODULES / "training")) == ["${local.container}"]
+    assert "service" not in module_call(parsed_terraform, MODULES / "training", "task")
+    ((path, _, _),) = resources(parsed_terraform, "aws_ecs_task_definition")
+    assert path.parent == ECS_TASK
 
 
 def test_mlflow_store(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
@@ -718,13 +774,16 @@ def test_each_registry_client_has_its_own_identity_from_secrets_manager(
 ) -> None:
     text = dir_text(MODULES / module)
     assert re.search(r"MLFLOW_TRACKING_USERNAME\s*=\s*var\.mlflow_username", text)
-    assert (
-        'secrets                = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = '
-        "var.mlflow_password_secret_arn }]"
-    ) in text
-    read = _statement_by_sid(parsed_terraform, MODULES / module, "ReadTheRegistryPassword")
+    (container,) = task_containers(parsed_terraform, MODULES / module).values()
+    assert container["secrets"] == [
+        {"name": "MLFLOW_TRACKING_PASSWORD", "valueFrom": "${var.mlflow_password_secret_arn}"}
+    ]
+    # The execution role (modules/ecs_task) reads exactly the task's secrets: this one.
+    call = module_call(parsed_terraform, MODULES / module, "task")
+    assert call["secret_arns"] == ["${var.mlflow_password_secret_arn}"]
+    read = _statement_by_sid(parsed_terraform, ECS_TASK, "ReadTheTaskSecrets")
     assert [strip_quotes(a) for a in read["actions"]] == ["secretsmanager:GetSecretValue"]
-    assert [strip_quotes(r) for r in read["resources"]] == ["${var.mlflow_password_secret_arn}"]
+    assert read["resources"] == "${var.secret_arns}"
     stack = dir_text(LIVE)
     call = re.search(rf'module "{module}" \{{(.*?)\n\}}', stack, re.S)
     assert call
@@ -735,61 +794,82 @@ def test_each_registry_client_has_its_own_identity_from_secrets_manager(
     assert re.search(rf"mlflow_username\s*=\s*module\.mlflow\.{identity}_username", call.group(1))
 
 
-def test_mlflow_task_runs_basic_auth_and_bootstraps_its_grants() -> None:
+def test_mlflow_task_runs_basic_auth_and_bootstraps_its_grants(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
     text = dir_text(MODULES / "mlflow")
     assert 'valueFrom = aws_secretsmanager_secret.auth["admin-password"].arn' in text
     assert 'valueFrom = aws_secretsmanager_secret.auth["flask-secret-key"].arn' in text
-    bootstrap = text[text.index('name                   = "auth-bootstrap"') :]
-    assert "essential              = false" in bootstrap
-    assert (
-        'entryPoint             = ["python", "/opt/dropout/mlflow_auth_bootstrap.py"]' in bootstrap
-    )
-    assert (
-        'dependsOn              = [{ containerName = "mlflow", condition = "HEALTHY" }]'
-        in bootstrap
-    )
+    containers = task_containers(parsed_terraform, MODULES / "mlflow")
+    assert list(containers) == ["mlflow", "auth-bootstrap"]
+    bootstrap = containers["auth-bootstrap"]
+    assert bootstrap["essential"] is False
+    assert bootstrap["entryPoint"] == ["python", "/opt/dropout/mlflow_auth_bootstrap.py"]
+    assert bootstrap["dependsOn"] == [{"containerName": "mlflow", "condition": "HEALTHY"}]
+    secrets = {s["name"]: s["valueFrom"] for s in bootstrap["secrets"]}
     for name in (
         "MLFLOW_TRAINER_PASSWORD",
         "MLFLOW_CONSUMER_PASSWORD",
         "MLFLOW_AUTH_ADMIN_PASSWORD",
     ):
-        assert f'name = "{name}", valueFrom = aws_secretsmanager_secret.auth' in bootstrap
+        assert secrets[name].startswith("${aws_secretsmanager_secret.auth["), name
     entry = (REPO_ROOT / "docker" / "mlflow_entrypoint.py").read_text(encoding="utf-8")
     assert '"--app-name", "basic-auth"' in entry
+
+
+def endpoint_rules(parsed: dict[Path, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """modules/ecs_task's rules of a private endpoint (a service's port): separate resources,
+    by name."""
+    rules = {
+        n: b
+        for kind in ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
+        for p, n, b in resources(parsed, kind)
+        if p.parent == ECS_TASK
+    }
+    assert set(rules) == {"server_from_clients", "server_from_cidrs", "clients_to_server"}
+    # Into the task's group: from the clients group, and from the endpoint's CIDRs only.
+    for name in ("server_from_clients", "server_from_cidrs"):
+        assert rules[name]["security_group_id"] == "${aws_security_group.this.id}"
+    assert rules["server_from_clients"]["referenced_security_group_id"] == (
+        "${aws_security_group.clients[0].id}"
+    )
+    assert rules["server_from_cidrs"]["cidr_ipv4"] == "${each.value}"
+    assert "var.service.endpoint.cidr_blocks" in rules["server_from_cidrs"]["for_each"]
+    # The clients group may only reach the task's group.
+    assert rules["clients_to_server"]["security_group_id"] == "${aws_security_group.clients[0].id}"
+    assert rules["clients_to_server"]["referenced_security_group_id"] == (
+        "${aws_security_group.this.id}"
+    )
+    ((_, _, group),) = [r for r in resources(parsed, "aws_security_group")
+                        if r[0].parent == ECS_TASK and r[1] == "this"]  # fmt: skip
+    assert "ingress" not in group, "no static ingress rule"
+    (dynamic,) = [d for d in group["dynamic"] if "ingress" in d]
+    assert dynamic["ingress"]["for_each"] == "${var.security_group.ingress}"
+    return rules
 
 
 def test_the_registry_is_not_open_to_the_vpc(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
     """Only tasks carrying the clients group (consumer, training) and the operators' CIDRs
     (VPN/bastion, empty by default) reach port 5000; no rule opens it to the VPC's CIDR."""
-    server = next(
-        b for p, n, b in resources(parsed_terraform, "aws_security_group")
-        if p.parent.name == "mlflow" and n == "server"
-    )  # fmt: skip
-    assert "ingress" not in server, "ingress rules are separate resources, listed below"
-    rules = [
-        (p, n, b)
-        for p, n, b in resources(parsed_terraform, "aws_vpc_security_group_ingress_rule")
-        if b["security_group_id"] == "${aws_security_group.server.id}" and p.parent.name == "mlflow"
-    ]
-    assert {n for _, n, _ in rules} == {"server_from_clients", "server_from_operators"}
-    for _, name, rule in rules:
-        if name == "server_from_clients":
-            assert rule["referenced_security_group_id"] == "${aws_security_group.clients.id}"
-        else:
-            assert rule["cidr_ipv4"] == "${each.value}"
-            assert rule["for_each"] == "${toset(var.operator_cidr_blocks)}"
+    endpoint_rules(parsed_terraform)
+    call = module_call(parsed_terraform, MODULES / "mlflow", "task")
+    (group,) = as_list(call["security_group"])
+    assert "ingress" not in group, "the server's group has no rule of its own into it"
+    (service,) = as_list(call["service"])
+    (endpoint,) = as_list(service["endpoint"])
+    assert endpoint["port"] == "${local.port}"
+    assert endpoint["cidr_blocks"] == "${var.operator_cidr_blocks}"
     variables = parse_hcl(MODULES / "mlflow" / "variables.tf")["variable"]
     operators = next(v["operator_cidr_blocks"] for v in variables if "operator_cidr_blocks" in v)
     assert operators["default"] == []
+    for _, name, group in resources(parsed_terraform, "aws_security_group"):
+        for egress in as_list(group.get("egress")):
+            assert "mlflow_port" not in str(egress), f"{name}: MLflow egress to the VPC"
     for module in ("consumer", "training"):
-        for _, _, group in resources(parsed_terraform, "aws_security_group"):
-            for egress in as_list(group.get("egress")):
-                assert "mlflow_port" not in str(egress), f"{module}: MLflow egress to the VPC"
-    ((_, _, egress),) = [
-        r for r in resources(parsed_terraform, "aws_vpc_security_group_egress_rule")
-        if r[0].parent.name == "mlflow"
-    ]  # fmt: skip
-    assert egress["referenced_security_group_id"] == "${aws_security_group.server.id}"
+        call = module_call(parsed_terraform, MODULES / module, "task")
+        (group,) = as_list(call["security_group"])
+        for rule in as_list(group.get("ingress")) + as_list(group.get("egress")):
+            assert rule["port"] not in {5000, "5000"}, f"{module}: MLflow's port to the VPC"
 
 
 # --- KMS: EC2 capacity's encrypted volumes ---------------------------------------------------
@@ -1087,6 +1167,7 @@ def test_service_roles_can_only_be_assumed_for_this_account(
     parsed_terraform: dict[Path, dict[str, Any]],
 ) -> None:
     checked = set()
+    service_role_checked = False
     for path, name, body in policy_documents(parsed_terraform):
         for statement in as_list(body.get("statement")):
             actions = {strip_quotes(a) for a in as_list(statement.get("actions"))}
@@ -1108,7 +1189,25 @@ def test_service_roles_can_only_be_assumed_for_this_account(
             assert strip_quotes(condition["test"]) == "StringEquals"
             (value,) = as_list(condition["values"])
             assert "account" in value, f"{name}: the caller's own account, not {value}"
-            checked |= services
+            if path.parent == SERVICE_ROLE:
+                assert services == {"${var.service}"}
+                service_role_checked = True
+            else:
+                checked |= services
+    # Every other role a service assumes is a modules/service_role, whose trust policy (checked
+    # above) names the service of its call.
+    assert service_role_checked
+    # The other roles: EC2 instances (above), a registrar's principals (loop_store), GitHub OIDC.
+    others = {MODULES / "ecs_cluster", MODULES / "loop_store", TERRAFORM_DIR / "bootstrap"}
+    for path, name, _ in resources(parsed_terraform, "aws_iam_role"):
+        assert path.parent in others | {SERVICE_ROLE}, f"{path}: {name} is not a service_role"
+    for _, _, body in module_calls(parsed_terraform):
+        if strip_quotes(body["source"]).endswith("/service_role"):
+            service = strip_quotes(body["service"])
+            if service == "${each.value.service}":
+                checked |= {v["service"] for v in as_list(body["for_each"])[0].values()}
+            else:
+                checked.add(service)
     assert {
         "ecs-tasks.amazonaws.com", "states.amazonaws.com", "scheduler.amazonaws.com",
         "vpc-flow-logs.amazonaws.com",

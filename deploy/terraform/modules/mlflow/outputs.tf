@@ -10,7 +10,7 @@ output "port" {
 
 output "client_security_group_id" {
   description = "Security group that lets a task call the MLflow server."
-  value       = aws_security_group.clients.id
+  value       = module.task.client_security_group_id
 }
 
 output "artifact_bucket" {
