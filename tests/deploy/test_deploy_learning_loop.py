@@ -13,23 +13,23 @@ from typing import Any
 import pytest
 
 from tests.deploy.deploy_helpers import (
+    BUCKET,
+    LIVE,
+    MODULES,
     REPO_ROOT,
-    TERRAFORM_DIR,
     as_list,
+    assert_ecs_task_enforces_read_only_root_file_systems,
+    assert_private_encrypted_versioned_bucket,
     blocks,
+    dir_text,
+    endpoint_rules,
     load_yaml,
+    module_call,
     parse_hcl,
     strip_quotes,
 )
 
-MODULES = TERRAFORM_DIR / "modules"
 LOOP = MODULES / "loop_store"
-# The root configuration of every environment (live/envs/ENV.tfvars selects one).
-LIVE = TERRAFORM_DIR / "live"
-
-
-def dir_text(directory: Path) -> str:
-    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.tf")))
 
 
 def module_blocks(
@@ -68,37 +68,14 @@ def variable_defaults(directory: Path) -> dict[str, Any]:
 def test_the_loop_bucket_is_private_encrypted_and_versioned(
     parsed_terraform: dict[Path, dict[str, Any]],
 ) -> None:
-    resources = {
-        kind: module_blocks(parsed_terraform, LOOP, "resource", kind)["this"]
-        for kind in (
-            "aws_s3_bucket",
-            "aws_s3_bucket_public_access_block",
-            "aws_s3_bucket_ownership_controls",
-            "aws_s3_bucket_versioning",
-            "aws_s3_bucket_server_side_encryption_configuration",
-            "aws_s3_bucket_lifecycle_configuration",
-            "aws_s3_bucket_policy",
-        )
-    }
-    bucket = resources["aws_s3_bucket"]
-    assert strip_quotes(bucket["bucket"]) == "${local.bucket_name}"
+    # The loop's bucket is a modules/bucket, named, encrypted and emptied as the loop says.
+    call = module_call(parsed_terraform, LOOP, "bucket")
+    assert strip_quotes(call["source"]) == "../bucket"
+    assert call["name"] == "${local.bucket_name}"
+    assert call["kms_key_arn"] == "${var.kms_key_arn}"
+    assert call["force_destroy"] == "${var.force_destroy}"
     assert module_locals(parsed_terraform, LOOP)["bucket_name"] == "${var.name}-${local.account}"
-    access = resources["aws_s3_bucket_public_access_block"]
-    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls",
-                 "restrict_public_buckets"):  # fmt: skip
-        assert access[flag] is True, flag
-    ownership = resources["aws_s3_bucket_ownership_controls"]["rule"][0]
-    assert strip_quotes(ownership["object_ownership"]) == "BucketOwnerEnforced"
-    versioning = resources["aws_s3_bucket_versioning"]["versioning_configuration"][0]
-    assert strip_quotes(versioning["status"]) == "Enabled"
-    rule = resources["aws_s3_bucket_server_side_encryption_configuration"]["rule"][0]
-    default = rule["apply_server_side_encryption_by_default"][0]
-    assert strip_quotes(default["sse_algorithm"]) == "aws:kms"
-    assert default["kms_master_key_id"] == "${var.kms_key_arn}"
-    assert rule["bucket_key_enabled"] is True
-    assert (
-        resources["aws_s3_bucket_policy"]["policy"] == "${data.aws_iam_policy_document.bucket.json}"
-    )
+    assert_private_encrypted_versioned_bucket(parsed_terraform)
     stack = dir_text(LIVE)
     call = re.search(r'module "loop_store" \{(.*?)\n\}', stack, re.S)
     assert call
@@ -112,8 +89,12 @@ def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, An
     days (400 by default: an academic year plus a term); the institution's datasets live
     longer (reproducible models); run summaries hold aggregates only; the UCI mirror (public
     data) never expires. Every noncurrent version goes after noncurrent_version_days."""
+    call = module_call(parsed_terraform, LOOP, "bucket")
+    assert call["expiration"] == "${local.retention}"
+    assert call["noncurrent_version_days"] == "${var.noncurrent_version_days}"
+    assert call["expire_delete_markers"] is True
     lifecycle = module_blocks(
-        parsed_terraform, LOOP, "resource", "aws_s3_bucket_lifecycle_configuration"
+        parsed_terraform, BUCKET, "resource", "aws_s3_bucket_lifecycle_configuration"
     )["this"]
     retention = module_locals(parsed_terraform, LOOP)["retention"]
     assert {k: (v["prefix"], v["days"]) for k, v in retention.items()} == {
@@ -124,7 +105,7 @@ def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, An
     }
     (dynamic,) = lifecycle["dynamic"]
     content = dynamic["rule"]["content"][0]
-    assert dynamic["rule"]["for_each"] == "${local.retention}"
+    assert dynamic["rule"]["for_each"] == "${var.expiration}"
     assert content["filter"][0]["prefix"] == "${rule.value.prefix}"
     assert content["expiration"][0]["days"] == "${rule.value.days}"
     (everything,) = lifecycle["rule"]
@@ -132,7 +113,9 @@ def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, An
     assert everything["noncurrent_version_expiration"][0]["noncurrent_days"] == (
         "${var.noncurrent_version_days}"
     )
-    assert everything["expiration"][0]["expired_object_delete_marker"] is True
+    (markers,) = everything["dynamic"]
+    assert "var.expire_delete_markers" in markers["expiration"]["for_each"]
+    assert markers["expiration"]["content"][0]["expired_object_delete_marker"] is True
     assert everything["abort_incomplete_multipart_upload"][0]["days_after_initiation"] == 7
     defaults = variable_defaults(LOOP)
     assert defaults["capture_retention_days"] == 400
@@ -153,21 +136,52 @@ def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, An
 def test_the_bucket_policy_only_denies_insecure_or_foreign_encryption(
     parsed_terraform: dict[Path, dict[str, Any]],
 ) -> None:
-    document = module_blocks(parsed_terraform, LOOP, "data", "aws_iam_policy_document")["bucket"]
-    statements = {strip_quotes(s["sid"]): s for s in as_list(document["statement"])}
-    assert all(strip_quotes(s["effect"]) == "Deny" for s in statements.values()), "grants nothing"
+    # modules/bucket: no request without TLS, plus the loop's statements.
+    bucket = module_blocks(parsed_terraform, BUCKET, "data", "aws_iam_policy_document")["bucket"]
+    assert bucket["source_policy_documents"] == "${var.policy_documents}"
+    (tls,) = as_list(bucket["statement"])
+    assert strip_quotes(tls["sid"]) == "DenyInsecureTransport"
+    assert strip_quotes(tls["effect"]) == "Deny", "grants nothing"
+    assert tls["actions"] == ["s3:*"]
+    (condition,) = as_list(tls["condition"])
+    assert (condition["test"], condition["variable"], condition["values"]) == (
+        "Bool", "aws:SecureTransport", ["false"])  # fmt: skip
+    assert module_call(parsed_terraform, LOOP, "bucket")["policy_documents"] == [
+        "${data.aws_iam_policy_document.encryption.json}"
+    ]
+    # The loop's: one Deny statement of PutObject per entry of local.denied_uploads.
+    document = module_blocks(parsed_terraform, LOOP, "data", "aws_iam_policy_document")[
+        "encryption"
+    ]
+    assert "statement" not in document
+    (dynamic,) = document["dynamic"]
+    assert dynamic["statement"]["for_each"] == "${local.denied_uploads}"
+    (statement,) = dynamic["statement"]["content"]
+    assert strip_quotes(statement["effect"]) == "Deny", "grants nothing"
+    assert strip_quotes(statement["sid"]) == "${statement.key}"
+    assert statement["actions"] == ["s3:PutObject"]
+    assert statement["resources"] == ["${module.bucket.arn}/*"]
+    (condition,) = statement["dynamic"]
+    assert condition["condition"]["for_each"] == "${statement.value}"
+    assert condition["condition"]["content"][0] == {
+        "test": "${condition.value.test}",
+        "variable": "${condition.value.variable}",
+        "values": ["${condition.value.value}"],
+    }
+    locals_ = module_locals(parsed_terraform, LOOP)
 
     def conditions(sid: str) -> set[tuple[str, str, tuple[str, ...]]]:
+        names = {"${local.sse}": locals_["sse"], "${local.key_id}": locals_["key_id"]}
         return {
-            (strip_quotes(c["test"]), strip_quotes(c["variable"]),
-             tuple(strip_quotes(v) for v in c["values"]))
-            for c in as_list(statements[sid]["condition"])
-        }  # fmt: skip
+            (c["test"], names.get(c["variable"], c["variable"]), (c["value"],))
+            for c in locals_["denied_uploads"][sid]
+        }
 
     sse = "s3:x-amz-server-side-encryption"
     key_id = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-    assert conditions("DenyInsecureTransport") == {("Bool", "aws:SecureTransport", ("false",))}
-    assert statements["DenyInsecureTransport"]["actions"] == ["s3:*"]
+    assert set(locals_["denied_uploads"]) == {
+        "DenyOtherEncryption", "DenyOtherKeys", "DenyAwsManagedKey",
+        "DenyCustomerProvidedKeys"}  # fmt: skip
     # A header that asks for another algorithm, another key, aws:kms without a key (the AWS
     # managed aws/s3), or a customer key; no header at all gets the default (the project key).
     assert conditions("DenyOtherEncryption") == {
@@ -180,10 +194,6 @@ def test_the_bucket_policy_only_denies_insecure_or_foreign_encryption(
         ("StringEquals", sse, ("aws:kms",)), ("Null", key_id, ("true",))}  # fmt: skip
     assert conditions("DenyCustomerProvidedKeys") == {
         ("Null", "s3:x-amz-server-side-encryption-customer-algorithm", ("false",))}  # fmt: skip
-    for sid in ("DenyOtherEncryption", "DenyOtherKeys", "DenyAwsManagedKey",
-                "DenyCustomerProvidedKeys"):  # fmt: skip
-        assert statements[sid]["actions"] == ["s3:PutObject"]
-        assert statements[sid]["resources"] == ["${aws_s3_bucket.this.arn}/*"]
 
 
 # --- the prefixes and the UCI digest agree with the code -------------------------------------
@@ -277,7 +287,7 @@ def test_each_role_has_exactly_its_share_of_the_loop(
         ("training", "state_machine"): {("s3:GetObject", "${local.run_summaries}")},
         # A registrar uploads outcomes, nothing else.
         ("loop_store", "outcomes_importer"): {
-            ("s3:PutObject", "${aws_s3_bucket.this.arn}/${local.prefixes.outcomes}*")
+            ("s3:PutObject", "${module.bucket.arn}/${local.prefixes.outcomes}*")
         },
     }
     listing = next(
@@ -381,12 +391,6 @@ def test_the_pushgateway_is_the_official_image_reachable_by_training_and_scraper
     assert '"--persistence.file="' in text
     # A modules/ecs_task with a service registered in Cloud Map (pushgateway.<namespace>), whose
     # port only the clients group and the scrapers' CIDRs reach.
-    from tests.deploy.test_deploy_terraform import (
-        assert_ecs_task_enforces_read_only_root_file_systems,
-        endpoint_rules,
-        module_call,
-    )
-
     assert_ecs_task_enforces_read_only_root_file_systems()
     endpoint_rules(parsed_terraform)
     call = module_call(parsed_terraform, directory, "task")

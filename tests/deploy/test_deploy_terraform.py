@@ -11,32 +11,33 @@ from typing import Any
 import pytest
 
 from tests.deploy.deploy_helpers import (
+    ECS_TASK,
+    LIVE,
+    MODULES,
     REPO_ROOT,
+    SERVICE_ROLE,
     STANDARD_ENV,
     TERRAFORM_DIR,
     as_list,
+    assert_ecs_task_enforces_read_only_root_file_systems,
+    assert_private_encrypted_versioned_bucket,
     blocks,
+    dir_parsed,
+    dir_text,
+    endpoint_rules,
     env_vars_read_by,
+    module_call,
+    module_calls,
     parse_hcl,
+    resources,
     strip_quotes,
+    task_containers,
     terraform_dirs,
     terraform_files,
 )
 
-MODULES = TERRAFORM_DIR / "modules"
-# The log group, roles, security group, task definition and service of every ECS task.
-ECS_TASK = MODULES / "ecs_task"
-# Every role an AWS service assumes for this account (aws:SourceAccount).
-SERVICE_ROLE = MODULES / "service_role"
-# The one root configuration of every environment; live/envs/ENV.tfvars and
-# live/envs/ENV.backend.hcl select one.
-LIVE = TERRAFORM_DIR / "live"
 ENVS = ("stg", "prod")
 SKIP_COMMENT = re.compile(r"#checkov:skip=([A-Z0-9_]+)(?::(.*))?")
-
-
-def dir_text(directory: Path) -> str:
-    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.tf")))
 
 
 def without_moved_blocks(text: str) -> str:
@@ -45,51 +46,19 @@ def without_moved_blocks(text: str) -> str:
     return re.sub(r"^moved \{\n.*?^\}\n", "", text, flags=re.MULTILINE | re.DOTALL)
 
 
-def dir_parsed(parsed: dict[Path, dict[str, Any]], directory: Path) -> list[dict[str, Any]]:
-    return [doc for path, doc in parsed.items() if path.parent == directory]
-
-
-def resources(
-    parsed: dict[Path, dict[str, Any]], type_name: str
-) -> list[tuple[Path, str, dict[str, Any]]]:
-    found = []
-    for path, doc in parsed.items():
-        for kind, name, body in blocks(doc, "resource"):
-            if kind == type_name:
-                found.append((path, name, body))
-    return found
-
-
-def module_calls(parsed: dict[Path, dict[str, Any]]) -> list[tuple[Path, str, dict[str, Any]]]:
-    """(file, name, arguments) of every module block."""
-    return [
-        (path, name, body)
-        for path, doc in parsed.items()
-        for entry in doc.get("module", [])
-        for name, body in entry.items()
-    ]
-
-
-def module_call(parsed: dict[Path, dict[str, Any]], directory: Path, name: str) -> dict[str, Any]:
-    (body,) = [b for p, n, b in module_calls(parsed) if p.parent == directory and n == name]
-    return body
-
-
-def task_containers(parsed: dict[Path, dict[str, Any]], directory: Path) -> dict[str, Any]:
-    """The containers of a module's task (its call of modules/ecs_task), by name."""
-    call = module_call(parsed, directory, "task")
-    assert strip_quotes(call["source"]) == "../ecs_task", directory.name
-    return {strip_quotes(c["name"]): c for c in call["containers"]}
-
-
-def assert_ecs_task_enforces_read_only_root_file_systems() -> None:
-    """modules/ecs_task merges its own keys last: no container can turn them off."""
-    text = dir_text(ECS_TASK)
-    assert re.search(
-        r"merge\(\s*\{ essential = true \},\s*container,\s*\{\s*readonlyRootFilesystem = true\s*"
-        r"logConfiguration = \{\s*logDriver = \"awslogs\"",
-        text,
-    )
+def statement_actions(
+    parsed: dict[Path, dict[str, Any]], directory: Path, statement: dict[str, Any]
+) -> list[str]:
+    """The actions of a statement, a list held in a local of its module (`local.NAME`) read."""
+    actions = [strip_quotes(a) for a in as_list(statement.get("actions"))]
+    if len(actions) == 1 and (named := re.fullmatch(r"\$\{local\.(\w+)\}", actions[0])):
+        (actions,) = [
+            entry[named.group(1)]
+            for doc in dir_parsed(parsed, directory)
+            for entry in doc.get("locals", [])
+            if named.group(1) in entry
+        ]
+    return [strip_quotes(a) for a in actions]
 
 
 def policy_documents(parsed: dict[Path, dict[str, Any]]) -> list[tuple[Path, str, dict[str, Any]]]:
@@ -240,10 +209,10 @@ def test_every_policy_is_a_policy_document_data_source(
     # The roles' inline policies are handed to modules/service_role (directly or through
     # modules/ecs_task) as the json of the caller's own document.
     for path, name, body in module_calls(parsed_terraform):
-        for argument in ("policy_json", "task_policy_json"):
+        for argument in ("policy_json", "task_policy_json", "policy_documents"):
             if argument not in body:
                 continue
-            values = [body[argument]]
+            values = as_list(body[argument])
             if body[argument] == f"${{each.value.{argument}}}":
                 values = [v[argument] for v in as_list(body["for_each"])[0].values()]
             for value in values:
@@ -266,7 +235,7 @@ def iam_problems(parsed: dict[Path, dict[str, Any]]) -> tuple[list[str], int]:
             effect = strip_quotes(statement.get("effect", "Allow"))
             if "not_actions" in statement or "not_resources" in statement:
                 problems.append(f"{path.name} {name}: NotAction/NotResource")
-            actions = [strip_quotes(a) for a in as_list(statement.get("actions"))]
+            actions = statement_actions(parsed, path.parent, statement)
             resources_ = [strip_quotes(r) for r in as_list(statement.get("resources"))]
             if not actions:
                 problems.append(f"{path.name} {name}: statement without actions")
@@ -338,7 +307,8 @@ def _statements(
             if strip_quotes(statement.get("effect", "Allow")) == "Deny":
                 continue
             if any(
-                strip_quotes(a).startswith(action_prefix) for a in as_list(statement.get("actions"))
+                a.startswith(action_prefix)
+                for a in statement_actions(parsed, path.parent, statement)
             ):
                 found.append((path, statement))
     return found
@@ -409,7 +379,7 @@ def test_kms_is_scoped_to_the_project_key(parsed_terraform: dict[Path, dict[str,
     for path, statement in _statements(parsed_terraform, "kms:"):
         if path.parent.name == "kms":
             continue  # the key policy itself
-        actions = {strip_quotes(a) for a in as_list(statement["actions"])}
+        actions = set(statement_actions(parsed_terraform, path.parent, statement))
         if {a for a in actions if a.startswith("kms:")} <= KMS_METADATA | {"kms:ListAliases"}:
             continue  # the plan role reads key metadata, never uses a key
         targets = {strip_quotes(r) for r in as_list(statement["resources"])}
@@ -527,8 +497,11 @@ def test_remote_state_in_s3_with_locking(
     assert backend["use_lockfile"] is True
     assert backend["encrypt"] is True
     assert strip_quotes(backend["key"]) == f"dropout/{env}/terraform.tfstate"
-    bootstrap = dir_text(TERRAFORM_DIR / "bootstrap")
-    assert 'resource "aws_s3_bucket_versioning" "state"' in bootstrap
+    # The state bucket (bootstrap) is a modules/bucket: versioned.
+    state = module_call(parsed_terraform, TERRAFORM_DIR / "bootstrap", "state_bucket")
+    assert strip_quotes(state["source"]) == "../modules/bucket"
+    ((_, _, versioning),) = resources(parsed_terraform, "aws_s3_bucket_versioning")
+    assert strip_quotes(versioning["versioning_configuration"][0]["status"]) == "Enabled"
     # tf.sh always pairs the state of an environment with its variables (and its own working
     # directory and plan file), so one environment's settings never reach another's state.
     tf_sh = (REPO_ROOT / "scripts" / "aws" / "tf.sh").read_text(encoding="utf-8")
@@ -649,29 +622,11 @@ def test_mlflow_store(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
     assert db["manage_master_user_password"] is True
     assert db["storage_encrypted"] is True
     assert db["publicly_accessible"] is False
-    buckets = {
-        name: body for _, name, body in resources(parsed_terraform, "aws_s3_bucket_versioning")
-    }
-    assert strip_quotes(buckets["artifacts"]["versioning_configuration"][0]["status"]) == "Enabled"
-    encryption = {
-        name: body
-        for _, name, body in resources(
-            parsed_terraform, "aws_s3_bucket_server_side_encryption_configuration"
-        )
-    }
-    rule = encryption["artifacts"]["rule"][0]["apply_server_side_encryption_by_default"][0]
-    assert strip_quotes(rule["sse_algorithm"]) == "aws:kms"
-    blocks_ = {
-        name: body
-        for _, name, body in resources(parsed_terraform, "aws_s3_bucket_public_access_block")
-    }
-    for flag in (
-        "block_public_acls",
-        "block_public_policy",
-        "ignore_public_acls",
-        "restrict_public_buckets",
-    ):
-        assert blocks_["artifacts"][flag] is True, flag
+    # The artifact store is a modules/bucket: versioned, SSE-KMS with the project key, private.
+    artifacts = module_call(parsed_terraform, MODULES / "mlflow", "artifacts")
+    assert strip_quotes(artifacts["source"]) == "../bucket"
+    assert artifacts["kms_key_arn"] == "${var.kms_key_arn}"
+    assert_private_encrypted_versioned_bucket(parsed_terraform)
     text = dir_text(MODULES / "mlflow")
     assert (
         'valueFrom = "${aws_db_instance.this.master_user_secret[0].secret_arn}:password::"' in text
@@ -817,37 +772,6 @@ def test_mlflow_task_runs_basic_auth_and_bootstraps_its_grants(
     assert '"--app-name", "basic-auth"' in entry
 
 
-def endpoint_rules(parsed: dict[Path, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """modules/ecs_task's rules of a private endpoint (a service's port): separate resources,
-    by name."""
-    rules = {
-        n: b
-        for kind in ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
-        for p, n, b in resources(parsed, kind)
-        if p.parent == ECS_TASK
-    }
-    assert set(rules) == {"server_from_clients", "server_from_cidrs", "clients_to_server"}
-    # Into the task's group: from the clients group, and from the endpoint's CIDRs only.
-    for name in ("server_from_clients", "server_from_cidrs"):
-        assert rules[name]["security_group_id"] == "${aws_security_group.this.id}"
-    assert rules["server_from_clients"]["referenced_security_group_id"] == (
-        "${aws_security_group.clients[0].id}"
-    )
-    assert rules["server_from_cidrs"]["cidr_ipv4"] == "${each.value}"
-    assert "var.service.endpoint.cidr_blocks" in rules["server_from_cidrs"]["for_each"]
-    # The clients group may only reach the task's group.
-    assert rules["clients_to_server"]["security_group_id"] == "${aws_security_group.clients[0].id}"
-    assert rules["clients_to_server"]["referenced_security_group_id"] == (
-        "${aws_security_group.this.id}"
-    )
-    ((_, _, group),) = [r for r in resources(parsed, "aws_security_group")
-                        if r[0].parent == ECS_TASK and r[1] == "this"]  # fmt: skip
-    assert "ingress" not in group, "no static ingress rule"
-    (dynamic,) = [d for d in group["dynamic"] if "ingress" in d]
-    assert dynamic["ingress"]["for_each"] == "${var.security_group.ingress}"
-    return rules
-
-
 def test_the_registry_is_not_open_to_the_vpc(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
     """Only tasks carrying the clients group (consumer, training) and the operators' CIDRs
     (VPN/bastion, empty by default) reach port 5000; no rule opens it to the VPC's CIDR."""
@@ -894,7 +818,8 @@ def test_auto_scaling_may_use_the_key_for_the_instances_volumes(
         (principal,) = as_list(statement["principals"])
         assert strip_quotes(principal["type"]) == "AWS"
         assert principal["identifiers"] == ["${var.autoscaling_service_linked_role_arn}"]
-    use = {strip_quotes(a) for a in statements["AutoScalingUsesTheKeyForEbs"]["actions"]}
+    use = set(statement_actions(parsed_terraform, MODULES / "kms",
+                                statements["AutoScalingUsesTheKeyForEbs"]))  # fmt: skip
     assert use == {
         "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey",
         "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo",
@@ -1096,7 +1021,7 @@ def test_the_plan_role_reads_configuration_not_data() -> None:
         if document == "state_access":
             # Only the state: its objects under dropout/ and its key.
             assert all(
-                r in {"${aws_s3_bucket.state.arn}", "${aws_s3_bucket.state.arn}/dropout/*",
+                r in {"${module.state_bucket.arn}", "${module.state_bucket.arn}/dropout/*",
                       "${module.kms.key_arn}"}
                 for r in resources_
             ), (sid, resources_)  # fmt: skip

@@ -50,86 +50,12 @@ module "kms" {
   tags   = local.tags
 }
 
-resource "aws_s3_bucket" "state" {
-  #checkov:skip=CKV_AWS_18:Only the plan and deploy roles reach the state (TLS-only, no public access); use CloudTrail S3 data events for an access audit rather than a second log bucket.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes state-file events.
-  #checkov:skip=CKV_AWS_144:Versioning keeps every earlier state; cross-region replication is a disaster-recovery choice left to each account.
-  bucket = local.bucket
-  tags   = local.tags
-}
-
-resource "aws_s3_bucket_public_access_block" "state" {
-  bucket                  = aws_s3_bucket.state.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "state" {
-  bucket = aws_s3_bucket.state.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_versioning" "state" {
-  bucket = aws_s3_bucket.state.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
-  bucket = aws_s3_bucket.state.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = module.kms.key_arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "state" {
-  bucket = aws_s3_bucket.state.id
-  rule {
-    id     = "old-state-versions"
-    status = "Enabled"
-    filter {}
-    noncurrent_version_expiration {
-      noncurrent_days = 90
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-  depends_on = [aws_s3_bucket_versioning.state]
-}
-
-data "aws_iam_policy_document" "state_bucket" {
-  # Deny-only: no request without TLS (a deny may name every action; nothing is granted here).
-  statement {
-    sid     = "DenyInsecureTransport"
-    effect  = "Deny"
-    actions = ["s3:*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    resources = [aws_s3_bucket.state.arn, "${aws_s3_bucket.state.arn}/*"]
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "state" {
-  bucket     = aws_s3_bucket.state.id
-  policy     = data.aws_iam_policy_document.state_bucket.json
-  depends_on = [aws_s3_bucket_public_access_block.state]
+module "state_bucket" {
+  source                  = "../modules/bucket"
+  name                    = local.bucket
+  kms_key_arn             = module.kms.key_arn
+  noncurrent_version_days = 90
+  tags                    = local.tags
 }
 
 # --- GitHub Actions OIDC ---------------------------------------------------------------------
@@ -369,7 +295,7 @@ data "aws_iam_policy_document" "state_access" {
     sid       = "ListState"
     effect    = "Allow"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.state.arn]
+    resources = [module.state_bucket.arn]
   }
   statement {
     sid    = "ReadWriteStateAndLock"
@@ -379,7 +305,7 @@ data "aws_iam_policy_document" "state_access" {
       "s3:GetObject",
       "s3:PutObject",
     ]
-    resources = ["${aws_s3_bucket.state.arn}/dropout/*"]
+    resources = ["${module.state_bucket.arn}/dropout/*"]
   }
   statement {
     sid    = "StateKey"

@@ -1,6 +1,6 @@
 output "state_bucket" {
   description = "Bucket of the environments' state: export TF_STATE_BUCKET=<this>."
-  value       = aws_s3_bucket.state.bucket
+  value       = module.state_bucket.bucket
 }
 
 output "plan_role_arn" {

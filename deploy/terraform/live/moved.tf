@@ -294,3 +294,75 @@ moved {
   from = module.pushgateway.aws_vpc_security_group_ingress_rule.server_from_scrapers
   to   = module.pushgateway.module.task.aws_vpc_security_group_ingress_rule.server_from_cidrs
 }
+
+# modules/mlflow and modules/loop_store: their buckets are a modules/bucket (private, versioned,
+# SSE-KMS, TLS-only), like the state bucket of the bootstrap.
+moved {
+  from = module.mlflow.aws_s3_bucket.artifacts
+  to   = module.mlflow.module.artifacts.aws_s3_bucket.this
+}
+
+moved {
+  from = module.mlflow.aws_s3_bucket_public_access_block.artifacts
+  to   = module.mlflow.module.artifacts.aws_s3_bucket_public_access_block.this
+}
+
+moved {
+  from = module.mlflow.aws_s3_bucket_ownership_controls.artifacts
+  to   = module.mlflow.module.artifacts.aws_s3_bucket_ownership_controls.this
+}
+
+moved {
+  from = module.mlflow.aws_s3_bucket_versioning.artifacts
+  to   = module.mlflow.module.artifacts.aws_s3_bucket_versioning.this
+}
+
+moved {
+  from = module.mlflow.aws_s3_bucket_server_side_encryption_configuration.artifacts
+  to   = module.mlflow.module.artifacts.aws_s3_bucket_server_side_encryption_configuration.this
+}
+
+moved {
+  from = module.mlflow.aws_s3_bucket_lifecycle_configuration.artifacts
+  to   = module.mlflow.module.artifacts.aws_s3_bucket_lifecycle_configuration.this
+}
+
+moved {
+  from = module.mlflow.aws_s3_bucket_policy.artifacts
+  to   = module.mlflow.module.artifacts.aws_s3_bucket_policy.this
+}
+
+moved {
+  from = module.loop_store.aws_s3_bucket.this
+  to   = module.loop_store.module.bucket.aws_s3_bucket.this
+}
+
+moved {
+  from = module.loop_store.aws_s3_bucket_public_access_block.this
+  to   = module.loop_store.module.bucket.aws_s3_bucket_public_access_block.this
+}
+
+moved {
+  from = module.loop_store.aws_s3_bucket_ownership_controls.this
+  to   = module.loop_store.module.bucket.aws_s3_bucket_ownership_controls.this
+}
+
+moved {
+  from = module.loop_store.aws_s3_bucket_versioning.this
+  to   = module.loop_store.module.bucket.aws_s3_bucket_versioning.this
+}
+
+moved {
+  from = module.loop_store.aws_s3_bucket_server_side_encryption_configuration.this
+  to   = module.loop_store.module.bucket.aws_s3_bucket_server_side_encryption_configuration.this
+}
+
+moved {
+  from = module.loop_store.aws_s3_bucket_lifecycle_configuration.this
+  to   = module.loop_store.module.bucket.aws_s3_bucket_lifecycle_configuration.this
+}
+
+moved {
+  from = module.loop_store.aws_s3_bucket_policy.this
+  to   = module.loop_store.module.bucket.aws_s3_bucket_policy.this
+}

@@ -39,90 +39,13 @@ resource "aws_secretsmanager_secret" "auth" {
 }
 
 # --- artifact bucket -------------------------------------------------------------------------
-resource "aws_s3_bucket" "artifacts" {
-  #checkov:skip=CKV_AWS_18:Only the MLflow server's task role can reach the bucket (TLS-only, no public access); enable CloudTrail S3 data events at the organisation level for an access audit instead of a second, unencrypted log bucket.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes artifact events; the registry (not the bucket) announces new model versions.
-  #checkov:skip=CKV_AWS_144:Versioning plus the database backups protect the registry; a second region is a disaster-recovery choice left to each deployment.
-  bucket        = local.bucket_name
-  force_destroy = var.force_destroy
-  tags          = var.tags
-}
-
-resource "aws_s3_bucket_public_access_block" "artifacts" {
-  bucket                  = aws_s3_bucket.artifacts.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_versioning" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = var.kms_key_arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  rule {
-    id     = "old-versions-and-uploads"
-    status = "Enabled"
-    filter {}
-    noncurrent_version_expiration {
-      noncurrent_days = var.noncurrent_version_days
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.artifacts]
-}
-
-data "aws_iam_policy_document" "artifacts_bucket" {
-  # A deny-only policy: no request without TLS. Deny statements may name every action (that is
-  # what makes them safe); no statement here grants anything.
-  statement {
-    sid     = "DenyInsecureTransport"
-    effect  = "Deny"
-    actions = ["s3:*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    resources = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "artifacts" {
-  bucket     = aws_s3_bucket.artifacts.id
-  policy     = data.aws_iam_policy_document.artifacts_bucket.json
-  depends_on = [aws_s3_bucket_public_access_block.artifacts]
+module "artifacts" {
+  source                  = "../bucket"
+  name                    = local.bucket_name
+  kms_key_arn             = var.kms_key_arn
+  noncurrent_version_days = var.noncurrent_version_days
+  force_destroy           = var.force_destroy
+  tags                    = var.tags
 }
 
 # --- database --------------------------------------------------------------------------------
@@ -215,7 +138,7 @@ data "aws_iam_policy_document" "task" {
     sid       = "ListArtifacts"
     effect    = "Allow"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.artifacts.arn]
+    resources = [module.artifacts.arn]
   }
   statement {
     sid    = "ReadWriteArtifacts"
@@ -225,7 +148,7 @@ data "aws_iam_policy_document" "task" {
       "s3:GetObject",
       "s3:PutObject",
     ]
-    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+    resources = ["${module.artifacts.arn}/*"]
   }
   statement {
     sid    = "BucketEncryptionKey"
@@ -308,7 +231,7 @@ module "task" {
         { name = "DB_SSLMODE", value = "require" },
         { name = "DB_IAM_AUTH", value = "true" },
         { name = "MLFLOW_AUTH_ADMIN_USERNAME", value = local.admin_username },
-        { name = "MLFLOW_ARTIFACTS_DESTINATION", value = "s3://${aws_s3_bucket.artifacts.bucket}/artifacts" },
+        { name = "MLFLOW_ARTIFACTS_DESTINATION", value = "s3://${module.artifacts.bucket}/artifacts" },
         { name = "MLFLOW_SERVER_ALLOWED_HOSTS", value = "${local.dns_name},${local.dns_name}:${local.port},localhost:*,127.0.0.1:*" },
         { name = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", value = "false" },
         { name = "MLFLOW_WORKERS", value = tostring(var.workers) },

@@ -15,7 +15,7 @@ output "client_security_group_id" {
 
 output "artifact_bucket" {
   description = "S3 bucket of the MLflow artifacts."
-  value       = aws_s3_bucket.artifacts.bucket
+  value       = module.artifacts.bucket
 }
 
 output "database_endpoint" {
