@@ -67,13 +67,29 @@ resource "aws_iam_openid_connect_provider" "github" {
   tags            = local.tags
 }
 
-# Plan role: pull requests and main; reads what `terraform plan` needs (plan_read) plus the state
-# (terraform plan takes the lock).
+# The roles GitHub Actions assumes, and the `sub` claims each trusts:
+#   plan    pull requests and main; reads what `terraform plan` needs (plan_read) plus the state
+#           (terraform plan takes the lock);
+#   deploy  only jobs that run in a GitHub environment (stg, prod), which is where the approval
+#           rule lives; its permissions are whatever your organisation grants deployers
+#           (deploy_policy_arns), plus the state.
+locals {
+  github_subjects = {
+    plan = flatten([
+      for repo in local.github_subject_repos : ["${repo}:pull_request", "${repo}:ref:refs/heads/main"]
+    ])
+    deploy = flatten([
+      for repo in local.github_subject_repos : [for env in var.github_environments : "${repo}:environment:${env}"]
+    ])
+  }
+}
+
 # Both trust policies also allow sts:TagSession: configure-aws-credentials passes no tags with
 # a web identity (GitHub's token carries none), but tags that do arrive (role chaining, a token
 # with session tags) need it, and without it AssumeRoleWithWebIdentity would be refused.
-data "aws_iam_policy_document" "plan_assume" {
+data "aws_iam_policy_document" "github_assume" {
   #checkov:skip=CKV_AWS_358:The sub condition pins the repository (classic or immutable-ID form, from required variables that checkov cannot resolve) and its pull requests, main branch or environments.
+  for_each = local.github_subjects
   statement {
     effect  = "Allow"
     actions = ["sts:AssumeRoleWithWebIdentity", "sts:TagSession"]
@@ -89,23 +105,28 @@ data "aws_iam_policy_document" "plan_assume" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values = flatten([
-        for repo in local.github_subject_repos : ["${repo}:pull_request", "${repo}:ref:refs/heads/main"]
-      ])
+      values   = each.value
     }
   }
 }
 
-resource "aws_iam_role" "plan" {
-  name                 = "dropout-github-plan"
-  assume_role_policy   = data.aws_iam_policy_document.plan_assume.json
+resource "aws_iam_role" "github" {
+  for_each             = local.github_subjects
+  name                 = "dropout-github-${each.key}"
+  assume_role_policy   = data.aws_iam_policy_document.github_assume[each.key].json
   max_session_duration = 3600
   tags                 = local.tags
 }
 
 resource "aws_iam_role_policy_attachment" "plan" {
   for_each   = toset(var.plan_policy_arns)
-  role       = aws_iam_role.plan.name
+  role       = aws_iam_role.github["plan"].name
+  policy_arn = each.value
+}
+
+resource "aws_iam_role_policy_attachment" "deploy" {
+  for_each   = toset(var.deploy_policy_arns)
+  role       = aws_iam_role.github["deploy"].name
   policy_arn = each.value
 }
 
@@ -286,7 +307,7 @@ data "aws_iam_policy_document" "plan_read" {
 
 resource "aws_iam_role_policy" "plan_read" {
   name   = "terraform-plan-read"
-  role   = aws_iam_role.plan.id
+  role   = aws_iam_role.github["plan"].id
   policy = data.aws_iam_policy_document.plan_read.json
 }
 
@@ -319,54 +340,10 @@ data "aws_iam_policy_document" "state_access" {
   }
 }
 
-resource "aws_iam_role_policy" "plan_state" {
-  name   = "terraform-state"
-  role   = aws_iam_role.plan.id
-  policy = data.aws_iam_policy_document.state_access.json
-}
-
-# Deploy role: only jobs that run in a GitHub environment (stg, prod), which is where the
-# approval rule lives. Its permissions are whatever your organisation grants deployers
-# (deploy_policy_arns), plus the state.
-data "aws_iam_policy_document" "deploy_assume" {
-  #checkov:skip=CKV_AWS_358:The sub condition pins the repository (classic or immutable-ID form, from required variables that checkov cannot resolve) and its environments.
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRoleWithWebIdentity", "sts:TagSession"]
-    principals {
-      type        = "Federated"
-      identifiers = [local.oidc_provider_arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:sub"
-      values = flatten([
-        for repo in local.github_subject_repos : [for env in var.github_environments : "${repo}:environment:${env}"]
-      ])
-    }
-  }
-}
-
-resource "aws_iam_role" "deploy" {
-  name                 = "dropout-github-deploy"
-  assume_role_policy   = data.aws_iam_policy_document.deploy_assume.json
-  max_session_duration = 3600
-  tags                 = local.tags
-}
-
-resource "aws_iam_role_policy_attachment" "deploy" {
-  for_each   = toset(var.deploy_policy_arns)
-  role       = aws_iam_role.deploy.name
-  policy_arn = each.value
-}
-
-resource "aws_iam_role_policy" "deploy_state" {
-  name   = "terraform-state"
-  role   = aws_iam_role.deploy.id
-  policy = data.aws_iam_policy_document.state_access.json
+# Both roles read and write the state (and its lock file) with its key.
+resource "aws_iam_role_policy" "state" {
+  for_each = aws_iam_role.github
+  name     = "terraform-state"
+  role     = each.value.id
+  policy   = data.aws_iam_policy_document.state_access.json
 }

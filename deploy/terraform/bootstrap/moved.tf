@@ -35,3 +35,24 @@ moved {
   from = aws_s3_bucket_policy.state
   to   = module.state_bucket.aws_s3_bucket_policy.this
 }
+
+# The plan and deploy roles are one resource (and one trust policy) per GitHub role.
+moved {
+  from = aws_iam_role.plan
+  to   = aws_iam_role.github["plan"]
+}
+
+moved {
+  from = aws_iam_role.deploy
+  to   = aws_iam_role.github["deploy"]
+}
+
+moved {
+  from = aws_iam_role_policy.plan_state
+  to   = aws_iam_role_policy.state["plan"]
+}
+
+moved {
+  from = aws_iam_role_policy.deploy_state
+  to   = aws_iam_role_policy.state["deploy"]
+}

@@ -5,10 +5,10 @@ output "state_bucket" {
 
 output "plan_role_arn" {
   description = "GitHub secret/variable AWS_PLAN_ROLE_ARN."
-  value       = aws_iam_role.plan.arn
+  value       = aws_iam_role.github["plan"].arn
 }
 
 output "deploy_role_arn" {
   description = "GitHub variable AWS_DEPLOY_ROLE_ARN."
-  value       = aws_iam_role.deploy.arn
+  value       = aws_iam_role.github["deploy"].arn
 }
