@@ -26,19 +26,25 @@ check_env_name() {
   die "unknown environment '$env' (one of: ${ENVIRONMENTS[*]})"
 }
 
-env_dir() {
-  echo "$REPO_ROOT/deploy/terraform/envs/$1"
+# The one root configuration of every environment; envs/ENV.tfvars and envs/ENV.backend.hcl
+# in it select the environment.
+tf_dir() {
+  echo "$REPO_ROOT/deploy/terraform/live"
 }
 
-# Region of an environment: AWS_REGION if set, else the `region` of its terraform.tfvars.
+env_tfvars() {
+  echo "$(tf_dir)/envs/$1.tfvars"
+}
+
+# Region of an environment: AWS_REGION if set, else the `region` of its envs/ENV.tfvars.
 env_region() {
   if [ -n "${AWS_REGION:-}" ]; then
     echo "$AWS_REGION"
     return 0
   fi
   local region
-  region="$(sed -nE 's/^region[[:space:]]*=[[:space:]]*"([^"]+)".*/\1/p' "$(env_dir "$1")/terraform.tfvars" | head -n1)"
-  [ -n "$region" ] || die "no region: set AWS_REGION or 'region' in $(env_dir "$1")/terraform.tfvars"
+  region="$(sed -nE 's/^region[[:space:]]*=[[:space:]]*"([^"]+)".*/\1/p' "$(env_tfvars "$1")" | head -n1)"
+  [ -n "$region" ] || die "no region: set AWS_REGION or 'region' in $(env_tfvars "$1")"
   echo "$region"
 }
 

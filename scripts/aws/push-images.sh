@@ -20,7 +20,7 @@ already is skipped (ECR tags are immutable).
 
 Needs docker and the AWS CLI with credentials for the account. The repositories are created by
 `scripts/aws/tf.sh ENV apply` (or its first step, `scripts/aws/tf.sh ENV repositories`).
-Region: AWS_REGION, else the environment's terraform.tfvars.
+Region: AWS_REGION, else the environment's deploy/terraform/live/envs/ENV.tfvars.
 USAGE
 }
 

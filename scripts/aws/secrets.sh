@@ -25,7 +25,7 @@ created: change it afterwards with MLflow's update-password API.
   -h, --help
 
 Needs the AWS CLI with credentials allowed to list and put secret values (the deploy role).
-Region: AWS_REGION, else the environment's terraform.tfvars.
+Region: AWS_REGION, else the environment's deploy/terraform/live/envs/ENV.tfvars.
 USAGE
 }
 

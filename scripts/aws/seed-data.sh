@@ -27,7 +27,7 @@ the project key, applies (its policy refuses any other).
 
 Needs the AWS CLI with credentials allowed to put objects in the bucket and to use the
 project key (the deploy role), and python3. Region: AWS_REGION, else the environment's
-terraform.tfvars.
+deploy/terraform/live/envs/ENV.tfvars.
 USAGE
 }
 

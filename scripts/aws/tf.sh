@@ -7,12 +7,13 @@ usage() {
   cat <<'USAGE'
 Usage: scripts/aws/tf.sh ENV COMMAND [--tag TAG] [-- TERRAFORM_ARGS...]
 
-Run Terraform in deploy/terraform/envs/ENV with the shared S3 state.
+Run Terraform in deploy/terraform/live for environment ENV (envs/ENV.tfvars) with the shared
+S3 state (envs/ENV.backend.hcl).
 
   ENV       stg or prod
   COMMAND   init          configure the S3 backend (run by the other commands)
-            plan          write plan.tfplan for image tag TAG and show it
-            apply         apply plan.tfplan if it exists, else plan and apply
+            plan          write ENV.tfplan for image tag TAG and show it
+            apply         apply ENV.tfplan if it exists, else plan and apply
             repositories  create/update only the ECR repositories and the (empty) MLflow
                           registry secrets, before the first image push and secrets.sh
             output        print the outputs as JSON
@@ -50,33 +51,42 @@ esac
 [ -n "${TF_STATE_BUCKET:-}" ] || die "TF_STATE_BUCKET is not set (the state bucket from deploy/terraform/bootstrap)"
 need_cmd terraform
 
-dir="$(env_dir "$env_name")"
+dir="$(tf_dir)"
+# One working directory per environment (backend and modules), so that stg and prod never share
+# an initialisation; the plan file is named after the environment too.
+export TF_DATA_DIR="$dir/.terraform/$env_name"
+plan_file="$env_name.tfplan"
 tf() { terraform -chdir="$dir" "$@"; }
 
-tf init -input=false -reconfigure -backend-config=backend.hcl \
+tf init -input=false -reconfigure -backend-config="envs/$env_name.backend.hcl" \
   -backend-config="bucket=$TF_STATE_BUCKET" -backend-config="region=$(env_region "$env_name")" >/dev/null
-[ "$command_name" = init ] && { echo "initialised $dir"; exit 0; }
+[ "$command_name" = init ] && { echo "initialised $dir for $env_name"; exit 0; }
 [ "$command_name" = output ] && { tf output -json; exit 0; }
 
 tag="$(resolve_tag "$tag")"
 approve=()
 [ "${TF_AUTO_APPROVE:-0}" = 1 ] && approve=(-auto-approve)
+vars=(-var-file="envs/$env_name.tfvars" -var "image_tag=$tag")
 
 case "$command_name" in
   repositories)
+    # A targeted apply refuses to run while the state has objects at addresses that `moved`
+    # blocks rename (after an upgrade of the configuration): record the moves (and nothing
+    # else: a refresh-only apply changes no remote object) first.
+    tf apply -input=false -lock-timeout=5m -refresh-only ${approve[@]+"${approve[@]}"} "${vars[@]}"
     # The one targeted apply: images must be pushed, and the registry secrets seeded
     # (secrets.sh), before the services reference them.
-    tf apply -input=false ${approve[@]+"${approve[@]}"} -var "image_tag=$tag" -target=module.stack.module.ecr \
-      -target=module.stack.module.mlflow.aws_secretsmanager_secret.auth ${extra[@]+"${extra[@]}"}
+    tf apply -input=false -lock-timeout=5m ${approve[@]+"${approve[@]}"} "${vars[@]}" -target=module.ecr \
+      -target=module.mlflow.aws_secretsmanager_secret.auth ${extra[@]+"${extra[@]}"}
     ;;
   plan)
-    tf plan -input=false -lock-timeout=5m -var "image_tag=$tag" -out=plan.tfplan ${extra[@]+"${extra[@]}"}
+    tf plan -input=false -lock-timeout=5m "${vars[@]}" -out="$plan_file" ${extra[@]+"${extra[@]}"}
     ;;
   apply)
-    if [ ! -f "$dir/plan.tfplan" ]; then
-      tf plan -input=false -lock-timeout=5m -var "image_tag=$tag" -out=plan.tfplan ${extra[@]+"${extra[@]}"}
+    if [ ! -f "$dir/$plan_file" ]; then
+      tf plan -input=false -lock-timeout=5m "${vars[@]}" -out="$plan_file" ${extra[@]+"${extra[@]}"}
     fi
-    tf apply -input=false -lock-timeout=5m plan.tfplan
-    rm -f "$dir/plan.tfplan"
+    tf apply -input=false -lock-timeout=5m "$plan_file"
+    rm -f "$dir/$plan_file"
     ;;
 esac

@@ -16,6 +16,16 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = REPO_ROOT / "deploy" / "terraform"
 VENV_BIN = REPO_ROOT / ".venv" / "bin"
+MODULES = TERRAFORM_DIR / "modules"
+# The log group, roles, security group, task definition and service of every ECS task.
+ECS_TASK = MODULES / "ecs_task"
+# Every role an AWS service assumes for this account (aws:SourceAccount).
+SERVICE_ROLE = MODULES / "service_role"
+# Every bucket: the state (bootstrap), the MLflow artifacts, the learning loop's store.
+BUCKET = MODULES / "bucket"
+# The one root configuration of every environment; live/envs/ENV.tfvars and
+# live/envs/ENV.backend.hcl select one.
+LIVE = TERRAFORM_DIR / "live"
 
 # Variables that the AWS SDKs (boto3, the KCL's Java SDK) and MLflow's S3 client read by
 # themselves: allowed on a service although no settings class of ours names them.
@@ -259,6 +269,118 @@ def blocks(parsed: dict[str, Any], kind: str) -> list[tuple[str, str, dict[str, 
             for name, body in named.items():
                 found.append((type_name, name, body))
     return found
+
+
+def dir_text(directory: Path) -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.tf")))
+
+
+def dir_parsed(parsed: dict[Path, dict[str, Any]], directory: Path) -> list[dict[str, Any]]:
+    return [doc for path, doc in parsed.items() if path.parent == directory]
+
+
+def resources(
+    parsed: dict[Path, dict[str, Any]], type_name: str
+) -> list[tuple[Path, str, dict[str, Any]]]:
+    found = []
+    for path, doc in parsed.items():
+        for kind, name, body in blocks(doc, "resource"):
+            if kind == type_name:
+                found.append((path, name, body))
+    return found
+
+
+def module_calls(parsed: dict[Path, dict[str, Any]]) -> list[tuple[Path, str, dict[str, Any]]]:
+    """(file, name, arguments) of every module block."""
+    return [
+        (path, name, body)
+        for path, doc in parsed.items()
+        for entry in doc.get("module", [])
+        for name, body in entry.items()
+    ]
+
+
+def module_call(parsed: dict[Path, dict[str, Any]], directory: Path, name: str) -> dict[str, Any]:
+    (body,) = [b for p, n, b in module_calls(parsed) if p.parent == directory and n == name]
+    return body
+
+
+def task_containers(parsed: dict[Path, dict[str, Any]], directory: Path) -> dict[str, Any]:
+    """The containers of a module's task (its call of modules/ecs_task), by name."""
+    call = module_call(parsed, directory, "task")
+    assert strip_quotes(call["source"]) == "../ecs_task", directory.name
+    return {strip_quotes(c["name"]): c for c in call["containers"]}
+
+
+def assert_ecs_task_enforces_read_only_root_file_systems() -> None:
+    """modules/ecs_task merges its own keys last: no container can turn them off."""
+    text = dir_text(ECS_TASK)
+    assert re.search(
+        r"merge\(\s*\{ essential = true \},\s*container,\s*\{\s*readonlyRootFilesystem = true\s*"
+        r"logConfiguration = \{\s*logDriver = \"awslogs\"",
+        text,
+    )
+
+
+def endpoint_rules(parsed: dict[Path, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """modules/ecs_task's rules of a private endpoint (a service's port): separate resources,
+    by name."""
+    rules = {
+        n: b
+        for kind in ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule")
+        for p, n, b in resources(parsed, kind)
+        if p.parent == ECS_TASK
+    }
+    assert set(rules) == {"server_from_clients", "server_from_cidrs", "clients_to_server"}
+    # Into the task's group: from the clients group, and from the endpoint's CIDRs only.
+    for name in ("server_from_clients", "server_from_cidrs"):
+        assert rules[name]["security_group_id"] == "${aws_security_group.this.id}"
+    assert rules["server_from_clients"]["referenced_security_group_id"] == (
+        "${aws_security_group.clients[0].id}"
+    )
+    assert rules["server_from_cidrs"]["cidr_ipv4"] == "${each.value}"
+    assert "var.service.endpoint.cidr_blocks" in rules["server_from_cidrs"]["for_each"]
+    # The clients group may only reach the task's group.
+    assert rules["clients_to_server"]["security_group_id"] == "${aws_security_group.clients[0].id}"
+    assert rules["clients_to_server"]["referenced_security_group_id"] == (
+        "${aws_security_group.this.id}"
+    )
+    ((_, _, group),) = [r for r in resources(parsed, "aws_security_group")
+                        if r[0].parent == ECS_TASK and r[1] == "this"]  # fmt: skip
+    assert "ingress" not in group, "no static ingress rule"
+    (dynamic,) = [d for d in group["dynamic"] if "ingress" in d]
+    assert dynamic["ingress"]["for_each"] == "${var.security_group.ingress}"
+    return rules
+
+
+def assert_private_encrypted_versioned_bucket(parsed: dict[Path, dict[str, Any]]) -> None:
+    """modules/bucket, every bucket of the project: named by its caller, no public access,
+    owner-enforced objects, versioned, SSE-KMS with the caller's key and a bucket key, and the
+    module's (TLS-only) bucket policy."""
+    bucket = {
+        kind: body
+        for path, doc in parsed.items()
+        if path.parent == BUCKET
+        for kind, name, body in blocks(doc, "resource")
+        if name == "this"
+    }
+    assert strip_quotes(bucket["aws_s3_bucket"]["bucket"]) == "${var.name}"
+    assert bucket["aws_s3_bucket"]["force_destroy"] == "${var.force_destroy}"
+    access = bucket["aws_s3_bucket_public_access_block"]
+    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                 "restrict_public_buckets"):  # fmt: skip
+        assert access[flag] is True, flag
+    ownership = bucket["aws_s3_bucket_ownership_controls"]["rule"][0]
+    assert strip_quotes(ownership["object_ownership"]) == "BucketOwnerEnforced"
+    versioning = bucket["aws_s3_bucket_versioning"]["versioning_configuration"][0]
+    assert strip_quotes(versioning["status"]) == "Enabled"
+    rule = bucket["aws_s3_bucket_server_side_encryption_configuration"]["rule"][0]
+    default = rule["apply_server_side_encryption_by_default"][0]
+    assert strip_quotes(default["sse_algorithm"]) == "aws:kms"
+    assert default["kms_master_key_id"] == "${var.kms_key_arn}"
+    assert rule["bucket_key_enabled"] is True
+    policy = bucket["aws_s3_bucket_policy"]["policy"]
+    assert policy == "${data.aws_iam_policy_document.bucket.json}"
 
 
 def strip_quotes(value: Any) -> Any:

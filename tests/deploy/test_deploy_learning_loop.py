@@ -13,22 +13,23 @@ from typing import Any
 import pytest
 
 from tests.deploy.deploy_helpers import (
+    BUCKET,
+    LIVE,
+    MODULES,
     REPO_ROOT,
-    TERRAFORM_DIR,
     as_list,
+    assert_ecs_task_enforces_read_only_root_file_systems,
+    assert_private_encrypted_versioned_bucket,
     blocks,
+    dir_text,
+    endpoint_rules,
     load_yaml,
+    module_call,
     parse_hcl,
     strip_quotes,
 )
 
-MODULES = TERRAFORM_DIR / "modules"
 LOOP = MODULES / "loop_store"
-STACK = TERRAFORM_DIR / "stack"
-
-
-def dir_text(directory: Path) -> str:
-    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.tf")))
 
 
 def module_blocks(
@@ -67,38 +68,15 @@ def variable_defaults(directory: Path) -> dict[str, Any]:
 def test_the_loop_bucket_is_private_encrypted_and_versioned(
     parsed_terraform: dict[Path, dict[str, Any]],
 ) -> None:
-    resources = {
-        kind: module_blocks(parsed_terraform, LOOP, "resource", kind)["this"]
-        for kind in (
-            "aws_s3_bucket",
-            "aws_s3_bucket_public_access_block",
-            "aws_s3_bucket_ownership_controls",
-            "aws_s3_bucket_versioning",
-            "aws_s3_bucket_server_side_encryption_configuration",
-            "aws_s3_bucket_lifecycle_configuration",
-            "aws_s3_bucket_policy",
-        )
-    }
-    bucket = resources["aws_s3_bucket"]
-    assert strip_quotes(bucket["bucket"]) == "${local.bucket_name}"
+    # The loop's bucket is a modules/bucket, named, encrypted and emptied as the loop says.
+    call = module_call(parsed_terraform, LOOP, "bucket")
+    assert strip_quotes(call["source"]) == "../bucket"
+    assert call["name"] == "${local.bucket_name}"
+    assert call["kms_key_arn"] == "${var.kms_key_arn}"
+    assert call["force_destroy"] == "${var.force_destroy}"
     assert module_locals(parsed_terraform, LOOP)["bucket_name"] == "${var.name}-${local.account}"
-    access = resources["aws_s3_bucket_public_access_block"]
-    for flag in ("block_public_acls", "block_public_policy", "ignore_public_acls",
-                 "restrict_public_buckets"):  # fmt: skip
-        assert access[flag] is True, flag
-    ownership = resources["aws_s3_bucket_ownership_controls"]["rule"][0]
-    assert strip_quotes(ownership["object_ownership"]) == "BucketOwnerEnforced"
-    versioning = resources["aws_s3_bucket_versioning"]["versioning_configuration"][0]
-    assert strip_quotes(versioning["status"]) == "Enabled"
-    rule = resources["aws_s3_bucket_server_side_encryption_configuration"]["rule"][0]
-    default = rule["apply_server_side_encryption_by_default"][0]
-    assert strip_quotes(default["sse_algorithm"]) == "aws:kms"
-    assert default["kms_master_key_id"] == "${var.kms_key_arn}"
-    assert rule["bucket_key_enabled"] is True
-    assert (
-        resources["aws_s3_bucket_policy"]["policy"] == "${data.aws_iam_policy_document.bucket.json}"
-    )
-    stack = dir_text(STACK)
+    assert_private_encrypted_versioned_bucket(parsed_terraform)
+    stack = dir_text(LIVE)
     call = re.search(r'module "loop_store" \{(.*?)\n\}', stack, re.S)
     assert call
     assert re.search(r'name\s*=\s*"\$\{local\.name\}-loop"', call.group(1)), "dropout-<env>-loop-*"
@@ -111,8 +89,12 @@ def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, An
     days (400 by default: an academic year plus a term); the institution's datasets live
     longer (reproducible models); run summaries hold aggregates only; the UCI mirror (public
     data) never expires. Every noncurrent version goes after noncurrent_version_days."""
+    call = module_call(parsed_terraform, LOOP, "bucket")
+    assert call["expiration"] == "${local.retention}"
+    assert call["noncurrent_version_days"] == "${var.noncurrent_version_days}"
+    assert call["expire_delete_markers"] is True
     lifecycle = module_blocks(
-        parsed_terraform, LOOP, "resource", "aws_s3_bucket_lifecycle_configuration"
+        parsed_terraform, BUCKET, "resource", "aws_s3_bucket_lifecycle_configuration"
     )["this"]
     retention = module_locals(parsed_terraform, LOOP)["retention"]
     assert {k: (v["prefix"], v["days"]) for k, v in retention.items()} == {
@@ -123,7 +105,7 @@ def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, An
     }
     (dynamic,) = lifecycle["dynamic"]
     content = dynamic["rule"]["content"][0]
-    assert dynamic["rule"]["for_each"] == "${local.retention}"
+    assert dynamic["rule"]["for_each"] == "${var.expiration}"
     assert content["filter"][0]["prefix"] == "${rule.value.prefix}"
     assert content["expiration"][0]["days"] == "${rule.value.days}"
     (everything,) = lifecycle["rule"]
@@ -131,7 +113,9 @@ def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, An
     assert everything["noncurrent_version_expiration"][0]["noncurrent_days"] == (
         "${var.noncurrent_version_days}"
     )
-    assert everything["expiration"][0]["expired_object_delete_marker"] is True
+    (markers,) = everything["dynamic"]
+    assert "var.expire_delete_markers" in markers["expiration"]["for_each"]
+    assert markers["expiration"]["content"][0]["expired_object_delete_marker"] is True
     assert everything["abort_incomplete_multipart_upload"][0]["days_after_initiation"] == 7
     defaults = variable_defaults(LOOP)
     assert defaults["capture_retention_days"] == 400
@@ -139,7 +123,7 @@ def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, An
     assert defaults["dataset_retention_days"] > defaults["capture_retention_days"]
     assert defaults["run_summary_retention_days"] <= 90
     assert defaults["noncurrent_version_days"] <= 30
-    stack = variable_defaults(STACK)
+    stack = variable_defaults(LIVE)
     assert stack["loop_capture_retention_days"] == defaults["capture_retention_days"]
     assert stack["loop_outcome_retention_days"] == defaults["outcome_retention_days"]
     assert stack["loop_dataset_retention_days"] == defaults["dataset_retention_days"]
@@ -152,21 +136,52 @@ def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, An
 def test_the_bucket_policy_only_denies_insecure_or_foreign_encryption(
     parsed_terraform: dict[Path, dict[str, Any]],
 ) -> None:
-    document = module_blocks(parsed_terraform, LOOP, "data", "aws_iam_policy_document")["bucket"]
-    statements = {strip_quotes(s["sid"]): s for s in as_list(document["statement"])}
-    assert all(strip_quotes(s["effect"]) == "Deny" for s in statements.values()), "grants nothing"
+    # modules/bucket: no request without TLS, plus the loop's statements.
+    bucket = module_blocks(parsed_terraform, BUCKET, "data", "aws_iam_policy_document")["bucket"]
+    assert bucket["source_policy_documents"] == "${var.policy_documents}"
+    (tls,) = as_list(bucket["statement"])
+    assert strip_quotes(tls["sid"]) == "DenyInsecureTransport"
+    assert strip_quotes(tls["effect"]) == "Deny", "grants nothing"
+    assert tls["actions"] == ["s3:*"]
+    (condition,) = as_list(tls["condition"])
+    assert (condition["test"], condition["variable"], condition["values"]) == (
+        "Bool", "aws:SecureTransport", ["false"])  # fmt: skip
+    assert module_call(parsed_terraform, LOOP, "bucket")["policy_documents"] == [
+        "${data.aws_iam_policy_document.encryption.json}"
+    ]
+    # The loop's: one Deny statement of PutObject per entry of local.denied_uploads.
+    document = module_blocks(parsed_terraform, LOOP, "data", "aws_iam_policy_document")[
+        "encryption"
+    ]
+    assert "statement" not in document
+    (dynamic,) = document["dynamic"]
+    assert dynamic["statement"]["for_each"] == "${local.denied_uploads}"
+    (statement,) = dynamic["statement"]["content"]
+    assert strip_quotes(statement["effect"]) == "Deny", "grants nothing"
+    assert strip_quotes(statement["sid"]) == "${statement.key}"
+    assert statement["actions"] == ["s3:PutObject"]
+    assert statement["resources"] == ["${module.bucket.arn}/*"]
+    (condition,) = statement["dynamic"]
+    assert condition["condition"]["for_each"] == "${statement.value}"
+    assert condition["condition"]["content"][0] == {
+        "test": "${condition.value.test}",
+        "variable": "${condition.value.variable}",
+        "values": ["${condition.value.value}"],
+    }
+    locals_ = module_locals(parsed_terraform, LOOP)
 
     def conditions(sid: str) -> set[tuple[str, str, tuple[str, ...]]]:
+        names = {"${local.sse}": locals_["sse"], "${local.key_id}": locals_["key_id"]}
         return {
-            (strip_quotes(c["test"]), strip_quotes(c["variable"]),
-             tuple(strip_quotes(v) for v in c["values"]))
-            for c in as_list(statements[sid]["condition"])
-        }  # fmt: skip
+            (c["test"], names.get(c["variable"], c["variable"]), (c["value"],))
+            for c in locals_["denied_uploads"][sid]
+        }
 
     sse = "s3:x-amz-server-side-encryption"
     key_id = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-    assert conditions("DenyInsecureTransport") == {("Bool", "aws:SecureTransport", ("false",))}
-    assert statements["DenyInsecureTransport"]["actions"] == ["s3:*"]
+    assert set(locals_["denied_uploads"]) == {
+        "DenyOtherEncryption", "DenyOtherKeys", "DenyAwsManagedKey",
+        "DenyCustomerProvidedKeys"}  # fmt: skip
     # A header that asks for another algorithm, another key, aws:kms without a key (the AWS
     # managed aws/s3), or a customer key; no header at all gets the default (the project key).
     assert conditions("DenyOtherEncryption") == {
@@ -179,10 +194,6 @@ def test_the_bucket_policy_only_denies_insecure_or_foreign_encryption(
         ("StringEquals", sse, ("aws:kms",)), ("Null", key_id, ("true",))}  # fmt: skip
     assert conditions("DenyCustomerProvidedKeys") == {
         ("Null", "s3:x-amz-server-side-encryption-customer-algorithm", ("false",))}  # fmt: skip
-    for sid in ("DenyOtherEncryption", "DenyOtherKeys", "DenyAwsManagedKey",
-                "DenyCustomerProvidedKeys"):  # fmt: skip
-        assert statements[sid]["actions"] == ["s3:PutObject"]
-        assert statements[sid]["resources"] == ["${aws_s3_bucket.this.arn}/*"]
 
 
 # --- the prefixes and the UCI digest agree with the code -------------------------------------
@@ -225,7 +236,7 @@ def test_the_prefixes_are_the_codes(parsed_terraform: dict[Path, dict[str, Any]]
 def test_the_uci_mirror_names_the_official_digest() -> None:
     from common.data_files import UCI_SHA256
 
-    assert variable_defaults(STACK)["uci_sha256"] == UCI_SHA256
+    assert variable_defaults(LIVE)["uci_sha256"] == UCI_SHA256
     script = (REPO_ROOT / "scripts" / "aws" / "seed-data.sh").read_text(encoding="utf-8")
     assert "common/data_files.py" in script, "the script checks the same pinned digest"
     assert "datasets/uci/$sha256/data.csv" in script
@@ -276,7 +287,7 @@ def test_each_role_has_exactly_its_share_of_the_loop(
         ("training", "state_machine"): {("s3:GetObject", "${local.run_summaries}")},
         # A registrar uploads outcomes, nothing else.
         ("loop_store", "outcomes_importer"): {
-            ("s3:PutObject", "${aws_s3_bucket.this.arn}/${local.prefixes.outcomes}*")
+            ("s3:PutObject", "${module.bucket.arn}/${local.prefixes.outcomes}*")
         },
     }
     listing = next(
@@ -342,7 +353,7 @@ def test_the_tasks_know_the_loop(parsed_terraform: dict[Path, dict[str, Any]]) -
     assert training["UCI_MIRROR_URI"] == "${var.uci_mirror_uri}"
     assert training["RUN_SUMMARY_URI"] == "${var.loop_uri}runs/adhoc/"
     assert training["PUSHGATEWAY_URL"] == "${var.pushgateway_url}"
-    stack = dir_text(STACK)
+    stack = dir_text(LIVE)
     wirings = {
         "consumer": (
             "loop_uri = module.loop_store.uri",
@@ -377,21 +388,24 @@ def test_the_pushgateway_is_the_official_image_reachable_by_training_and_scraper
     compose = load_yaml(REPO_ROOT / "docker-compose.yml")["services"]["pushgateway"]["image"]
     assert image.split("@")[0] == compose, "compose and AWS run the same release"
     text = dir_text(directory)
-    assert "readonlyRootFilesystem = true" in text
     assert '"--persistence.file="' in text
-    assert "service_registries" in text
-    ingress = module_blocks(parsed_terraform, directory, "resource",
-                            "aws_vpc_security_group_ingress_rule")  # fmt: skip
-    assert set(ingress) == {"server_from_clients", "server_from_scrapers"}
-    assert ingress["server_from_clients"]["referenced_security_group_id"] == (
-        "${aws_security_group.clients.id}"
+    # A modules/ecs_task with a service registered in Cloud Map (pushgateway.<namespace>), whose
+    # port only the clients group and the scrapers' CIDRs reach.
+    assert_ecs_task_enforces_read_only_root_file_systems()
+    endpoint_rules(parsed_terraform)
+    call = module_call(parsed_terraform, directory, "task")
+    assert strip_quotes(call["source"]) == "../ecs_task"
+    (group,) = as_list(call["security_group"])
+    assert "ingress" not in group
+    (service,) = as_list(call["service"])
+    (endpoint,) = as_list(service["endpoint"])
+    assert strip_quotes(endpoint["dns_name"]) == "pushgateway"
+    assert endpoint["cidr_blocks"] == "${var.scraper_cidr_blocks}"
+    # The Pushgateway calls no AWS API and pulls a public image: its task role has no policy,
+    # its execution role reads no secret and pulls from no ECR repository (only writes logs).
+    assert not {"task_policy_name", "task_policy_json", "secret_arns", "ecr_repository_arns"} & set(
+        call
     )
-    assert ingress["server_from_scrapers"]["for_each"] == "${toset(var.scraper_cidr_blocks)}"
-    groups = module_blocks(parsed_terraform, directory, "resource", "aws_security_group")
-    assert "ingress" not in groups["server"]
-    # The Pushgateway calls no AWS API: its task role has no policy.
-    policies = module_blocks(parsed_terraform, directory, "resource", "aws_iam_role_policy")
-    assert set(policies) == {"execution"}
     outputs = parse_hcl(directory / "outputs.tf")["output"]
     url = next(entry["url"] for entry in outputs if "url" in entry)
     assert url["value"] == "http://${local.dns_name}:${local.port}"
@@ -418,7 +432,8 @@ def test_deployments_seed_the_uci_mirror_before_training() -> None:
 
 @pytest.mark.parametrize("env", ["stg", "prod"])
 def test_the_environments_expose_the_loop(env: str) -> None:
-    outputs = parse_hcl(TERRAFORM_DIR / "envs" / env / "outputs.tf")["output"]
+    assert strip_quotes(parse_hcl(LIVE / "envs" / f"{env}.tfvars")["environment"]) == env
+    outputs = parse_hcl(LIVE / "outputs.tf")["output"]
     names = {name for entry in outputs for name in entry}
     assert {"loop_bucket", "uci_mirror_uri", "pushgateway_url"} <= names
 

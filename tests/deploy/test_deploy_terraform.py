@@ -11,40 +11,54 @@ from typing import Any
 import pytest
 
 from tests.deploy.deploy_helpers import (
+    ECS_TASK,
+    LIVE,
+    MODULES,
     REPO_ROOT,
+    SERVICE_ROLE,
     STANDARD_ENV,
     TERRAFORM_DIR,
     as_list,
+    assert_ecs_task_enforces_read_only_root_file_systems,
+    assert_private_encrypted_versioned_bucket,
     blocks,
+    dir_parsed,
+    dir_text,
+    endpoint_rules,
     env_vars_read_by,
+    module_call,
+    module_calls,
     parse_hcl,
+    resources,
     strip_quotes,
+    task_containers,
     terraform_dirs,
     terraform_files,
 )
 
-MODULES = TERRAFORM_DIR / "modules"
 ENVS = ("stg", "prod")
 SKIP_COMMENT = re.compile(r"#checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 
-def dir_text(directory: Path) -> str:
-    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(directory.glob("*.tf")))
+def without_moved_blocks(text: str) -> str:
+    """The text without its `moved` blocks: their addresses name where resources were, not
+    references to modules or outputs."""
+    return re.sub(r"^moved \{\n.*?^\}\n", "", text, flags=re.MULTILINE | re.DOTALL)
 
 
-def dir_parsed(parsed: dict[Path, dict[str, Any]], directory: Path) -> list[dict[str, Any]]:
-    return [doc for path, doc in parsed.items() if path.parent == directory]
-
-
-def resources(
-    parsed: dict[Path, dict[str, Any]], type_name: str
-) -> list[tuple[Path, str, dict[str, Any]]]:
-    found = []
-    for path, doc in parsed.items():
-        for kind, name, body in blocks(doc, "resource"):
-            if kind == type_name:
-                found.append((path, name, body))
-    return found
+def statement_actions(
+    parsed: dict[Path, dict[str, Any]], directory: Path, statement: dict[str, Any]
+) -> list[str]:
+    """The actions of a statement, a list held in a local of its module (`local.NAME`) read."""
+    actions = [strip_quotes(a) for a in as_list(statement.get("actions"))]
+    if len(actions) == 1 and (named := re.fullmatch(r"\$\{local\.(\w+)\}", actions[0])):
+        (actions,) = [
+            entry[named.group(1)]
+            for doc in dir_parsed(parsed, directory)
+            for entry in doc.get("locals", [])
+            if named.group(1) in entry
+        ]
+    return [strip_quotes(a) for a in actions]
 
 
 def policy_documents(parsed: dict[Path, dict[str, Any]]) -> list[tuple[Path, str, dict[str, Any]]]:
@@ -180,18 +194,46 @@ def test_every_policy_is_a_policy_document_data_source(
         "aws_sns_topic_policy": "policy",
         "aws_ecr_repository_policy": "policy",
     }
+    # One document, or the instance of a for_each one that belongs to the same key.
+    document = r"\$\{data\.aws_iam_policy_document\.\w+(\[each\.key\])?\.json\}"
     seen = 0
+    holders = set()
     for type_name, attribute in attributes.items():
         for path, name, body in resources(parsed_terraform, type_name):
             if attribute not in body:
                 continue
             value = str(body[attribute])
-            assert re.fullmatch(r"\$\{data\.aws_iam_policy_document\.\w+\.json\}", value), (
+            assert re.fullmatch(document, value), (
                 f"{path.name} {type_name}.{name}.{attribute} must be an aws_iam_policy_document "
                 f"(one readable style), not {value[:60]}"
             )
             seen += 1
-    assert seen >= 20
+            holders.add((path.parent.name, type_name))
+    # Every kind of holder was checked: the shared modules hold one block for many roles and
+    # buckets (service_role: every role a service assumes; bucket: every bucket policy).
+    assert {
+        ("service_role", "aws_iam_role"), ("service_role", "aws_iam_role_policy"),
+        ("bucket", "aws_s3_bucket_policy"), ("kms", "aws_kms_key"),
+        ("loop_store", "aws_iam_role"), ("loop_store", "aws_iam_role_policy"),
+        ("ecs_cluster", "aws_iam_role"), ("bootstrap", "aws_iam_role"),
+        ("bootstrap", "aws_iam_role_policy"),
+    } <= holders, holders  # fmt: skip
+    # The roles' inline policies are handed to modules/service_role (directly or through
+    # modules/ecs_task) as the json of the caller's own document.
+    for path, name, body in module_calls(parsed_terraform):
+        for argument in ("policy_json", "task_policy_json", "policy_documents"):
+            if argument not in body:
+                continue
+            values = as_list(body[argument])
+            if body[argument] == f"${{each.value.{argument}}}":
+                values = [v[argument] for v in as_list(body["for_each"])[0].values()]
+            for value in values:
+                # modules/ecs_task passes its callers' task policy on (checked at the callers).
+                if value == "${var.task_policy_json}" and path.parent == MODULES / "ecs_task":
+                    continue
+                assert re.fullmatch(document, str(value)), f"{path} module {name}: {value}"
+                seen += 1
+    assert seen >= 19
 
 
 def iam_problems(parsed: dict[Path, dict[str, Any]]) -> tuple[list[str], int]:
@@ -205,7 +247,7 @@ def iam_problems(parsed: dict[Path, dict[str, Any]]) -> tuple[list[str], int]:
             effect = strip_quotes(statement.get("effect", "Allow"))
             if "not_actions" in statement or "not_resources" in statement:
                 problems.append(f"{path.name} {name}: NotAction/NotResource")
-            actions = [strip_quotes(a) for a in as_list(statement.get("actions"))]
+            actions = statement_actions(parsed, path.parent, statement)
             resources_ = [strip_quotes(r) for r in as_list(statement.get("resources"))]
             if not actions:
                 problems.append(f"{path.name} {name}: statement without actions")
@@ -277,7 +319,8 @@ def _statements(
             if strip_quotes(statement.get("effect", "Allow")) == "Deny":
                 continue
             if any(
-                strip_quotes(a).startswith(action_prefix) for a in as_list(statement.get("actions"))
+                a.startswith(action_prefix)
+                for a in statement_actions(parsed, path.parent, statement)
             ):
                 found.append((path, statement))
     return found
@@ -348,7 +391,7 @@ def test_kms_is_scoped_to_the_project_key(parsed_terraform: dict[Path, dict[str,
     for path, statement in _statements(parsed_terraform, "kms:"):
         if path.parent.name == "kms":
             continue  # the key policy itself
-        actions = {strip_quotes(a) for a in as_list(statement["actions"])}
+        actions = set(statement_actions(parsed_terraform, path.parent, statement))
         if {a for a in actions if a.startswith("kms:")} <= KMS_METADATA | {"kms:ListAliases"}:
             continue  # the plan role reads key metadata, never uses a key
         targets = {strip_quotes(r) for r in as_list(statement["resources"])}
@@ -417,7 +460,7 @@ def test_module_calls_match_the_modules(parsed_terraform: dict[Path, dict[str, A
                     missing = {v for v, required in variables.items() if required} - arguments
                     assert not missing, f"module {name} misses required {sorted(missing)}"
                     calls += 1
-        text = dir_text(directory)
+        text = without_moved_blocks(dir_text(directory))
         for module, output in re.findall(r"\bmodule\.(\w+)\.(\w+)", text):
             assert module in module_sources, f"{directory.name}: unknown module.{module}"
             _, outputs = _module_interface(parsed_terraform, module_sources[module])
@@ -429,33 +472,55 @@ def test_module_calls_match_the_modules(parsed_terraform: dict[Path, dict[str, A
 def test_environment_variables_and_tfvars(
     env: str, parsed_terraform: dict[Path, dict[str, Any]]
 ) -> None:
-    directory = TERRAFORM_DIR / "envs" / env
-    variables, _ = _module_interface(parsed_terraform, directory)
-    tfvars = parse_hcl(directory / "terraform.tfvars")
+    variables, _ = _module_interface(parsed_terraform, LIVE)
+    tfvars = parse_hcl(LIVE / "envs" / f"{env}.tfvars")
     assert set(tfvars) <= set(variables), f"undeclared: {sorted(set(tfvars) - set(variables))}"
     unset = {name for name, required in variables.items() if required} - set(tfvars)
     assert unset == {"image_tag"}, f"only the image tag comes from CD; unset: {sorted(unset)}"
+    assert strip_quotes(tfvars["environment"]) == env
     assert strip_quotes(tfvars["stream_capacity_mode"]) in {"PROVISIONED", "ON_DEMAND"}
     assert strip_quotes(tfvars["ecs_capacity_type"]) in {"FARGATE", "EC2"}
+    # The environment is a validated variable: one of the environments, so a typo plans nothing.
+    (environment,) = [v["environment"] for v in parse_hcl(LIVE / "variables.tf")["variable"]
+                      if "environment" in v]  # fmt: skip
+    (validation,) = environment["validation"]
+    allowed = re.fullmatch(
+        r"\$\{contains\(\[(.*)\], ?var\.environment\)\}", validation["condition"]
+    )
+    assert allowed, validation["condition"]
+    assert env in re.findall(r"[\"'](\w+)[\"']", allowed.group(1))
+    # Every environment sets the same variables (what differs between them): none falls back
+    # to a default that another overrides.
+    for other in ENVS:
+        assert set(parse_hcl(LIVE / "envs" / f"{other}.tfvars")) == set(tfvars), (env, other)
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_remote_state_in_s3_with_locking(
     env: str, parsed_terraform: dict[Path, dict[str, Any]]
 ) -> None:
-    directory = TERRAFORM_DIR / "envs" / env
     terraform_blocks = [
-        t for doc in dir_parsed(parsed_terraform, directory) for t in doc.get("terraform", [])
+        t for doc in dir_parsed(parsed_terraform, LIVE) for t in doc.get("terraform", [])
     ]
     backends = [b for t in terraform_blocks for b in t.get("backend", [])]
     assert backends
     assert "s3" in backends[0]
-    backend = parse_hcl(directory / "backend.hcl")
+    backend = parse_hcl(LIVE / "envs" / f"{env}.backend.hcl")
     assert backend["use_lockfile"] is True
     assert backend["encrypt"] is True
     assert strip_quotes(backend["key"]) == f"dropout/{env}/terraform.tfstate"
-    bootstrap = dir_text(TERRAFORM_DIR / "bootstrap")
-    assert 'resource "aws_s3_bucket_versioning" "state"' in bootstrap
+    # The state bucket (bootstrap) is a modules/bucket: versioned.
+    state = module_call(parsed_terraform, TERRAFORM_DIR / "bootstrap", "state_bucket")
+    assert strip_quotes(state["source"]) == "../modules/bucket"
+    ((_, _, versioning),) = resources(parsed_terraform, "aws_s3_bucket_versioning")
+    assert strip_quotes(versioning["versioning_configuration"][0]["status"]) == "Enabled"
+    # tf.sh always pairs the state of an environment with its variables (and its own working
+    # directory and plan file), so one environment's settings never reach another's state.
+    tf_sh = (REPO_ROOT / "scripts" / "aws" / "tf.sh").read_text(encoding="utf-8")
+    assert '-backend-config="envs/$env_name.backend.hcl"' in tf_sh
+    assert '-var-file="envs/$env_name.tfvars"' in tf_sh
+    assert 'TF_DATA_DIR="$dir/.terraform/$env_name"' in tf_sh
+    assert 'plan_file="$env_name.tfplan"' in tf_sh
 
 
 # --- the resources issue 4 asks for ----------------------------------------------------------
@@ -506,17 +571,21 @@ def test_consumer_autoscales_on_cpu_and_iterator_age(
     assert strip_quotes(alarm["metric_name"]) == "GetRecords.IteratorAgeMilliseconds"
     assert strip_quotes(alarm["namespace"]) == "AWS/Kinesis"
     assert "aws_appautoscaling_policy.iterator_age.arn" in str(alarm["alarm_actions"])
-    service = next(
-        b
-        for p, _, b in resources(parsed_terraform, "aws_ecs_service")
-        if p.parent.name == "consumer"
-    )
-    assert service["deployment_circuit_breaker"][0]["rollback"] is True
-    text = dir_text(MODULES / "consumer")
-    assert "readonlyRootFilesystem = true" in text
-    assert "stopTimeout     = 120" in text
-    assert "initProcessEnabled = true" in text
-    assert 'user                   = "10001:10001"' in text
+    # The consumer's service is modules/ecs_task's autoscaled one: the policies own its count.
+    (service,) = as_list(module_call(parsed_terraform, MODULES / "consumer", "task")["service"])
+    assert service["autoscaled"] is True
+    assert service["desired_count"] == "${var.min_count}"
+    services = {n: b for p, n, b in resources(parsed_terraform, "aws_ecs_service")
+                if p.parent == ECS_TASK}  # fmt: skip
+    assert "desired_count" in str(services["autoscaled"]["lifecycle"][0]["ignore_changes"])
+    assert "lifecycle" not in services["this"], "a fixed count is kept by Terraform"
+    for body in services.values():
+        assert body["deployment_circuit_breaker"][0]["rollback"] is True
+    (consumer,) = task_containers(parsed_terraform, MODULES / "consumer").values()
+    assert_ecs_task_enforces_read_only_root_file_systems()
+    assert consumer["stopTimeout"] == 120
+    assert consumer["linuxParameters"] == {"initProcessEnabled": True}
+    assert strip_quotes(consumer["user"]) == "10001:10001"
 
 
 def test_training_is_orchestrated_by_scheduler_and_step_functions(
@@ -547,16 +616,16 @@ def test_training_is_orchestrated_by_scheduler_and_step_functions(
     assert re.search(r"topic_arn\s*=\s*aws_sns_topic\.outcome\.arn", call.group(1))
     assert re.search(r"task_definition\s*=\s*var\.name", call.group(1))
     assert re.search(r"max_retries\s*=\s*var\.max_retries", call.group(1))
-    assert "concat([aws_security_group.this.id], var.extra_security_group_ids)" in call.group(1)
+    assert "concat([module.task.security_group_id], var.extra_security_group_ids)" in call.group(1)
     ((_, _, schedule),) = resources(parsed_terraform, "aws_scheduler_schedule")
     assert schedule["target"][0]["arn"] == "${aws_sfn_state_machine.this.arn}"
     assert resources(parsed_terraform, "aws_sns_topic")
-    training_tasks = [
-        b
-        for p, _, b in resources(parsed_terraform, "aws_ecs_task_definition")
-        if p.parent.name == "training"
-    ]
-    assert training_tasks
+    # The training task definition: modules/training's call of modules/ecs_task, without a
+    # service (the state machine runs it).
+    assert list(task_containers(parsed_terraform, MODULES / "training")) == ["${local.container}"]
+    assert "service" not in module_call(parsed_terraform, MODULES / "training", "task")
+    ((path, _, _),) = resources(parsed_terraform, "aws_ecs_task_definition")
+    assert path.parent == ECS_TASK
 
 
 def test_mlflow_store(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
@@ -565,29 +634,11 @@ def test_mlflow_store(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
     assert db["manage_master_user_password"] is True
     assert db["storage_encrypted"] is True
     assert db["publicly_accessible"] is False
-    buckets = {
-        name: body for _, name, body in resources(parsed_terraform, "aws_s3_bucket_versioning")
-    }
-    assert strip_quotes(buckets["artifacts"]["versioning_configuration"][0]["status"]) == "Enabled"
-    encryption = {
-        name: body
-        for _, name, body in resources(
-            parsed_terraform, "aws_s3_bucket_server_side_encryption_configuration"
-        )
-    }
-    rule = encryption["artifacts"]["rule"][0]["apply_server_side_encryption_by_default"][0]
-    assert strip_quotes(rule["sse_algorithm"]) == "aws:kms"
-    blocks_ = {
-        name: body
-        for _, name, body in resources(parsed_terraform, "aws_s3_bucket_public_access_block")
-    }
-    for flag in (
-        "block_public_acls",
-        "block_public_policy",
-        "ignore_public_acls",
-        "restrict_public_buckets",
-    ):
-        assert blocks_["artifacts"][flag] is True, flag
+    # The artifact store is a modules/bucket: versioned, SSE-KMS with the project key, private.
+    artifacts = module_call(parsed_terraform, MODULES / "mlflow", "artifacts")
+    assert strip_quotes(artifacts["source"]) == "../bucket"
+    assert artifacts["kms_key_arn"] == "${var.kms_key_arn}"
+    assert_private_encrypted_versioned_bucket(parsed_terraform)
     text = dir_text(MODULES / "mlflow")
     assert (
         'valueFrom = "${aws_db_instance.this.master_user_secret[0].secret_arn}:password::"' in text
@@ -676,10 +727,10 @@ def test_registry_passwords_never_reach_the_terraform_state(
     assert seeded
     assert set(seeded.group(1).split()) == names, "secrets.sh seeds exactly the module's secrets"
     assert 'id="dropout-$env_name-mlflow/$name"' in script
-    stack = dir_text(TERRAFORM_DIR / "stack")
+    stack = dir_text(LIVE)
     assert 'name                     = "${local.name}-mlflow"' in stack
     tf_sh = (REPO_ROOT / "scripts" / "aws" / "tf.sh").read_text(encoding="utf-8")
-    assert "-target=module.stack.module.mlflow.aws_secretsmanager_secret.auth" in tf_sh
+    assert "-target=module.mlflow.aws_secretsmanager_secret.auth" in tf_sh
 
 
 @pytest.mark.parametrize(
@@ -690,14 +741,17 @@ def test_each_registry_client_has_its_own_identity_from_secrets_manager(
 ) -> None:
     text = dir_text(MODULES / module)
     assert re.search(r"MLFLOW_TRACKING_USERNAME\s*=\s*var\.mlflow_username", text)
-    assert (
-        'secrets                = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = '
-        "var.mlflow_password_secret_arn }]"
-    ) in text
-    read = _statement_by_sid(parsed_terraform, MODULES / module, "ReadTheRegistryPassword")
+    (container,) = task_containers(parsed_terraform, MODULES / module).values()
+    assert container["secrets"] == [
+        {"name": "MLFLOW_TRACKING_PASSWORD", "valueFrom": "${var.mlflow_password_secret_arn}"}
+    ]
+    # The execution role (modules/ecs_task) reads exactly the task's secrets: this one.
+    call = module_call(parsed_terraform, MODULES / module, "task")
+    assert call["secret_arns"] == ["${var.mlflow_password_secret_arn}"]
+    read = _statement_by_sid(parsed_terraform, ECS_TASK, "ReadTheTaskSecrets")
     assert [strip_quotes(a) for a in read["actions"]] == ["secretsmanager:GetSecretValue"]
-    assert [strip_quotes(r) for r in read["resources"]] == ["${var.mlflow_password_secret_arn}"]
-    stack = dir_text(TERRAFORM_DIR / "stack")
+    assert read["resources"] == "${var.secret_arns}"
+    stack = dir_text(LIVE)
     call = re.search(rf'module "{module}" \{{(.*?)\n\}}', stack, re.S)
     assert call
     assert re.search(
@@ -707,25 +761,25 @@ def test_each_registry_client_has_its_own_identity_from_secrets_manager(
     assert re.search(rf"mlflow_username\s*=\s*module\.mlflow\.{identity}_username", call.group(1))
 
 
-def test_mlflow_task_runs_basic_auth_and_bootstraps_its_grants() -> None:
+def test_mlflow_task_runs_basic_auth_and_bootstraps_its_grants(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
     text = dir_text(MODULES / "mlflow")
     assert 'valueFrom = aws_secretsmanager_secret.auth["admin-password"].arn' in text
     assert 'valueFrom = aws_secretsmanager_secret.auth["flask-secret-key"].arn' in text
-    bootstrap = text[text.index('name                   = "auth-bootstrap"') :]
-    assert "essential              = false" in bootstrap
-    assert (
-        'entryPoint             = ["python", "/opt/dropout/mlflow_auth_bootstrap.py"]' in bootstrap
-    )
-    assert (
-        'dependsOn              = [{ containerName = "mlflow", condition = "HEALTHY" }]'
-        in bootstrap
-    )
+    containers = task_containers(parsed_terraform, MODULES / "mlflow")
+    assert list(containers) == ["mlflow", "auth-bootstrap"]
+    bootstrap = containers["auth-bootstrap"]
+    assert bootstrap["essential"] is False
+    assert bootstrap["entryPoint"] == ["python", "/opt/dropout/mlflow_auth_bootstrap.py"]
+    assert bootstrap["dependsOn"] == [{"containerName": "mlflow", "condition": "HEALTHY"}]
+    secrets = {s["name"]: s["valueFrom"] for s in bootstrap["secrets"]}
     for name in (
         "MLFLOW_TRAINER_PASSWORD",
         "MLFLOW_CONSUMER_PASSWORD",
         "MLFLOW_AUTH_ADMIN_PASSWORD",
     ):
-        assert f'name = "{name}", valueFrom = aws_secretsmanager_secret.auth' in bootstrap
+        assert secrets[name].startswith("${aws_secretsmanager_secret.auth["), name
     entry = (REPO_ROOT / "docker" / "mlflow_entrypoint.py").read_text(encoding="utf-8")
     assert '"--app-name", "basic-auth"' in entry
 
@@ -733,35 +787,25 @@ def test_mlflow_task_runs_basic_auth_and_bootstraps_its_grants() -> None:
 def test_the_registry_is_not_open_to_the_vpc(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
     """Only tasks carrying the clients group (consumer, training) and the operators' CIDRs
     (VPN/bastion, empty by default) reach port 5000; no rule opens it to the VPC's CIDR."""
-    server = next(
-        b for p, n, b in resources(parsed_terraform, "aws_security_group")
-        if p.parent.name == "mlflow" and n == "server"
-    )  # fmt: skip
-    assert "ingress" not in server, "ingress rules are separate resources, listed below"
-    rules = [
-        (p, n, b)
-        for p, n, b in resources(parsed_terraform, "aws_vpc_security_group_ingress_rule")
-        if b["security_group_id"] == "${aws_security_group.server.id}" and p.parent.name == "mlflow"
-    ]
-    assert {n for _, n, _ in rules} == {"server_from_clients", "server_from_operators"}
-    for _, name, rule in rules:
-        if name == "server_from_clients":
-            assert rule["referenced_security_group_id"] == "${aws_security_group.clients.id}"
-        else:
-            assert rule["cidr_ipv4"] == "${each.value}"
-            assert rule["for_each"] == "${toset(var.operator_cidr_blocks)}"
+    endpoint_rules(parsed_terraform)
+    call = module_call(parsed_terraform, MODULES / "mlflow", "task")
+    (group,) = as_list(call["security_group"])
+    assert "ingress" not in group, "the server's group has no rule of its own into it"
+    (service,) = as_list(call["service"])
+    (endpoint,) = as_list(service["endpoint"])
+    assert endpoint["port"] == "${local.port}"
+    assert endpoint["cidr_blocks"] == "${var.operator_cidr_blocks}"
     variables = parse_hcl(MODULES / "mlflow" / "variables.tf")["variable"]
     operators = next(v["operator_cidr_blocks"] for v in variables if "operator_cidr_blocks" in v)
     assert operators["default"] == []
+    for _, name, group in resources(parsed_terraform, "aws_security_group"):
+        for egress in as_list(group.get("egress")):
+            assert "mlflow_port" not in str(egress), f"{name}: MLflow egress to the VPC"
     for module in ("consumer", "training"):
-        for _, _, group in resources(parsed_terraform, "aws_security_group"):
-            for egress in as_list(group.get("egress")):
-                assert "mlflow_port" not in str(egress), f"{module}: MLflow egress to the VPC"
-    ((_, _, egress),) = [
-        r for r in resources(parsed_terraform, "aws_vpc_security_group_egress_rule")
-        if r[0].parent.name == "mlflow"
-    ]  # fmt: skip
-    assert egress["referenced_security_group_id"] == "${aws_security_group.server.id}"
+        call = module_call(parsed_terraform, MODULES / module, "task")
+        (group,) = as_list(call["security_group"])
+        for rule in as_list(group.get("ingress")) + as_list(group.get("egress")):
+            assert rule["port"] not in {5000, "5000"}, f"{module}: MLflow's port to the VPC"
 
 
 # --- KMS: EC2 capacity's encrypted volumes ---------------------------------------------------
@@ -786,7 +830,8 @@ def test_auto_scaling_may_use_the_key_for_the_instances_volumes(
         (principal,) = as_list(statement["principals"])
         assert strip_quotes(principal["type"]) == "AWS"
         assert principal["identifiers"] == ["${var.autoscaling_service_linked_role_arn}"]
-    use = {strip_quotes(a) for a in statements["AutoScalingUsesTheKeyForEbs"]["actions"]}
+    use = set(statement_actions(parsed_terraform, MODULES / "kms",
+                                statements["AutoScalingUsesTheKeyForEbs"]))  # fmt: skip
     assert use == {
         "kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey",
         "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo",
@@ -800,7 +845,7 @@ def test_auto_scaling_may_use_the_key_for_the_instances_volumes(
     )
     assert [strip_quotes(v) for v in condition["values"]] == ["true"]
 
-    stack = dir_text(TERRAFORM_DIR / "stack")
+    stack = dir_text(LIVE)
     assert re.search(r'ec2_capacity\s*=\s*var\.ecs_capacity_type == "EC2"', stack)
     assert "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling" in stack
     assert re.search(r"autoscaling_service_linked_role_arn = local\.ec2_capacity \?", stack)
@@ -842,11 +887,15 @@ def _trusted_subjects(
         repos.append(render(classic, {}))
     if values["github_owner_id"] is not None:
         repos.append(render(immutable, {}))
-    document = next(b for _, n, b in blocks(main, "data") if n == f"{role}_assume")
+    # One trust policy per role (for_each over local.github_subjects, the claims by role).
+    document = next(b for _, n, b in blocks(main, "data") if n == "github_assume")
+    assert document["for_each"] == "${local.github_subjects}"
     (statement,) = as_list(document["statement"])
     (sub,) = [c for c in statement["condition"] if c["variable"].endswith(":sub")]
-    suffixes = re.findall(r"""["']\$\{repo\}(:[^"']+)["']""", sub["values"])
-    assert suffixes, sub["values"]
+    assert sub["values"] == "${each.value}"
+    claims = locals_["github_subjects"][0][role]
+    suffixes = re.findall(r"""["']\$\{repo\}(:[^"']+)["']""", claims)
+    assert suffixes, claims
     subjects = set()
     for repo in repos:
         for suffix in suffixes:
@@ -928,8 +977,15 @@ def test_oidc_roles_trust_only_github_with_the_sts_audience_and_allow_session_ta
     parsed_terraform: dict[Path, dict[str, Any]],
 ) -> None:
     main = parse_hcl(BOOTSTRAP / "main.tf")
-    for role in ("plan", "deploy"):
-        document = next(b for _, n, b in blocks(main, "data") if n == f"{role}_assume")
+    roles = {n: b for k, n, b in blocks(main, "resource") if k == "aws_iam_role"}
+    assert set(roles) == {"github"}
+    assert roles["github"]["for_each"] == "${local.github_subjects}"
+    assert roles["github"]["assume_role_policy"] == (
+        "${data.aws_iam_policy_document.github_assume[each.key].json}"
+    )
+    subjects = next(e["github_subjects"] for e in main["locals"] if "github_subjects" in e)
+    assert set(as_list(subjects)[0]) == {"plan", "deploy"}
+    for document in [b for _, n, b in blocks(main, "data") if n == "github_assume"]:
         (statement,) = as_list(document["statement"])
         assert set(statement["actions"]) == {"sts:AssumeRoleWithWebIdentity", "sts:TagSession"}
         (principal,) = as_list(statement["principals"])
@@ -959,10 +1015,15 @@ DATA_ACTIONS = frozenset(
 def _plan_role_statements() -> list[tuple[str, dict[str, Any]]]:
     main = parse_hcl(BOOTSTRAP / "main.tf")
     documents = {name: body for _, name, body in blocks(main, "data")}
+    # Policies of the plan role: its own, and those of every GitHub role (for_each over them).
     attached = {
         body["policy"]
         for _, _, body in blocks(main, "resource")
-        if body.get("role") == "${aws_iam_role.plan.id}"
+        if body.get("role") == '${aws_iam_role.github["plan"].id}'
+        or (
+            body.get("for_each") == "${aws_iam_role.github}"
+            and body.get("role") == "${each.value.id}"
+        )
     }
     assert attached == {
         "${data.aws_iam_policy_document.plan_read.json}",
@@ -988,7 +1049,7 @@ def test_the_plan_role_reads_configuration_not_data() -> None:
         if document == "state_access":
             # Only the state: its objects under dropout/ and its key.
             assert all(
-                r in {"${aws_s3_bucket.state.arn}", "${aws_s3_bucket.state.arn}/dropout/*",
+                r in {"${module.state_bucket.arn}", "${module.state_bucket.arn}/dropout/*",
                       "${module.kms.key_arn}"}
                 for r in resources_
             ), (sid, resources_)  # fmt: skip
@@ -1059,6 +1120,7 @@ def test_service_roles_can_only_be_assumed_for_this_account(
     parsed_terraform: dict[Path, dict[str, Any]],
 ) -> None:
     checked = set()
+    service_role_checked = False
     for path, name, body in policy_documents(parsed_terraform):
         for statement in as_list(body.get("statement")):
             actions = {strip_quotes(a) for a in as_list(statement.get("actions"))}
@@ -1080,7 +1142,25 @@ def test_service_roles_can_only_be_assumed_for_this_account(
             assert strip_quotes(condition["test"]) == "StringEquals"
             (value,) = as_list(condition["values"])
             assert "account" in value, f"{name}: the caller's own account, not {value}"
-            checked |= services
+            if path.parent == SERVICE_ROLE:
+                assert services == {"${var.service}"}
+                service_role_checked = True
+            else:
+                checked |= services
+    # Every other role a service assumes is a modules/service_role, whose trust policy (checked
+    # above) names the service of its call.
+    assert service_role_checked
+    # The other roles: EC2 instances (above), a registrar's principals (loop_store), GitHub OIDC.
+    others = {MODULES / "ecs_cluster", MODULES / "loop_store", TERRAFORM_DIR / "bootstrap"}
+    for path, name, _ in resources(parsed_terraform, "aws_iam_role"):
+        assert path.parent in others | {SERVICE_ROLE}, f"{path}: {name} is not a service_role"
+    for _, _, body in module_calls(parsed_terraform):
+        if strip_quotes(body["source"]).endswith("/service_role"):
+            service = strip_quotes(body["service"])
+            if service == "${each.value.service}":
+                checked |= {v["service"] for v in as_list(body["for_each"])[0].values()}
+            else:
+                checked.add(service)
     assert {
         "ecs-tasks.amazonaws.com", "states.amazonaws.com", "scheduler.amazonaws.com",
         "vpc-flow-logs.amazonaws.com",

@@ -330,12 +330,15 @@ def test_the_expression_evaluator_reads_the_forms_cd_uses() -> None:
 
 
 def _task_definition_platform() -> str:
-    architectures = set()
+    modules = REPO_ROOT / "deploy" / "terraform" / "modules"
     for module in ("consumer", "training", "mlflow"):
-        text = (REPO_ROOT / "deploy" / "terraform" / "modules" / module / "main.tf").read_text()
-        found = re.findall(r'cpu_architecture\s*=\s*"(\w+)"', text)
-        assert found, f"{module}: the task definition pins a runtime platform"
-        architectures.update(found)
+        text = (modules / module / "main.tf").read_text()
+        assert re.search(r'module "task" \{\s*source\s*=\s*"\.\./ecs_task"', text), (
+            f"{module}: its task definition is the one of modules/ecs_task"
+        )
+    text = (modules / "ecs_task" / "main.tf").read_text()
+    architectures = set(re.findall(r'cpu_architecture\s*=\s*"(\w+)"', text))
+    assert architectures, "the task definition pins a runtime platform"
     assert len(architectures) == 1, architectures
     return {"X86_64": "linux/amd64", "ARM64": "linux/arm64"}[architectures.pop()]
 

@@ -50,86 +50,12 @@ module "kms" {
   tags   = local.tags
 }
 
-resource "aws_s3_bucket" "state" {
-  #checkov:skip=CKV_AWS_18:Only the plan and deploy roles reach the state (TLS-only, no public access); use CloudTrail S3 data events for an access audit rather than a second log bucket.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes state-file events.
-  #checkov:skip=CKV_AWS_144:Versioning keeps every earlier state; cross-region replication is a disaster-recovery choice left to each account.
-  bucket = local.bucket
-  tags   = local.tags
-}
-
-resource "aws_s3_bucket_public_access_block" "state" {
-  bucket                  = aws_s3_bucket.state.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "state" {
-  bucket = aws_s3_bucket.state.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_versioning" "state" {
-  bucket = aws_s3_bucket.state.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
-  bucket = aws_s3_bucket.state.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = module.kms.key_arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "state" {
-  bucket = aws_s3_bucket.state.id
-  rule {
-    id     = "old-state-versions"
-    status = "Enabled"
-    filter {}
-    noncurrent_version_expiration {
-      noncurrent_days = 90
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-  depends_on = [aws_s3_bucket_versioning.state]
-}
-
-data "aws_iam_policy_document" "state_bucket" {
-  # Deny-only: no request without TLS (a deny may name every action; nothing is granted here).
-  statement {
-    sid     = "DenyInsecureTransport"
-    effect  = "Deny"
-    actions = ["s3:*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    resources = [aws_s3_bucket.state.arn, "${aws_s3_bucket.state.arn}/*"]
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "state" {
-  bucket     = aws_s3_bucket.state.id
-  policy     = data.aws_iam_policy_document.state_bucket.json
-  depends_on = [aws_s3_bucket_public_access_block.state]
+module "state_bucket" {
+  source                  = "../modules/bucket"
+  name                    = local.bucket
+  kms_key_arn             = module.kms.key_arn
+  noncurrent_version_days = 90
+  tags                    = local.tags
 }
 
 # --- GitHub Actions OIDC ---------------------------------------------------------------------
@@ -141,13 +67,29 @@ resource "aws_iam_openid_connect_provider" "github" {
   tags            = local.tags
 }
 
-# Plan role: pull requests and main; reads what `terraform plan` needs (plan_read) plus the state
-# (terraform plan takes the lock).
+# The roles GitHub Actions assumes, and the `sub` claims each trusts:
+#   plan    pull requests and main; reads what `terraform plan` needs (plan_read) plus the state
+#           (terraform plan takes the lock);
+#   deploy  only jobs that run in a GitHub environment (stg, prod), which is where the approval
+#           rule lives; its permissions are whatever your organisation grants deployers
+#           (deploy_policy_arns), plus the state.
+locals {
+  github_subjects = {
+    plan = flatten([
+      for repo in local.github_subject_repos : ["${repo}:pull_request", "${repo}:ref:refs/heads/main"]
+    ])
+    deploy = flatten([
+      for repo in local.github_subject_repos : [for env in var.github_environments : "${repo}:environment:${env}"]
+    ])
+  }
+}
+
 # Both trust policies also allow sts:TagSession: configure-aws-credentials passes no tags with
 # a web identity (GitHub's token carries none), but tags that do arrive (role chaining, a token
 # with session tags) need it, and without it AssumeRoleWithWebIdentity would be refused.
-data "aws_iam_policy_document" "plan_assume" {
+data "aws_iam_policy_document" "github_assume" {
   #checkov:skip=CKV_AWS_358:The sub condition pins the repository (classic or immutable-ID form, from required variables that checkov cannot resolve) and its pull requests, main branch or environments.
+  for_each = local.github_subjects
   statement {
     effect  = "Allow"
     actions = ["sts:AssumeRoleWithWebIdentity", "sts:TagSession"]
@@ -163,23 +105,28 @@ data "aws_iam_policy_document" "plan_assume" {
     condition {
       test     = "StringEquals"
       variable = "token.actions.githubusercontent.com:sub"
-      values = flatten([
-        for repo in local.github_subject_repos : ["${repo}:pull_request", "${repo}:ref:refs/heads/main"]
-      ])
+      values   = each.value
     }
   }
 }
 
-resource "aws_iam_role" "plan" {
-  name                 = "dropout-github-plan"
-  assume_role_policy   = data.aws_iam_policy_document.plan_assume.json
+resource "aws_iam_role" "github" {
+  for_each             = local.github_subjects
+  name                 = "dropout-github-${each.key}"
+  assume_role_policy   = data.aws_iam_policy_document.github_assume[each.key].json
   max_session_duration = 3600
   tags                 = local.tags
 }
 
 resource "aws_iam_role_policy_attachment" "plan" {
   for_each   = toset(var.plan_policy_arns)
-  role       = aws_iam_role.plan.name
+  role       = aws_iam_role.github["plan"].name
+  policy_arn = each.value
+}
+
+resource "aws_iam_role_policy_attachment" "deploy" {
+  for_each   = toset(var.deploy_policy_arns)
+  role       = aws_iam_role.github["deploy"].name
   policy_arn = each.value
 }
 
@@ -360,7 +307,7 @@ data "aws_iam_policy_document" "plan_read" {
 
 resource "aws_iam_role_policy" "plan_read" {
   name   = "terraform-plan-read"
-  role   = aws_iam_role.plan.id
+  role   = aws_iam_role.github["plan"].id
   policy = data.aws_iam_policy_document.plan_read.json
 }
 
@@ -369,7 +316,7 @@ data "aws_iam_policy_document" "state_access" {
     sid       = "ListState"
     effect    = "Allow"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.state.arn]
+    resources = [module.state_bucket.arn]
   }
   statement {
     sid    = "ReadWriteStateAndLock"
@@ -379,7 +326,7 @@ data "aws_iam_policy_document" "state_access" {
       "s3:GetObject",
       "s3:PutObject",
     ]
-    resources = ["${aws_s3_bucket.state.arn}/dropout/*"]
+    resources = ["${module.state_bucket.arn}/dropout/*"]
   }
   statement {
     sid    = "StateKey"
@@ -393,54 +340,10 @@ data "aws_iam_policy_document" "state_access" {
   }
 }
 
-resource "aws_iam_role_policy" "plan_state" {
-  name   = "terraform-state"
-  role   = aws_iam_role.plan.id
-  policy = data.aws_iam_policy_document.state_access.json
-}
-
-# Deploy role: only jobs that run in a GitHub environment (stg, prod), which is where the
-# approval rule lives. Its permissions are whatever your organisation grants deployers
-# (deploy_policy_arns), plus the state.
-data "aws_iam_policy_document" "deploy_assume" {
-  #checkov:skip=CKV_AWS_358:The sub condition pins the repository (classic or immutable-ID form, from required variables that checkov cannot resolve) and its environments.
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRoleWithWebIdentity", "sts:TagSession"]
-    principals {
-      type        = "Federated"
-      identifiers = [local.oidc_provider_arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:aud"
-      values   = ["sts.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "token.actions.githubusercontent.com:sub"
-      values = flatten([
-        for repo in local.github_subject_repos : [for env in var.github_environments : "${repo}:environment:${env}"]
-      ])
-    }
-  }
-}
-
-resource "aws_iam_role" "deploy" {
-  name                 = "dropout-github-deploy"
-  assume_role_policy   = data.aws_iam_policy_document.deploy_assume.json
-  max_session_duration = 3600
-  tags                 = local.tags
-}
-
-resource "aws_iam_role_policy_attachment" "deploy" {
-  for_each   = toset(var.deploy_policy_arns)
-  role       = aws_iam_role.deploy.name
-  policy_arn = each.value
-}
-
-resource "aws_iam_role_policy" "deploy_state" {
-  name   = "terraform-state"
-  role   = aws_iam_role.deploy.id
-  policy = data.aws_iam_policy_document.state_access.json
+# Both roles read and write the state (and its lock file) with its key.
+resource "aws_iam_role_policy" "state" {
+  for_each = aws_iam_role.github
+  name     = "terraform-state"
+  role     = each.value.id
+  policy   = data.aws_iam_policy_document.state_access.json
 }

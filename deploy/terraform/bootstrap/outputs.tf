@@ -1,14 +1,14 @@
 output "state_bucket" {
   description = "Bucket of the environments' state: export TF_STATE_BUCKET=<this>."
-  value       = aws_s3_bucket.state.bucket
+  value       = module.state_bucket.bucket
 }
 
 output "plan_role_arn" {
   description = "GitHub secret/variable AWS_PLAN_ROLE_ARN."
-  value       = aws_iam_role.plan.arn
+  value       = aws_iam_role.github["plan"].arn
 }
 
 output "deploy_role_arn" {
   description = "GitHub variable AWS_DEPLOY_ROLE_ARN."
-  value       = aws_iam_role.deploy.arn
+  value       = aws_iam_role.github["deploy"].arn
 }

@@ -54,10 +54,6 @@ variable "create_github_oidc_provider" {
   description = "Create the GitHub OIDC provider; false when the account has it already (only one may exist)."
   type        = bool
   default     = true
-  validation {
-    condition     = var.trust_classic_subject || var.github_owner_id != null
-    error_message = "Without the classic subject, give github_owner_id and github_repository_id."
-  }
 }
 
 variable "plan_policy_arns" {

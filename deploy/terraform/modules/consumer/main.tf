@@ -1,6 +1,7 @@
 # The consumer service: `python -m consumer run` (KCL MultiLangDaemon + one Python record
-# processor per shard lease) as an ECS service, its roles, log group, security group and
-# autoscaling on CPU and on the input stream's iterator age. Every scored batch is captured to
+# processor per shard lease) as an ECS service (modules/ecs_task: its roles, log group, security
+# group, task definition), its task role's permissions, and autoscaling on CPU and on the input
+# stream's iterator age. Every scored batch is captured to
 # the learning loop's bucket (captures/<model>/..., written before the batch is checkpointed).
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
@@ -44,90 +45,7 @@ locals {
   capture_objects = "${var.loop_bucket_arn}/captures/${var.model_name}/*"
 }
 
-resource "aws_cloudwatch_log_group" "this" {
-  name              = "/dropout/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-# --- roles -----------------------------------------------------------------------------------
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account]
-    }
-  }
-}
-
-resource "aws_iam_role" "execution" {
-  name               = "${var.name}-execution"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-# The ECS agent pulls the image, reads the registry password and ships the output to the logs.
-data "aws_iam_policy_document" "execution" {
-  statement {
-    sid     = "EcrLogin"
-    effect  = "Allow"
-    actions = ["ecr:GetAuthorizationToken"]
-    # Wildcard resource: ecr:GetAuthorizationToken supports no resource-level permissions.
-    resources = ["*"]
-  }
-  statement {
-    sid    = "PullTheImage"
-    effect = "Allow"
-    actions = [
-      "ecr:BatchCheckLayerAvailability",
-      "ecr:BatchGetImage",
-      "ecr:GetDownloadUrlForLayer",
-    ]
-    resources = [var.ecr_repository_arn]
-  }
-  statement {
-    sid       = "DecryptTheImageAndSecret"
-    effect    = "Allow"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
-  }
-  statement {
-    sid       = "ReadTheRegistryPassword"
-    effect    = "Allow"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.mlflow_password_secret_arn]
-  }
-  statement {
-    sid    = "WriteLogs"
-    effect = "Allow"
-    actions = [
-      "logs:CreateLogStream",
-      "logs:PutLogEvents",
-    ]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
-  }
-}
-
-resource "aws_iam_role_policy" "execution" {
-  name   = "pull-image-read-secret-write-logs"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
-}
-
-resource "aws_iam_role" "task" {
-  name               = "${var.name}-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
+# --- the task ------------------------------------------------------------------------------
 # What the KCL and the record processors do: read the input stream, write the two output
 # streams, keep leases, checkpoints and worker metrics in the application's own DynamoDB tables,
 # publish KCL metrics to CloudWatch under the application's namespace, and capture each batch.
@@ -217,70 +135,44 @@ data "aws_iam_policy_document" "task" {
   }
 }
 
-resource "aws_iam_role_policy" "task" {
-  name   = "kcl-consumer"
-  role   = aws_iam_role.task.id
-  policy = data.aws_iam_policy_document.task.json
-}
-
-# --- network ---------------------------------------------------------------------------------
-resource "aws_security_group" "this" {
-  name        = var.name
-  description = "Dropout consumer tasks: metrics scraped from the VPC; HTTPS to AWS APIs (MLflow: clients group)"
-  vpc_id      = var.vpc_id
-
-  ingress {
-    description = "Prometheus scrapes /metrics from inside the VPC"
-    from_port   = local.metrics
-    to_port     = local.metrics
-    protocol    = "tcp"
-    cidr_blocks = [var.vpc_cidr_block]
-  }
-
-  egress {
-    description = "HTTPS to Kinesis, DynamoDB, CloudWatch and ECR"
-    from_port   = 443
-    to_port     = 443
-    protocol    = "tcp"
-    cidr_blocks = ["0.0.0.0/0"]
-  }
-
-  tags = var.tags
-}
-
-# --- task and service ------------------------------------------------------------------------
-resource "aws_ecs_task_definition" "this" {
-  family                   = var.name
-  requires_compatibilities = [var.requires_compatibilities]
-  network_mode             = "awsvpc"
+module "task" {
+  source                   = "../ecs_task"
+  name                     = var.name
+  requires_compatibilities = var.requires_compatibilities
   cpu                      = var.cpu
   memory                   = var.memory
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
+  ecr_repository_arns      = [var.ecr_repository_arn]
+  # The registry password (the container's secrets), read by the ECS agent at task start.
+  secret_arns      = [var.mlflow_password_secret_arn]
+  task_policy_name = "kcl-consumer"
+  task_policy_json = data.aws_iam_policy_document.task.json
+  vpc_id           = var.vpc_id
+  security_group = {
+    name              = var.name
+    description       = "Dropout consumer tasks: metrics scraped from the VPC; HTTPS to AWS APIs (MLflow: clients group)"
+    https_description = "HTTPS to Kinesis, DynamoDB, CloudWatch and ECR"
+    ingress           = [{ description = "Prometheus scrapes /metrics from inside the VPC", port = local.metrics, cidr_blocks = [var.vpc_cidr_block] }]
+  }
+  # The autoscaling policies below own the task count after the first apply.
+  service = {
+    cluster_arn              = var.cluster_arn
+    capacity_provider        = var.capacity_provider
+    subnet_ids               = var.subnet_ids
+    desired_count            = var.min_count
+    autoscaled               = true
+    extra_security_group_ids = var.extra_security_group_ids
   }
 
   # Read-only root file system: the image declares these two paths as its writable volumes.
-  volume {
-    name = "state"
-  }
-  volume {
-    name = "tmp"
-  }
-
-  container_definitions = jsonencode([
+  volumes = ["state", "tmp"]
+  containers = [
     {
-      name                   = "consumer"
-      image                  = var.image
-      essential              = true
-      readonlyRootFilesystem = true
-      user                   = "10001:10001"
-      environment            = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
-      secrets                = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow_password_secret_arn }]
-      portMappings           = [{ containerPort = local.metrics, protocol = "tcp", name = "metrics" }]
+      name         = "consumer"
+      image        = var.image
+      user         = "10001:10001"
+      environment  = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
+      secrets      = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow_password_secret_arn }]
+      portMappings = [{ containerPort = local.metrics, protocol = "tcp", name = "metrics" }]
       mountPoints = [
         { sourceVolume = "state", containerPath = "/var/lib/consumer", readOnly = false },
         { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
@@ -296,52 +188,12 @@ resource "aws_ecs_task_definition" "this" {
       # daemon; 120 s (the Fargate maximum) lets every shard finish its batch and checkpoint.
       stopTimeout     = 120
       linuxParameters = { initProcessEnabled = true }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.this.name
-          awslogs-region        = local.region
-          awslogs-stream-prefix = "consumer"
-        }
-      }
     }
-  ])
+  ]
 
-  tags = var.tags
-}
-
-resource "aws_ecs_service" "this" {
-  name                               = var.name
-  cluster                            = var.cluster_arn
-  task_definition                    = aws_ecs_task_definition.this.arn
-  desired_count                      = var.min_count
-  deployment_minimum_healthy_percent = 100
-  deployment_maximum_percent         = 200
-  enable_ecs_managed_tags            = true
-  propagate_tags                     = "SERVICE"
-
-  capacity_provider_strategy {
-    capacity_provider = var.capacity_provider
-    weight            = 1
-  }
-
-  deployment_circuit_breaker {
-    enable   = true
-    rollback = true
-  }
-
-  network_configuration {
-    subnets          = var.subnet_ids
-    security_groups  = concat([aws_security_group.this.id], var.extra_security_group_ids)
-    assign_public_ip = false
-  }
-
-  # The autoscaling policies own the task count after the first apply.
-  lifecycle {
-    ignore_changes = [desired_count]
-  }
-
-  tags = var.tags
+  kms_key_arn        = var.kms_key_arn
+  log_retention_days = var.log_retention_days
+  tags               = var.tags
 }
 
 # --- autoscaling -----------------------------------------------------------------------------
@@ -351,7 +203,7 @@ resource "aws_appautoscaling_target" "this" {
   scalable_dimension = "ecs:service:DesiredCount"
   min_capacity       = var.min_count
   max_capacity       = var.max_count
-  depends_on         = [aws_ecs_service.this]
+  depends_on         = [module.task]
 }
 
 # CPU: scoring is CPU-bound; target tracking scales out and back in.

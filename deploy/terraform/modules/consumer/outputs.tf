@@ -1,14 +1,14 @@
 output "service_name" {
   description = "Name of the consumer service."
-  value       = aws_ecs_service.this.name
+  value       = module.task.service_name
 }
 
 output "log_group_name" {
   description = "Log group of the consumer tasks."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.task.log_group_name
 }
 
 output "task_role_arn" {
   description = "Role of the consumer tasks."
-  value       = aws_iam_role.task.arn
+  value       = module.task.task_role_arn
 }

@@ -7,6 +7,17 @@ data "aws_partition" "current" {}
 locals {
   account_root = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"
   log_groups   = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:*"
+  # Use of the key by a service that encrypts for the project (CloudWatch Logs, EC2 Auto Scaling's
+  # volumes): no administration, no grant.
+  use_of_the_key = [
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+  ]
 }
 
 resource "aws_kms_key" "this" {
@@ -80,15 +91,7 @@ data "aws_iam_policy_document" "key" {
       type        = "Service"
       identifiers = ["logs.${data.aws_region.current.name}.amazonaws.com"]
     }
-    actions = [
-      "kms:Decrypt",
-      "kms:DescribeKey",
-      "kms:Encrypt",
-      "kms:GenerateDataKey",
-      "kms:GenerateDataKeyWithoutPlaintext",
-      "kms:ReEncryptFrom",
-      "kms:ReEncryptTo",
-    ]
+    actions = local.use_of_the_key
     # Wildcard resource: in a key policy "*" means "this key"; AWS requires it there.
     resources = ["*"]
     condition {
@@ -114,15 +117,7 @@ data "aws_iam_policy_document" "autoscaling" {
       type        = "AWS"
       identifiers = [var.autoscaling_service_linked_role_arn]
     }
-    actions = [
-      "kms:Decrypt",
-      "kms:DescribeKey",
-      "kms:Encrypt",
-      "kms:GenerateDataKey",
-      "kms:GenerateDataKeyWithoutPlaintext",
-      "kms:ReEncryptFrom",
-      "kms:ReEncryptTo",
-    ]
+    actions = local.use_of_the_key
     # Wildcard resource: in a key policy "*" means "this key"; AWS requires it there.
     resources = ["*"]
   }

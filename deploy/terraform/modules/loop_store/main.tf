@@ -35,189 +35,69 @@ locals {
     datasets = { prefix = local.institution_datasets, days = var.dataset_retention_days }
     runs     = { prefix = local.prefixes.runs, days = var.run_summary_retention_days }
   }
-}
 
-resource "aws_s3_bucket" "this" {
-  #checkov:skip=CKV_AWS_18:Only the consumer, training and state machine roles (and an optional outcomes importer) can reach the bucket, TLS-only and private; enable CloudTrail S3 data events at the organisation level for an access audit instead of a second bucket of logs about personal data.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes object events: the scheduled workflow reads the loop's prefixes when it runs.
-  #checkov:skip=CKV_AWS_144:A second copy of personal data in another region is a data-protection decision (and a second retention to enforce), left to each deployment; versioning protects against overwrites and deletes.
-  bucket        = local.bucket_name
-  force_destroy = var.force_destroy
-  tags          = var.tags
-}
-
-resource "aws_s3_bucket_public_access_block" "this" {
-  bucket                  = aws_s3_bucket.this.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "this" {
-  bucket = aws_s3_bucket.this.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
+  # Uploads the bucket policy refuses, by statement: the conditions under which it does.
+  sse    = "s3:x-amz-server-side-encryption"
+  key_id = "s3:x-amz-server-side-encryption-aws-kms-key-id"
+  denied_uploads = {
+    DenyOtherEncryption = [
+      { test = "Null", variable = local.sse, value = "false" },
+      { test = "StringNotEquals", variable = local.sse, value = "aws:kms" },
+    ]
+    DenyOtherKeys = [
+      { test = "Null", variable = local.key_id, value = "false" },
+      { test = "StringNotEquals", variable = local.key_id, value = var.kms_key_arn },
+    ]
+    DenyAwsManagedKey = [
+      { test = "StringEquals", variable = local.sse, value = "aws:kms" },
+      { test = "Null", variable = local.key_id, value = "true" },
+    ]
+    DenyCustomerProvidedKeys = [
+      { test = "Null", variable = "s3:x-amz-server-side-encryption-customer-algorithm", value = "false" },
+    ]
   }
 }
 
-resource "aws_s3_bucket_versioning" "this" {
-  bucket = aws_s3_bucket.this.id
-  versioning_configuration {
-    status = "Enabled"
-  }
+module "bucket" {
+  source                  = "../bucket"
+  name                    = local.bucket_name
+  kms_key_arn             = var.kms_key_arn
+  noncurrent_version_days = var.noncurrent_version_days
+  expire_delete_markers   = true
+  expiration              = local.retention
+  policy_documents        = [data.aws_iam_policy_document.encryption.json]
+  force_destroy           = var.force_destroy
+  tags                    = var.tags
 }
 
-resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
-  bucket = aws_s3_bucket.this.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = var.kms_key_arn
-    }
-    # One data key per bucket and period instead of a KMS request per object (captures are
-    # written once per batch per shard).
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "this" {
-  bucket = aws_s3_bucket.this.id
-
-  dynamic "rule" {
-    for_each = local.retention
-    content {
-      id     = "expire-${rule.key}"
-      status = "Enabled"
-      filter {
-        prefix = rule.value.prefix
-      }
-      expiration {
-        days = rule.value.days
-      }
-    }
-  }
-
-  rule {
-    id     = "old-versions-delete-markers-uploads"
-    status = "Enabled"
-    filter {}
-    noncurrent_version_expiration {
-      noncurrent_days = var.noncurrent_version_days
-    }
-    expiration {
-      expired_object_delete_marker = true
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.this]
-}
-
-# A deny-only policy: TLS only, and every object encrypted with the project key. Requests
+# Besides TLS only (modules/bucket): every object encrypted with the project key. Requests
 # without encryption headers get the bucket's default (SSE-KMS with the project key); requests
 # that ask for anything else are refused: another algorithm (SSE-S3, DSSE), another key,
 # `aws:kms` without a key (which would mean the AWS managed key aws/s3), or a customer key
-# (SSE-C). Deny statements may name every action; none of them grants anything.
-data "aws_iam_policy_document" "bucket" {
-  statement {
-    sid     = "DenyInsecureTransport"
-    effect  = "Deny"
-    actions = ["s3:*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    resources = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-  statement {
-    sid     = "DenyOtherEncryption"
-    effect  = "Deny"
-    actions = ["s3:PutObject"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    resources = ["${aws_s3_bucket.this.arn}/*"]
-    condition {
-      test     = "Null"
-      variable = "s3:x-amz-server-side-encryption"
-      values   = ["false"]
-    }
-    condition {
-      test     = "StringNotEquals"
-      variable = "s3:x-amz-server-side-encryption"
-      values   = ["aws:kms"]
+# (SSE-C). One Deny statement each (all the conditions of a statement must hold), none grants
+# anything.
+data "aws_iam_policy_document" "encryption" {
+  dynamic "statement" {
+    for_each = local.denied_uploads
+    content {
+      sid     = statement.key
+      effect  = "Deny"
+      actions = ["s3:PutObject"]
+      principals {
+        type        = "*"
+        identifiers = ["*"]
+      }
+      resources = ["${module.bucket.arn}/*"]
+      dynamic "condition" {
+        for_each = statement.value
+        content {
+          test     = condition.value.test
+          variable = condition.value.variable
+          values   = [condition.value.value]
+        }
+      }
     }
   }
-  statement {
-    sid     = "DenyOtherKeys"
-    effect  = "Deny"
-    actions = ["s3:PutObject"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    resources = ["${aws_s3_bucket.this.arn}/*"]
-    condition {
-      test     = "Null"
-      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = ["false"]
-    }
-    condition {
-      test     = "StringNotEquals"
-      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = [var.kms_key_arn]
-    }
-  }
-  statement {
-    sid     = "DenyAwsManagedKey"
-    effect  = "Deny"
-    actions = ["s3:PutObject"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    resources = ["${aws_s3_bucket.this.arn}/*"]
-    condition {
-      test     = "StringEquals"
-      variable = "s3:x-amz-server-side-encryption"
-      values   = ["aws:kms"]
-    }
-    condition {
-      test     = "Null"
-      variable = "s3:x-amz-server-side-encryption-aws-kms-key-id"
-      values   = ["true"]
-    }
-  }
-  statement {
-    sid     = "DenyCustomerProvidedKeys"
-    effect  = "Deny"
-    actions = ["s3:PutObject"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    resources = ["${aws_s3_bucket.this.arn}/*"]
-    condition {
-      test     = "Null"
-      variable = "s3:x-amz-server-side-encryption-customer-algorithm"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "this" {
-  bucket     = aws_s3_bucket.this.id
-  policy     = data.aws_iam_policy_document.bucket.json
-  depends_on = [aws_s3_bucket_public_access_block.this]
 }
 
 # --- the registrar's outcome uploads (optional) ----------------------------------------------
@@ -230,7 +110,7 @@ data "aws_iam_policy_document" "outcomes_importer" {
     sid       = "UploadOutcomes"
     effect    = "Allow"
     actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.this.arn}/${local.prefixes.outcomes}*"]
+    resources = ["${module.bucket.arn}/${local.prefixes.outcomes}*"]
   }
   statement {
     sid       = "EncryptWithTheProjectKey"

@@ -1,16 +1,16 @@
 output "bucket" {
   description = "Name of the loop's bucket."
-  value       = aws_s3_bucket.this.bucket
+  value       = module.bucket.bucket
 }
 
 output "bucket_arn" {
   description = "ARN of the loop's bucket."
-  value       = aws_s3_bucket.this.arn
+  value       = module.bucket.arn
 }
 
 output "uri" {
   description = "LOOP_URI of the consumer and the training job (the bucket's root)."
-  value       = "s3://${aws_s3_bucket.this.bucket}/"
+  value       = "s3://${module.bucket.bucket}/"
 }
 
 output "prefixes" {
@@ -20,7 +20,7 @@ output "prefixes" {
 
 output "uci_mirror_uri" {
   description = "UCI_MIRROR_URI: the UCI file's copy (scripts/aws/seed-data.sh uploads it once)."
-  value       = "s3://${aws_s3_bucket.this.bucket}/${local.uci_mirror_key}"
+  value       = "s3://${module.bucket.bucket}/${local.uci_mirror_key}"
 }
 
 output "uci_mirror_key" {

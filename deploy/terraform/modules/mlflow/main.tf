@@ -39,160 +39,16 @@ resource "aws_secretsmanager_secret" "auth" {
 }
 
 # --- artifact bucket -------------------------------------------------------------------------
-resource "aws_s3_bucket" "artifacts" {
-  #checkov:skip=CKV_AWS_18:Only the MLflow server's task role can reach the bucket (TLS-only, no public access); enable CloudTrail S3 data events at the organisation level for an access audit instead of a second, unencrypted log bucket.
-  #checkov:skip=CKV2_AWS_62:Nothing consumes artifact events; the registry (not the bucket) announces new model versions.
-  #checkov:skip=CKV_AWS_144:Versioning plus the database backups protect the registry; a second region is a disaster-recovery choice left to each deployment.
-  bucket        = local.bucket_name
-  force_destroy = var.force_destroy
-  tags          = var.tags
-}
-
-resource "aws_s3_bucket_public_access_block" "artifacts" {
-  bucket                  = aws_s3_bucket.artifacts.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_versioning" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = var.kms_key_arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "artifacts" {
-  bucket = aws_s3_bucket.artifacts.id
-
-  rule {
-    id     = "old-versions-and-uploads"
-    status = "Enabled"
-    filter {}
-    noncurrent_version_expiration {
-      noncurrent_days = var.noncurrent_version_days
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-
-  depends_on = [aws_s3_bucket_versioning.artifacts]
-}
-
-data "aws_iam_policy_document" "artifacts_bucket" {
-  # A deny-only policy: no request without TLS. Deny statements may name every action (that is
-  # what makes them safe); no statement here grants anything.
-  statement {
-    sid     = "DenyInsecureTransport"
-    effect  = "Deny"
-    actions = ["s3:*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    resources = [aws_s3_bucket.artifacts.arn, "${aws_s3_bucket.artifacts.arn}/*"]
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "artifacts" {
-  bucket     = aws_s3_bucket.artifacts.id
-  policy     = data.aws_iam_policy_document.artifacts_bucket.json
-  depends_on = [aws_s3_bucket_public_access_block.artifacts]
+module "artifacts" {
+  source                  = "../bucket"
+  name                    = local.bucket_name
+  kms_key_arn             = var.kms_key_arn
+  noncurrent_version_days = var.noncurrent_version_days
+  force_destroy           = var.force_destroy
+  tags                    = var.tags
 }
 
 # --- database --------------------------------------------------------------------------------
-# Whoever can register a model version runs code in the consumers: the registry answers only
-# the tasks that carry the clients group (consumer, training) and the operators' VPN/bastion
-# CIDRs (var.operator_cidr_blocks), never the whole VPC. Rules are separate resources because the
-# two groups refer to each other.
-resource "aws_security_group" "clients" {
-  #checkov:skip=CKV2_AWS_5:Attached to the consumer service and the training task through their modules' extra_security_group_ids (and the state machine's RunTask parameters), which static analysis cannot follow.
-  name        = "${var.name}-clients"
-  description = "Attached to tasks that may call the MLflow server (consumer, training)"
-  vpc_id      = var.vpc_id
-  tags        = var.tags
-}
-
-resource "aws_vpc_security_group_egress_rule" "clients_to_server" {
-  security_group_id            = aws_security_group.clients.id
-  description                  = "MLflow API"
-  ip_protocol                  = "tcp"
-  from_port                    = local.port
-  to_port                      = local.port
-  referenced_security_group_id = aws_security_group.server.id
-  tags                         = var.tags
-}
-
-resource "aws_vpc_security_group_ingress_rule" "server_from_clients" {
-  security_group_id            = aws_security_group.server.id
-  description                  = "MLflow API from its clients (consumer, training)"
-  ip_protocol                  = "tcp"
-  from_port                    = local.port
-  to_port                      = local.port
-  referenced_security_group_id = aws_security_group.clients.id
-  tags                         = var.tags
-}
-
-resource "aws_vpc_security_group_ingress_rule" "server_from_operators" {
-  for_each          = toset(var.operator_cidr_blocks)
-  security_group_id = aws_security_group.server.id
-  description       = "MLflow UI and API from the operators' VPN or bastion"
-  ip_protocol       = "tcp"
-  from_port         = local.port
-  to_port           = local.port
-  cidr_ipv4         = each.value
-  tags              = var.tags
-}
-
-resource "aws_security_group" "server" {
-  name        = "${var.name}-server"
-  description = "MLflow server tasks"
-  vpc_id      = var.vpc_id
-
-  egress {
-    description = "HTTPS to S3, Secrets Manager, ECR and CloudWatch Logs"
-    from_port   = 443
-    to_port     = 443
-    protocol    = "tcp"
-    cidr_blocks = ["0.0.0.0/0"]
-  }
-
-  egress {
-    description = "PostgreSQL inside the VPC"
-    from_port   = 5432
-    to_port     = 5432
-    protocol    = "tcp"
-    cidr_blocks = [var.vpc_cidr_block]
-  }
-
-  tags = var.tags
-}
-
 resource "aws_security_group" "database" {
   name        = "${var.name}-database"
   description = "MLflow backend store: PostgreSQL from the MLflow server only"
@@ -203,7 +59,7 @@ resource "aws_security_group" "database" {
     from_port       = 5432
     to_port         = 5432
     protocol        = "tcp"
-    security_groups = [aws_security_group.server.id]
+    security_groups = [module.task.security_group_id]
   }
 
   tags = var.tags
@@ -276,97 +132,13 @@ resource "aws_db_instance" "this" {
 }
 
 # --- server ----------------------------------------------------------------------------------
-resource "aws_cloudwatch_log_group" "this" {
-  name              = "/dropout/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account]
-    }
-  }
-}
-
-resource "aws_iam_role" "execution" {
-  name               = "${var.name}-execution"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-data "aws_iam_policy_document" "execution" {
-  statement {
-    sid     = "EcrLogin"
-    effect  = "Allow"
-    actions = ["ecr:GetAuthorizationToken"]
-    # Wildcard resource: ecr:GetAuthorizationToken supports no resource-level permissions.
-    resources = ["*"]
-  }
-  statement {
-    sid    = "PullTheImage"
-    effect = "Allow"
-    actions = [
-      "ecr:BatchCheckLayerAvailability",
-      "ecr:BatchGetImage",
-      "ecr:GetDownloadUrlForLayer",
-    ]
-    resources = [var.ecr_repository_arn]
-  }
-  statement {
-    # The master password only for the one-time rds_iam grant (the entry point drops it), and
-    # the registry's own credentials.
-    sid       = "ReadTheTaskSecrets"
-    effect    = "Allow"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = concat([aws_db_instance.this.master_user_secret[0].secret_arn], [for s in aws_secretsmanager_secret.auth : s.arn])
-  }
-  statement {
-    sid       = "DecryptImageAndSecret"
-    effect    = "Allow"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
-  }
-  statement {
-    sid    = "WriteLogs"
-    effect = "Allow"
-    actions = [
-      "logs:CreateLogStream",
-      "logs:PutLogEvents",
-    ]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
-  }
-}
-
-resource "aws_iam_role_policy" "execution" {
-  name   = "pull-image-read-secret-write-logs"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
-}
-
-resource "aws_iam_role" "task" {
-  name               = "${var.name}-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
 # The server reads and writes artifacts in its bucket and connects to its database; nothing else.
 data "aws_iam_policy_document" "task" {
   statement {
     sid       = "ListArtifacts"
     effect    = "Allow"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.artifacts.arn]
+    resources = [module.artifacts.arn]
   }
   statement {
     sid    = "ReadWriteArtifacts"
@@ -376,7 +148,7 @@ data "aws_iam_policy_document" "task" {
       "s3:GetObject",
       "s3:PutObject",
     ]
-    resources = ["${aws_s3_bucket.artifacts.arn}/*"]
+    resources = ["${module.artifacts.arn}/*"]
   }
   statement {
     sid    = "BucketEncryptionKey"
@@ -396,12 +168,6 @@ data "aws_iam_policy_document" "task" {
   }
 }
 
-resource "aws_iam_role_policy" "task" {
-  name   = "artifact-store"
-  role   = aws_iam_role.task.id
-  policy = data.aws_iam_policy_document.task.json
-}
-
 resource "aws_service_discovery_private_dns_namespace" "this" {
   name        = var.dns_namespace
   description = "Private names of the dropout services"
@@ -409,51 +175,54 @@ resource "aws_service_discovery_private_dns_namespace" "this" {
   tags        = var.tags
 }
 
-resource "aws_service_discovery_service" "this" {
-  name = "mlflow"
-
-  dns_config {
-    namespace_id   = aws_service_discovery_private_dns_namespace.this.id
-    routing_policy = "MULTIVALUE"
-    dns_records {
-      type = "A"
-      ttl  = 10
+# Whoever can register a model version runs code in the consumers: the registry answers only
+# the tasks that carry the clients group (consumer, training) and the operators' VPN/bastion
+# CIDRs (var.operator_cidr_blocks), never the whole VPC.
+module "task" {
+  source                   = "../ecs_task"
+  name                     = var.name
+  requires_compatibilities = var.requires_compatibilities
+  cpu                      = var.cpu
+  memory                   = var.memory
+  ecr_repository_arns      = [var.ecr_repository_arn]
+  # The master password only for the one-time rds_iam grant (the entry point drops it), and
+  # the registry's own credentials.
+  secret_arns      = concat([aws_db_instance.this.master_user_secret[0].secret_arn], [for s in aws_secretsmanager_secret.auth : s.arn])
+  task_policy_name = "artifact-store"
+  task_policy_json = data.aws_iam_policy_document.task.json
+  vpc_id           = var.vpc_id
+  security_group = {
+    name              = "${var.name}-server"
+    description       = "MLflow server tasks"
+    https_description = "HTTPS to S3, Secrets Manager, ECR and CloudWatch Logs"
+    egress            = [{ description = "PostgreSQL inside the VPC", port = 5432, cidr_blocks = [var.vpc_cidr_block] }]
+  }
+  service = {
+    cluster_arn       = var.cluster_arn
+    capacity_provider = var.capacity_provider
+    subnet_ids        = var.subnet_ids
+    desired_count     = var.desired_count
+    endpoint = {
+      dns_name     = "mlflow"
+      namespace_id = aws_service_discovery_private_dns_namespace.this.id
+      port         = local.port
+      cidr_blocks  = var.operator_cidr_blocks
+      descriptions = {
+        clients_group       = "Attached to tasks that may call the MLflow server (consumer, training)"
+        clients_to_server   = "MLflow API"
+        server_from_clients = "MLflow API from its clients (consumer, training)"
+        server_from_cidrs   = "MLflow UI and API from the operators' VPN or bastion"
+      }
     }
   }
 
-  health_check_custom_config {
-    failure_threshold = 1
-  }
-
-  tags = var.tags
-}
-
-resource "aws_ecs_task_definition" "this" {
-  family                   = var.name
-  requires_compatibilities = [var.requires_compatibilities]
-  network_mode             = "awsvpc"
-  cpu                      = var.cpu
-  memory                   = var.memory
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
-  }
-
-  volume {
-    name = "tmp"
-  }
-
-  container_definitions = jsonencode([
+  volumes = ["tmp"]
+  containers = [
     {
-      name                   = "mlflow"
-      image                  = var.image
-      essential              = true
-      readonlyRootFilesystem = true
-      user                   = "10001:10001"
-      portMappings           = [{ containerPort = local.port, protocol = "tcp", name = "http" }]
+      name         = "mlflow"
+      image        = var.image
+      user         = "10001:10001"
+      portMappings = [{ containerPort = local.port, protocol = "tcp", name = "http" }]
       environment = [
         { name = "DB_HOST", value = aws_db_instance.this.address },
         { name = "DB_PORT", value = tostring(aws_db_instance.this.port) },
@@ -462,7 +231,7 @@ resource "aws_ecs_task_definition" "this" {
         { name = "DB_SSLMODE", value = "require" },
         { name = "DB_IAM_AUTH", value = "true" },
         { name = "MLFLOW_AUTH_ADMIN_USERNAME", value = local.admin_username },
-        { name = "MLFLOW_ARTIFACTS_DESTINATION", value = "s3://${aws_s3_bucket.artifacts.bucket}/artifacts" },
+        { name = "MLFLOW_ARTIFACTS_DESTINATION", value = "s3://${module.artifacts.bucket}/artifacts" },
         { name = "MLFLOW_SERVER_ALLOWED_HOSTS", value = "${local.dns_name},${local.dns_name}:${local.port},localhost:*,127.0.0.1:*" },
         { name = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", value = "false" },
         { name = "MLFLOW_WORKERS", value = tostring(var.workers) },
@@ -485,25 +254,16 @@ resource "aws_ecs_task_definition" "this" {
       }
       stopTimeout     = 30
       linuxParameters = { initProcessEnabled = true }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.this.name
-          awslogs-region        = local.region
-          awslogs-stream-prefix = "mlflow"
-        }
-      }
     },
     {
       # Users and grants (docker/mlflow_auth_bootstrap.py), idempotent, once the server is
       # healthy; it exits and the task keeps running (not essential).
-      name                   = "auth-bootstrap"
-      image                  = var.image
-      essential              = false
-      readonlyRootFilesystem = true
-      user                   = "10001:10001"
-      entryPoint             = ["python", "/opt/dropout/mlflow_auth_bootstrap.py"]
-      dependsOn              = [{ containerName = "mlflow", condition = "HEALTHY" }]
+      name       = "auth-bootstrap"
+      image      = var.image
+      essential  = false
+      user       = "10001:10001"
+      entryPoint = ["python", "/opt/dropout/mlflow_auth_bootstrap.py"]
+      dependsOn  = [{ containerName = "mlflow", condition = "HEALTHY" }]
       environment = [
         { name = "MLFLOW_TRACKING_URI", value = "http://127.0.0.1:${local.port}" },
         { name = "MLFLOW_AUTH_ADMIN_USERNAME", value = local.admin_username },
@@ -518,49 +278,10 @@ resource "aws_ecs_task_definition" "this" {
         { name = "MLFLOW_CONSUMER_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["consumer-password"].arn },
       ]
       mountPoints = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.this.name
-          awslogs-region        = local.region
-          awslogs-stream-prefix = "auth-bootstrap"
-        }
-      }
     }
-  ])
+  ]
 
-  tags = var.tags
-}
-
-resource "aws_ecs_service" "this" {
-  name                               = var.name
-  cluster                            = var.cluster_arn
-  task_definition                    = aws_ecs_task_definition.this.arn
-  desired_count                      = var.desired_count
-  deployment_minimum_healthy_percent = 100
-  deployment_maximum_percent         = 200
-  enable_ecs_managed_tags            = true
-  propagate_tags                     = "SERVICE"
-
-  capacity_provider_strategy {
-    capacity_provider = var.capacity_provider
-    weight            = 1
-  }
-
-  deployment_circuit_breaker {
-    enable   = true
-    rollback = true
-  }
-
-  network_configuration {
-    subnets          = var.subnet_ids
-    security_groups  = [aws_security_group.server.id]
-    assign_public_ip = false
-  }
-
-  service_registries {
-    registry_arn = aws_service_discovery_service.this.arn
-  }
-
-  tags = var.tags
+  kms_key_arn        = var.kms_key_arn
+  log_retention_days = var.log_retention_days
+  tags               = var.tags
 }

@@ -10,12 +10,12 @@ output "port" {
 
 output "client_security_group_id" {
   description = "Security group that lets a task call the MLflow server."
-  value       = aws_security_group.clients.id
+  value       = module.task.client_security_group_id
 }
 
 output "artifact_bucket" {
   description = "S3 bucket of the MLflow artifacts."
-  value       = aws_s3_bucket.artifacts.bucket
+  value       = module.artifacts.bucket
 }
 
 output "database_endpoint" {

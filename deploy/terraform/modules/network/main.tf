@@ -5,8 +5,6 @@ data "aws_availability_zones" "available" {
   state = "available"
 }
 
-data "aws_caller_identity" "current" {}
-
 data "aws_region" "current" {}
 
 locals {
@@ -118,29 +116,6 @@ resource "aws_cloudwatch_log_group" "flow_logs" {
   tags              = var.tags
 }
 
-data "aws_iam_policy_document" "flow_logs_assume" {
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["vpc-flow-logs.amazonaws.com"]
-    }
-    # Confused deputy: only flow logs of this account may use the role.
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-}
-
-resource "aws_iam_role" "flow_logs" {
-  name               = "${var.name}-vpc-flow-logs"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
-  tags               = var.tags
-}
-
 data "aws_iam_policy_document" "flow_logs" {
   statement {
     sid    = "WriteFlowLogs"
@@ -154,16 +129,19 @@ data "aws_iam_policy_document" "flow_logs" {
   }
 }
 
-resource "aws_iam_role_policy" "flow_logs" {
-  name   = "write-flow-logs"
-  role   = aws_iam_role.flow_logs.id
-  policy = data.aws_iam_policy_document.flow_logs.json
+module "flow_logs_role" {
+  source      = "../service_role"
+  name        = "${var.name}-vpc-flow-logs"
+  service     = "vpc-flow-logs.amazonaws.com"
+  policy_name = "write-flow-logs"
+  policy_json = data.aws_iam_policy_document.flow_logs.json
+  tags        = var.tags
 }
 
 resource "aws_flow_log" "this" {
   vpc_id          = aws_vpc.this.id
   traffic_type    = "ALL"
   log_destination = aws_cloudwatch_log_group.flow_logs.arn
-  iam_role_arn    = aws_iam_role.flow_logs.arn
+  iam_role_arn    = module.flow_logs_role.arn
   tags            = var.tags
 }

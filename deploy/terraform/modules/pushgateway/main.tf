@@ -7,170 +7,52 @@
 # group (training) and by the scrapers' CIDRs. The figures live in memory: a replaced task
 # starts empty, and the next monitor run (every deploy starts one, then the schedule) pushes
 # them again; the DropoutLoopMonitorStale alert says when pushes stop.
-data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-
 locals {
-  region    = data.aws_region.current.name
-  account   = data.aws_caller_identity.current.account_id
   port      = 9091
   container = "pushgateway"
   dns_name  = "pushgateway.${var.dns_namespace}"
 }
 
-resource "aws_cloudwatch_log_group" "this" {
-  name              = "/dropout/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account]
-    }
-  }
-}
-
-# The ECS agent only ships the output to the log group: the image is public, there is no secret.
-resource "aws_iam_role" "execution" {
-  name               = "${var.name}-execution"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-data "aws_iam_policy_document" "execution" {
-  statement {
-    sid    = "WriteLogs"
-    effect = "Allow"
-    actions = [
-      "logs:CreateLogStream",
-      "logs:PutLogEvents",
-    ]
-    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
-  }
-}
-
-resource "aws_iam_role_policy" "execution" {
-  name   = "write-logs"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
-}
-
-# The Pushgateway calls no AWS API: its task role has no permission.
-resource "aws_iam_role" "task" {
-  name               = "${var.name}-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-# --- network: the clients group pushes, the scrapers' CIDRs read -----------------------------
-# The Pushgateway has no authentication of its own, so only these can connect. Rules are
-# separate resources because the two groups refer to each other.
-resource "aws_security_group" "clients" {
-  #checkov:skip=CKV2_AWS_5:Attached to the training task through modules/training's extra_security_group_ids (and the state machine's RunTask parameters), which static analysis cannot follow.
-  name        = "${var.name}-clients"
-  description = "Attached to tasks that may push to the Pushgateway (training)"
-  vpc_id      = var.vpc_id
-  tags        = var.tags
-}
-
-resource "aws_vpc_security_group_egress_rule" "clients_to_server" {
-  security_group_id            = aws_security_group.clients.id
-  description                  = "Pushgateway API"
-  ip_protocol                  = "tcp"
-  from_port                    = local.port
-  to_port                      = local.port
-  referenced_security_group_id = aws_security_group.server.id
-  tags                         = var.tags
-}
-
-resource "aws_vpc_security_group_ingress_rule" "server_from_clients" {
-  security_group_id            = aws_security_group.server.id
-  description                  = "Pushes from its clients (training)"
-  ip_protocol                  = "tcp"
-  from_port                    = local.port
-  to_port                      = local.port
-  referenced_security_group_id = aws_security_group.clients.id
-  tags                         = var.tags
-}
-
-resource "aws_vpc_security_group_ingress_rule" "server_from_scrapers" {
-  for_each          = toset(var.scraper_cidr_blocks)
-  security_group_id = aws_security_group.server.id
-  description       = "Prometheus scrapes /metrics"
-  ip_protocol       = "tcp"
-  from_port         = local.port
-  to_port           = local.port
-  cidr_ipv4         = each.value
-  tags              = var.tags
-}
-
-resource "aws_security_group" "server" {
-  name        = "${var.name}-server"
-  description = "Pushgateway tasks: pushes from the clients group, scrapes from the scrapers"
-  vpc_id      = var.vpc_id
-
-  egress {
-    description = "HTTPS: the image pull and CloudWatch Logs"
-    from_port   = 443
-    to_port     = 443
-    protocol    = "tcp"
-    cidr_blocks = ["0.0.0.0/0"]
-  }
-
-  tags = var.tags
-}
-
-# --- service ---------------------------------------------------------------------------------
-resource "aws_service_discovery_service" "this" {
-  name = "pushgateway"
-
-  dns_config {
-    namespace_id   = var.dns_namespace_id
-    routing_policy = "MULTIVALUE"
-    dns_records {
-      type = "A"
-      ttl  = 10
-    }
-  }
-
-  health_check_custom_config {
-    failure_threshold = 1
-  }
-
-  tags = var.tags
-}
-
-resource "aws_ecs_task_definition" "this" {
-  family                   = var.name
-  requires_compatibilities = [var.requires_compatibilities]
-  network_mode             = "awsvpc"
+module "task" {
+  source                   = "../ecs_task"
+  name                     = var.name
+  requires_compatibilities = var.requires_compatibilities
   cpu                      = var.cpu
   memory                   = var.memory
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
+  vpc_id                   = var.vpc_id
+  # No ecr_repository_arns, secret_arns or task policy: the image is public and there is no
+  # secret (the ECS agent only ships the output to the log group), and the Pushgateway calls no
+  # AWS API (its task role has no permission).
+  security_group = {
+    name              = "${var.name}-server"
+    description       = "Pushgateway tasks: pushes from the clients group, scrapes from the scrapers"
+    https_description = "HTTPS: the image pull and CloudWatch Logs"
+  }
+  # The Pushgateway has no authentication of its own: the clients group pushes (training), the
+  # scrapers' CIDRs read, nothing else connects.
+  service = {
+    cluster_arn       = var.cluster_arn
+    capacity_provider = var.capacity_provider
+    subnet_ids        = var.subnet_ids
+    desired_count     = 1
+    endpoint = {
+      dns_name     = "pushgateway"
+      namespace_id = var.dns_namespace_id
+      port         = local.port
+      cidr_blocks  = var.scraper_cidr_blocks
+      descriptions = {
+        clients_group       = "Attached to tasks that may push to the Pushgateway (training)"
+        clients_to_server   = "Pushgateway API"
+        server_from_clients = "Pushes from its clients (training)"
+        server_from_cidrs   = "Prometheus scrapes /metrics"
+      }
+    }
   }
 
-  container_definitions = jsonencode([
+  containers = [
     {
-      name                   = local.container
-      image                  = var.image
-      essential              = true
-      readonlyRootFilesystem = true
+      name  = local.container
+      image = var.image
       # The image's own user (nobody).
       user = "65534:65534"
       # In memory only (no persistence file: the root file system is read-only).
@@ -185,49 +67,10 @@ resource "aws_ecs_task_definition" "this" {
         startPeriod = 15
       }
       stopTimeout = 10
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.this.name
-          awslogs-region        = local.region
-          awslogs-stream-prefix = "pushgateway"
-        }
-      }
     }
-  ])
+  ]
 
-  tags = var.tags
-}
-
-resource "aws_ecs_service" "this" {
-  name                               = var.name
-  cluster                            = var.cluster_arn
-  task_definition                    = aws_ecs_task_definition.this.arn
-  desired_count                      = 1
-  deployment_minimum_healthy_percent = 100
-  deployment_maximum_percent         = 200
-  enable_ecs_managed_tags            = true
-  propagate_tags                     = "SERVICE"
-
-  capacity_provider_strategy {
-    capacity_provider = var.capacity_provider
-    weight            = 1
-  }
-
-  deployment_circuit_breaker {
-    enable   = true
-    rollback = true
-  }
-
-  network_configuration {
-    subnets          = var.subnet_ids
-    security_groups  = [aws_security_group.server.id]
-    assign_public_ip = false
-  }
-
-  service_registries {
-    registry_arn = aws_service_discovery_service.this.arn
-  }
-
-  tags = var.tags
+  kms_key_arn        = var.kms_key_arn
+  log_retention_days = var.log_retention_days
+  tags               = var.tags
 }

@@ -10,10 +10,10 @@ output "scrape_target" {
 
 output "client_security_group_id" {
   description = "Security group that lets a task push to the Pushgateway."
-  value       = aws_security_group.clients.id
+  value       = module.task.client_security_group_id
 }
 
 output "service_name" {
   description = "ECS service of the Pushgateway."
-  value       = aws_ecs_service.this.name
+  value       = module.task.service_name
 }

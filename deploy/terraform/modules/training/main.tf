@@ -16,6 +16,8 @@ locals {
   task_definition_family_arn = "arn:${local.partition}:ecs:${local.region}:${local.account}:task-definition/${var.name}:*"
   cluster_tasks_arn          = "arn:${local.partition}:ecs:${local.region}:${local.account}:task/${var.cluster_name}/*"
   ecs_events_rule_arn        = "arn:${local.partition}:events:${local.region}:${local.account}:rule/StepFunctionsGetEventsForECSTaskRule"
+  # The state machine's own ARN (its name is var.name): the scheduler's role may start it.
+  state_machine_arn = "arn:${local.partition}:states:${local.region}:${local.account}:stateMachine:${var.name}"
 
   # The loop's prefixes (common/capture_format.py) and the run summaries' folder.
   captures             = "${var.loop_bucket_arn}/captures/*"
@@ -49,89 +51,7 @@ locals {
   }
 }
 
-resource "aws_cloudwatch_log_group" "task" {
-  name              = "/dropout/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
 # --- the training task -----------------------------------------------------------------------
-data "aws_iam_policy_document" "ecs_tasks_assume" {
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["ecs-tasks.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account]
-    }
-  }
-}
-
-resource "aws_iam_role" "execution" {
-  name               = "${var.name}-execution"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
-data "aws_iam_policy_document" "execution" {
-  statement {
-    sid     = "EcrLogin"
-    effect  = "Allow"
-    actions = ["ecr:GetAuthorizationToken"]
-    # Wildcard resource: ecr:GetAuthorizationToken supports no resource-level permissions.
-    resources = ["*"]
-  }
-  statement {
-    sid    = "PullTheImage"
-    effect = "Allow"
-    actions = [
-      "ecr:BatchCheckLayerAvailability",
-      "ecr:BatchGetImage",
-      "ecr:GetDownloadUrlForLayer",
-    ]
-    resources = [var.ecr_repository_arn]
-  }
-  statement {
-    sid       = "DecryptTheImageAndSecret"
-    effect    = "Allow"
-    actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
-  }
-  statement {
-    sid       = "ReadTheRegistryPassword"
-    effect    = "Allow"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.mlflow_password_secret_arn]
-  }
-  statement {
-    sid    = "WriteLogs"
-    effect = "Allow"
-    actions = [
-      "logs:CreateLogStream",
-      "logs:PutLogEvents",
-    ]
-    resources = ["${aws_cloudwatch_log_group.task.arn}:*"]
-  }
-}
-
-resource "aws_iam_role_policy" "execution" {
-  name   = "pull-image-read-secret-write-logs"
-  role   = aws_iam_role.execution.id
-  policy = data.aws_iam_policy_document.execution.json
-}
-
-resource "aws_iam_role" "task" {
-  name               = "${var.name}-task"
-  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
-  tags               = var.tags
-}
-
 # The training job talks to the MLflow server (artifacts go through it), the Pushgateway, and
 # the loop's bucket: it reads captures, outcomes and datasets (the UCI mirror among them), and
 # writes the datasets it builds and its run summaries. It cannot touch the UCI mirror, write a
@@ -171,78 +91,46 @@ data "aws_iam_policy_document" "task" {
   }
 }
 
-resource "aws_iam_role_policy" "task" {
-  name   = "learning-loop-store"
-  role   = aws_iam_role.task.id
-  policy = data.aws_iam_policy_document.task.json
-}
-
-resource "aws_security_group" "this" {
-  #checkov:skip=CKV2_AWS_5:Attached at run time: the state machine's RunTask parameters (NetworkConfiguration) name this group, which static analysis cannot follow.
-  name        = var.name
-  description = "Training tasks: HTTPS out (dataset download, AWS APIs); MLflow via the clients group"
-  vpc_id      = var.vpc_id
-
-  egress {
-    description = "HTTPS: the UCI dataset download, ECR and CloudWatch Logs"
-    from_port   = 443
-    to_port     = 443
-    protocol    = "tcp"
-    cidr_blocks = ["0.0.0.0/0"]
-  }
-
-  tags = var.tags
-}
-
-resource "aws_ecs_task_definition" "this" {
-  family                   = var.name
-  requires_compatibilities = [var.requires_compatibilities]
-  network_mode             = "awsvpc"
+module "task" {
+  source                   = "../ecs_task"
+  name                     = var.name
+  requires_compatibilities = var.requires_compatibilities
   cpu                      = var.cpu
   memory                   = var.memory
-  execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.task.arn
-
-  runtime_platform {
-    operating_system_family = "LINUX"
-    cpu_architecture        = "X86_64"
+  ecr_repository_arns      = [var.ecr_repository_arn]
+  # The registry password (the container's secrets), read by the ECS agent at task start.
+  secret_arns      = [var.mlflow_password_secret_arn]
+  task_policy_name = "learning-loop-store"
+  task_policy_json = data.aws_iam_policy_document.task.json
+  vpc_id           = var.vpc_id
+  # No service: the state machine runs the task, with this group (RunTask parameters).
+  security_group = {
+    name              = var.name
+    description       = "Training tasks: HTTPS out (dataset download, AWS APIs); MLflow via the clients group"
+    https_description = "HTTPS: the UCI dataset download, ECR and CloudWatch Logs"
   }
 
-  volume {
-    name = "work"
-  }
-  volume {
-    name = "tmp"
-  }
-
-  container_definitions = jsonencode([
+  volumes = ["work", "tmp"]
+  containers = [
     {
-      name                   = local.container
-      image                  = var.image
-      essential              = true
-      readonlyRootFilesystem = true
-      user                   = "10001:10001"
-      command                = var.command
-      environment            = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
-      secrets                = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow_password_secret_arn }]
+      name        = local.container
+      image       = var.image
+      user        = "10001:10001"
+      command     = var.command
+      environment = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
+      secrets     = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow_password_secret_arn }]
       mountPoints = [
         { sourceVolume = "work", containerPath = "/var/lib/training", readOnly = false },
         { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
       ]
       stopTimeout     = 60
       linuxParameters = { initProcessEnabled = true }
-      logConfiguration = {
-        logDriver = "awslogs"
-        options = {
-          awslogs-group         = aws_cloudwatch_log_group.task.name
-          awslogs-region        = local.region
-          awslogs-stream-prefix = "training"
-        }
-      }
     }
-  ])
+  ]
 
-  tags = var.tags
+  kms_key_arn        = var.kms_key_arn
+  log_retention_days = var.log_retention_days
+  tags               = var.tags
 }
 
 # --- outcome notifications -------------------------------------------------------------------
@@ -266,28 +154,6 @@ resource "aws_cloudwatch_log_group" "state_machine" {
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
   tags              = var.tags
-}
-
-data "aws_iam_policy_document" "states_assume" {
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["states.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account]
-    }
-  }
-}
-
-resource "aws_iam_role" "state_machine" {
-  name               = "${var.name}-state-machine"
-  assume_role_policy = data.aws_iam_policy_document.states_assume.json
-  tags               = var.tags
 }
 
 data "aws_iam_policy_document" "state_machine" {
@@ -327,7 +193,7 @@ data "aws_iam_policy_document" "state_machine" {
     sid       = "PassTheTaskRoles"
     effect    = "Allow"
     actions   = ["iam:PassRole"]
-    resources = [aws_iam_role.execution.arn, aws_iam_role.task.arn]
+    resources = [module.task.execution_role_arn, module.task.task_role_arn]
     condition {
       test     = "StringEquals"
       variable = "iam:PassedToService"
@@ -388,12 +254,6 @@ data "aws_iam_policy_document" "state_machine" {
   }
 }
 
-resource "aws_iam_role_policy" "state_machine" {
-  name   = "run-training-notify"
-  role   = aws_iam_role.state_machine.id
-  policy = data.aws_iam_policy_document.state_machine.json
-}
-
 module "workflow" {
   source                = "../retraining_workflow"
   name                  = var.name
@@ -403,10 +263,10 @@ module "workflow" {
   container_name        = local.container
   capacity_provider     = var.capacity_provider
   subnet_ids            = var.subnet_ids
-  security_group_ids    = concat([aws_security_group.this.id], var.extra_security_group_ids)
+  security_group_ids    = concat([module.task.security_group_id], var.extra_security_group_ids)
   topic_arn             = aws_sns_topic.outcome.arn
   loop_bucket           = var.loop_bucket
-  task_log_group        = aws_cloudwatch_log_group.task.name
+  task_log_group        = module.task.log_group_name
   model_alias           = var.model_alias
   step_timeout_seconds  = var.step_timeout_seconds
   train_timeout_seconds = var.task_timeout_seconds
@@ -415,7 +275,7 @@ module "workflow" {
 
 resource "aws_sfn_state_machine" "this" {
   name     = var.name
-  role_arn = aws_iam_role.state_machine.arn
+  role_arn = module.role["state-machine"].arn
   type     = "STANDARD"
 
   definition = module.workflow.definition
@@ -434,34 +294,12 @@ resource "aws_sfn_state_machine" "this" {
 }
 
 # --- schedule --------------------------------------------------------------------------------
-data "aws_iam_policy_document" "scheduler_assume" {
-  statement {
-    effect  = "Allow"
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["scheduler.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account]
-    }
-  }
-}
-
-resource "aws_iam_role" "scheduler" {
-  name               = "${var.name}-scheduler"
-  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
-  tags               = var.tags
-}
-
 data "aws_iam_policy_document" "scheduler" {
   statement {
     sid       = "StartTraining"
     effect    = "Allow"
     actions   = ["states:StartExecution"]
-    resources = [aws_sfn_state_machine.this.arn]
+    resources = [local.state_machine_arn]
   }
   statement {
     sid       = "EncryptedSchedule"
@@ -471,10 +309,19 @@ data "aws_iam_policy_document" "scheduler" {
   }
 }
 
-resource "aws_iam_role_policy" "scheduler" {
-  name   = "start-training"
-  role   = aws_iam_role.scheduler.id
-  policy = data.aws_iam_policy_document.scheduler.json
+# --- roles of the state machine and the schedule ----------------------------------------------
+# Each trusts its service, for this account only.
+module "role" {
+  source = "../service_role"
+  for_each = {
+    state-machine = { service = "states.amazonaws.com", policy_name = "run-training-notify", policy_json = data.aws_iam_policy_document.state_machine.json }
+    scheduler     = { service = "scheduler.amazonaws.com", policy_name = "start-training", policy_json = data.aws_iam_policy_document.scheduler.json }
+  }
+  name        = "${var.name}-${each.key}"
+  service     = each.value.service
+  policy_name = each.value.policy_name
+  policy_json = each.value.policy_json
+  tags        = var.tags
 }
 
 resource "aws_scheduler_schedule" "this" {
@@ -492,7 +339,7 @@ resource "aws_scheduler_schedule" "this" {
 
   target {
     arn      = aws_sfn_state_machine.this.arn
-    role_arn = aws_iam_role.scheduler.arn
+    role_arn = module.role["scheduler"].arn
     input    = jsonencode({})
 
     retry_policy {

@@ -5,7 +5,7 @@ output "state_machine_arn" {
 
 output "task_definition_family" {
   description = "Family of the training task definition."
-  value       = aws_ecs_task_definition.this.family
+  value       = module.task.family
 }
 
 output "outcome_topic_arn" {

@@ -1,7 +1,24 @@
 # One environment of the dropout early-warning system: network, key, streams, image
 # repositories, ECS cluster, MLflow, the learning loop's bucket, the Pushgateway, the consumer
 # service and the scheduled retraining workflow.
-# deploy/terraform/envs/<env> calls this module with the environment's variables.
+#
+# The root configuration of every environment: envs/ENV.tfvars says what differs (environment,
+# region, sizes), envs/ENV.backend.hcl where its state is. Initialise with the shared state
+# bucket, then plan/apply with the image tag that CD pushed (scripts/aws/tf.sh does both, and
+# always pairs the two files of one environment):
+#   terraform init -reconfigure -backend-config=envs/prod.backend.hcl \
+#     -backend-config="bucket=$TF_STATE_BUCKET" -backend-config="region=eu-west-1"
+#   terraform plan -var-file=envs/prod.tfvars -var "image_tag=$GIT_SHA" -out prod.tfplan
+provider "aws" {
+  region = var.region
+  default_tags {
+    tags = {
+      ManagedBy = "terraform"
+      Stack     = local.name
+    }
+  }
+}
+
 locals {
   name = "dropout-${var.environment}"
   tags = merge(var.tags, { Project = "student-dropout-early-warning", Environment = var.environment })

@@ -1,4 +1,5 @@
 # Staging: small, cheap, disposable; the region comes from here, the image tag from CD.
+environment                     = "stg"
 region                          = "eu-west-1"
 vpc_cidr_block                  = "10.40.0.0/16"
 az_count                        = 2

@@ -1,4 +1,5 @@
 # Production: highly available network and database, weekly retraining.
+environment                     = "prod"
 region                          = "eu-west-1"
 vpc_cidr_block                  = "10.50.0.0/16"
 az_count                        = 3

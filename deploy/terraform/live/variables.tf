@@ -1,5 +1,16 @@
 variable "environment" {
-  description = "Environment name (stg, prod): prefixes every resource as dropout-<environment>."
+  description = "Environment name (stg, prod; set by envs/ENV.tfvars): prefixes every resource as dropout-<environment>."
+  type        = string
+  validation {
+    # The environments scripts/aws (ENVIRONMENTS), the bootstrap's deploy role and CD know; a
+    # typo would otherwise plan a whole new stack.
+    condition     = contains(["stg", "prod"], var.environment)
+    error_message = "environment must be stg or prod (envs/ENV.tfvars and envs/ENV.backend.hcl)."
+  }
+}
+
+variable "region" {
+  description = "AWS region of the environment."
   type        = string
 }
 

@@ -1,0 +1,39 @@
+output "task_definition_arn" {
+  description = "ARN of the task definition's latest revision."
+  value       = aws_ecs_task_definition.this.arn
+}
+
+output "family" {
+  description = "Family of the task definition."
+  value       = aws_ecs_task_definition.this.family
+}
+
+output "log_group_name" {
+  description = "Log group of the task's containers."
+  value       = aws_cloudwatch_log_group.this.name
+}
+
+output "execution_role_arn" {
+  description = "Role of the ECS agent for this task."
+  value       = module.role["execution"].arn
+}
+
+output "task_role_arn" {
+  description = "Role of the task's containers."
+  value       = module.role["task"].arn
+}
+
+output "security_group_id" {
+  description = "Security group of the task."
+  value       = aws_security_group.this.id
+}
+
+output "service_name" {
+  description = "Name of the service (null without one)."
+  value       = one(concat(aws_ecs_service.this[*].name, aws_ecs_service.autoscaled[*].name))
+}
+
+output "client_security_group_id" {
+  description = "Security group that lets a task reach the endpoint (null without one)."
+  value       = one(aws_security_group.clients[*].id)
+}
