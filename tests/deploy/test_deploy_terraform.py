@@ -475,8 +475,13 @@ def test_environment_variables_and_tfvars(
     variables, _ = _module_interface(parsed_terraform, LIVE)
     tfvars = parse_hcl(LIVE / "envs" / f"{env}.tfvars")
     assert set(tfvars) <= set(variables), f"undeclared: {sorted(set(tfvars) - set(variables))}"
-    unset = {name for name, required in variables.items() if required} - set(tfvars)
+    required = {name for name, needed in variables.items() if needed}
+    unset = required - set(tfvars)
     assert unset == {"image_tag"}, f"only the image tag comes from CD; unset: {sorted(unset)}"
+    # What an environment sets has no default: one that forgets a setting fails to plan instead
+    # of silently taking a default (another environment's CIDR, sizes, retention).
+    defaulted = set(tfvars) - required
+    assert not defaulted, f"set by the tfvars yet defaulted: {sorted(defaulted)}"
     assert strip_quotes(tfvars["environment"]) == env
     assert strip_quotes(tfvars["stream_capacity_mode"]) in {"PROVISIONED", "ON_DEMAND"}
     assert strip_quotes(tfvars["ecs_capacity_type"]) in {"FARGATE", "EC2"}

@@ -22,19 +22,16 @@ variable "image_tag" {
 variable "vpc_cidr_block" {
   description = "CIDR block of the environment's VPC."
   type        = string
-  default     = "10.40.0.0/16"
 }
 
 variable "az_count" {
   description = "Availability zones (2 or 3)."
   type        = number
-  default     = 2
 }
 
 variable "one_nat_gateway_per_az" {
   description = "One NAT gateway per zone instead of one shared."
   type        = bool
-  default     = false
 }
 
 variable "input_stream_name" {
@@ -58,13 +55,11 @@ variable "dead_letter_stream_name" {
 variable "stream_capacity_mode" {
   description = "PROVISIONED or ON_DEMAND."
   type        = string
-  default     = "PROVISIONED"
 }
 
 variable "input_shard_count" {
   description = "Shards of the input stream (PROVISIONED)."
   type        = number
-  default     = 4
 }
 
 variable "output_shard_count" {
@@ -76,13 +71,11 @@ variable "output_shard_count" {
 variable "stream_retention_hours" {
   description = "Retention of the streams (hours)."
   type        = number
-  default     = 24
 }
 
 variable "ecs_capacity_type" {
   description = "FARGATE or EC2."
   type        = string
-  default     = "FARGATE"
 }
 
 variable "create_autoscaling_service_linked_role" {
@@ -124,13 +117,11 @@ variable "consumer_memory" {
 variable "consumer_min_count" {
   description = "Fewest consumer tasks."
   type        = number
-  default     = 2
 }
 
 variable "consumer_max_count" {
   description = "Most consumer tasks (at most the input shard count does work)."
   type        = number
-  default     = 4
 }
 
 variable "consumer_cpu_target_percent" {
@@ -208,7 +199,6 @@ variable "training_max_retries" {
 variable "training_schedule_expression" {
   description = "When the model is retrained (EventBridge Scheduler expression)."
   type        = string
-  default     = "cron(0 3 ? * MON *)"
 }
 
 variable "training_schedule_timezone" {
@@ -220,7 +210,6 @@ variable "training_schedule_timezone" {
 variable "training_schedule_enabled" {
   description = "Whether the schedule starts training runs."
   type        = bool
-  default     = true
 }
 
 variable "notification_emails" {
@@ -232,19 +221,16 @@ variable "notification_emails" {
 variable "mlflow_db_instance_class" {
   description = "RDS instance class of the MLflow database."
   type        = string
-  default     = "db.t4g.small"
 }
 
 variable "mlflow_db_multi_az" {
   description = "Multi-AZ MLflow database."
   type        = bool
-  default     = true
 }
 
 variable "mlflow_db_backup_retention_days" {
   description = "Backup retention of the MLflow database (days)."
   type        = number
-  default     = 14
 }
 
 variable "mlflow_operator_cidr_blocks" {
@@ -298,13 +284,11 @@ variable "pushgateway_scraper_cidr_blocks" {
 variable "allow_destroy_with_data" {
   description = "Let `terraform destroy` delete the database (no final snapshot kept), the artifact bucket and image repositories with their contents. Only for throwaway environments."
   type        = bool
-  default     = false
 }
 
 variable "log_retention_days" {
   description = "Retention of every log group (days)."
   type        = number
-  default     = 365
 }
 
 variable "tags" {
