@@ -75,9 +75,11 @@ case "$command_name" in
     # else: a refresh-only apply changes no remote object) first.
     tf apply -input=false -lock-timeout=5m -refresh-only ${approve[@]+"${approve[@]}"} "${vars[@]}"
     # The one targeted apply: images must be pushed, and the registry secrets seeded
-    # (secrets.sh), before the services reference them.
+    # (secrets.sh), before the services reference them. It targets the environment guard too, so
+    # that this first apply also fails on another environment's state.
     tf apply -input=false -lock-timeout=5m ${approve[@]+"${approve[@]}"} "${vars[@]}" -target=module.ecr \
-      -target=module.mlflow.aws_secretsmanager_secret.auth ${extra[@]+"${extra[@]}"}
+      -target=module.mlflow.aws_secretsmanager_secret.auth -target=terraform_data.environment \
+      ${extra[@]+"${extra[@]}"}
     ;;
   plan)
     tf plan -input=false -lock-timeout=5m "${vars[@]}" -out="$plan_file" ${extra[@]+"${extra[@]}"}

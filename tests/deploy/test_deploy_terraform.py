@@ -528,6 +528,20 @@ def test_remote_state_in_s3_with_locking(
     assert 'plan_file="$env_name.tfplan"' in tf_sh
 
 
+def test_the_state_is_tied_to_its_environment(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
+    """One environment's tfvars planned against another's state (a wrong backend file) would
+    replace terraform_data.environment, which prevent_destroy turns into a plan error."""
+    (guard,) = [b for p, n, b in resources(parsed_terraform, "terraform_data")
+                if p.parent == LIVE and n == "environment"]  # fmt: skip
+    assert guard["input"] == guard["triggers_replace"] == "${var.environment}"
+    assert guard["lifecycle"] == [{"prevent_destroy": True}]
+    readme = (TERRAFORM_DIR / "README.md").read_text(encoding="utf-8")
+    assert "terraform_data.environment" in readme
+    # The targeted apply of tf.sh (deploy.sh's first) includes it.
+    tf_sh = (REPO_ROOT / "scripts" / "aws" / "tf.sh").read_text(encoding="utf-8")
+    assert "-target=terraform_data.environment" in tf_sh
+
+
 # --- the resources issue 4 asks for ----------------------------------------------------------
 def test_streams_are_kms_encrypted_with_a_variable_capacity_mode(
     parsed_terraform: dict[Path, dict[str, Any]],
@@ -1101,8 +1115,9 @@ def test_the_plan_role_can_read_every_kind_of_resource_the_stack_manages(
             continue
         for kind in ("resource", "data"):
             for type_name, _, _ in blocks(doc, kind):
+                # Computed locally, or (terraform_data) kept in the state only: no AWS read.
                 if type_name in {"aws_iam_policy_document", "aws_caller_identity",
-                                 "aws_partition", "aws_region"}:  # fmt: skip
+                                 "aws_partition", "aws_region", "terraform_data"}:  # fmt: skip
                     continue
                 kinds.add(type_name)
     for type_name in sorted(kinds):

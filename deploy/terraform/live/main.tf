@@ -33,6 +33,19 @@ locals {
   autoscaling_role_arn = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
 }
 
+# Ties the state to its environment: the first apply records var.environment here, and one
+# environment's tfvars planned against another's state (a wrong backend file) would replace this
+# resource, which prevent_destroy turns into a plan error before anything is touched. Destroying
+# an environment on purpose: `terraform state rm terraform_data.environment` first.
+resource "terraform_data" "environment" {
+  input            = var.environment
+  triggers_replace = var.environment
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
 # EC2 capacity: the key policy must name Auto Scaling's service-linked role, and KMS rejects a
 # policy naming a role that does not exist yet. An account that has the role already (any Auto
 # Scaling group made it) sets create_autoscaling_service_linked_role = false.
