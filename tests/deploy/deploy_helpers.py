@@ -350,6 +350,15 @@ def endpoint_rules(parsed: dict[Path, dict[str, Any]]) -> dict[str, dict[str, An
     assert "ingress" not in group, "no static ingress rule"
     (dynamic,) = [d for d in group["dynamic"] if "ingress" in d]
     assert dynamic["ingress"]["for_each"] == "${var.security_group.ingress}"
+    # Both variants of the service (fixed count, autoscaled) register their tasks under the
+    # endpoint's Cloud Map name, which its clients resolve.
+    services = {n: b for p, n, b in resources(parsed, "aws_ecs_service") if p.parent == ECS_TASK}
+    assert set(services) == {"this", "autoscaled"}
+    for name, service in services.items():
+        (registries,) = [d["service_registries"] for d in service["dynamic"]
+                         if "service_registries" in d]  # fmt: skip
+        assert registries["for_each"] == "${aws_service_discovery_service.this[*].arn}", name
+        assert registries["content"] == [{"registry_arn": "${service_registries.value}"}], name
     return rules
 
 
