@@ -350,6 +350,12 @@ def endpoint_rules(parsed: dict[Path, dict[str, Any]]) -> dict[str, dict[str, An
     assert "ingress" not in group, "no static ingress rule"
     (dynamic,) = [d for d in group["dynamic"] if "ingress" in d]
     assert dynamic["ingress"]["for_each"] == "${var.security_group.ingress}"
+    # ...and a caller's inline rules (the dynamic block) are refused with an endpoint.
+    (service_variable,) = [v["service"] for v in parse_hcl(ECS_TASK / "variables.tf")["variable"]
+                           if "service" in v]  # fmt: skip
+    assert [v["condition"] for v in service_variable["validation"]] == [
+        "${try(var.service.endpoint,None) == None || length(var.security_group.ingress) == 0}"
+    ]
     # Both variants of the service (fixed count, autoscaled) register their tasks under the
     # endpoint's Cloud Map name, which its clients resolve.
     services = {n: b for p, n, b in resources(parsed, "aws_ecs_service") if p.parent == ECS_TASK}

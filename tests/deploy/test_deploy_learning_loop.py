@@ -14,9 +14,11 @@ import pytest
 
 from tests.deploy.deploy_helpers import (
     BUCKET,
+    ECS_TASK,
     LIVE,
     MODULES,
     REPO_ROOT,
+    SERVICE_ROLE,
     as_list,
     assert_ecs_task_enforces_read_only_root_file_systems,
     assert_private_encrypted_versioned_bucket,
@@ -406,6 +408,25 @@ def test_the_pushgateway_is_the_official_image_reachable_by_training_and_scraper
     assert not {"task_policy_name", "task_policy_json", "secret_arns", "ecr_repository_arns"} & set(
         call
     )
+    # modules/ecs_task adds each optional part of the execution policy only when the task has
+    # what it is for, and modules/service_role gives a role without policy_name no policy.
+    documents = module_blocks(parsed_terraform, ECS_TASK, "data", "aws_iam_policy_document")
+    assert {name: body.get("count") for name, body in documents.items()} == {
+        "pull_images": "${local.pulls_images ? 1 : 0}",
+        "read_secrets": "${local.reads_secrets ? 1 : 0}",
+        "decrypt": "${local.pulls_images || local.reads_secrets ? 1 : 0}",
+        "execution": None,
+    }
+    ecs_task = module_locals(parsed_terraform, ECS_TASK)
+    assert ecs_task["pulls_images"] == "${length(var.ecr_repository_arns) > 0}"
+    assert ecs_task["reads_secrets"] == "${length(var.secret_arns) > 0}"
+    role = module_blocks(parsed_terraform, SERVICE_ROLE, "resource", "aws_iam_role_policy")
+    assert role["this"]["count"] == "${var.policy_name == None ? 0 : 1}"
+    (policy_json,) = [v["policy_json"] for v in parse_hcl(SERVICE_ROLE / "variables.tf")["variable"]
+                      if "policy_json" in v]  # fmt: skip
+    assert [v["condition"] for v in policy_json["validation"]] == [
+        "${var.policy_name == None ? var.policy_json == None : var.policy_json != None}"
+    ], "policy_name and policy_json go together"
     outputs = parse_hcl(directory / "outputs.tf")["output"]
     url = next(entry["url"] for entry in outputs if "url" in entry)
     assert url["value"] == "http://${local.dns_name}:${local.port}"

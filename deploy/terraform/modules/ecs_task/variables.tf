@@ -91,6 +91,12 @@ variable "service" {
     }))
   })
   default = null
+  validation {
+    # An endpoint's group gets separate rule resources, which inline rules of the same group
+    # would fight (each apply removes the other's); the endpoint says who reaches its port.
+    condition     = try(var.service.endpoint, null) == null || length(var.security_group.ingress) == 0
+    error_message = "A service with an endpoint takes no security_group.ingress: its clients group and endpoint.cidr_blocks say who reaches it."
+  }
 }
 
 variable "kms_key_arn" {

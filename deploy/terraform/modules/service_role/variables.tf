@@ -22,6 +22,11 @@ variable "policy_json" {
   description = "The inline policy: the json of the caller's aws_iam_policy_document (with policy_name)."
   type        = string
   default     = null
+  validation {
+    # Without a name the policy would be dropped silently; a name without a policy grants nothing.
+    condition     = var.policy_name == null ? var.policy_json == null : var.policy_json != null
+    error_message = "policy_name and policy_json go together: set both, or neither (no policy)."
+  }
 }
 
 variable "tags" {
