@@ -339,7 +339,9 @@ def endpoint_rules(parsed: dict[Path, dict[str, Any]]) -> dict[str, dict[str, An
         "${aws_security_group.clients[0].id}"
     )
     assert rules["server_from_cidrs"]["cidr_ipv4"] == "${each.value}"
-    assert "var.service.endpoint.cidr_blocks" in rules["server_from_cidrs"]["for_each"]
+    assert rules["server_from_cidrs"]["for_each"] == (
+        "${toset(local.endpoint ? var.service.endpoint.cidr_blocks : [])}"
+    )
     # The clients group may only reach the task's group.
     assert rules["clients_to_server"]["security_group_id"] == "${aws_security_group.clients[0].id}"
     assert rules["clients_to_server"]["referenced_security_group_id"] == (

@@ -116,7 +116,7 @@ def test_each_prefix_has_its_retention(parsed_terraform: dict[Path, dict[str, An
         "${var.noncurrent_version_days}"
     )
     (markers,) = everything["dynamic"]
-    assert "var.expire_delete_markers" in markers["expiration"]["for_each"]
+    assert markers["expiration"]["for_each"] == "${var.expire_delete_markers ? [True] : []}"
     assert markers["expiration"]["content"][0]["expired_object_delete_marker"] is True
     assert everything["abort_incomplete_multipart_upload"][0]["days_after_initiation"] == 7
     defaults = variable_defaults(LOOP)
