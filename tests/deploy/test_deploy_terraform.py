@@ -820,11 +820,32 @@ def test_the_registry_is_not_open_to_the_vpc(parsed_terraform: dict[Path, dict[s
     for _, name, group in resources(parsed_terraform, "aws_security_group"):
         for egress in as_list(group.get("egress")):
             assert "mlflow_port" not in str(egress), f"{name}: MLflow egress to the VPC"
+    # modules/ecs_task opens HTTPS out and, from its callers' rules, one TCP port per rule (no
+    # range, no other protocol)...
+    ((_, _, task_group),) = [r for r in resources(parsed_terraform, "aws_security_group")
+                             if r[0].parent == ECS_TASK and r[1] == "this"]  # fmt: skip
+    static = [(r["from_port"], r["to_port"], r["protocol"]) for r in task_group["egress"]]
+    assert static == [(443, 443, "tcp")]
+    for dynamic in task_group["dynamic"]:
+        ((kind, rule),) = dynamic.items()
+        (content,) = rule["content"]
+        port = f"${{{kind}.value.port}}"
+        assert [content[k] for k in ("from_port", "to_port", "protocol")] == [port, port, "tcp"]
+    # ...none of which, for the consumer and training, is MLflow's port or names MLflow.
+    mlflow_port = next(
+        e["port"] for doc in dir_parsed(parsed_terraform, MODULES / "mlflow")
+        for e in doc.get("locals", []) if "port" in e
+    )  # fmt: skip
     for module in ("consumer", "training"):
         call = module_call(parsed_terraform, MODULES / module, "task")
         (group,) = as_list(call["security_group"])
+        names = {n: v for doc in dir_parsed(parsed_terraform, MODULES / module)
+                 for e in doc.get("locals", []) for n, v in e.items()}  # fmt: skip
         for rule in as_list(group.get("ingress")) + as_list(group.get("egress")):
-            assert rule["port"] not in {5000, "5000"}, f"{module}: MLflow's port to the VPC"
+            local = re.fullmatch(r"\$\{local\.(\w+)\}", str(rule["port"]))
+            port = names[local.group(1)] if local else rule["port"]
+            assert str(port) != str(mlflow_port), f"{module}: MLflow's port to the VPC"
+            assert "mlflow" not in str(rule).lower(), f"{module}: a rule about MLflow: {rule}"
 
 
 # --- KMS: EC2 capacity's encrypted volumes ---------------------------------------------------
