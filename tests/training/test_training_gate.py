@@ -91,15 +91,7 @@ def registry(tmp_path: Path, uci_data_path: Path, request: pytest.FixtureRequest
 def gate(
     settings: TrainingSettings, client: Any, version: str, split: Split, force: bool = False
 ) -> GateDecision:
-    return run_gate(
-        client,
-        name=settings.model_name,
-        alias=settings.model_alias,
-        version=version,
-        split=split,
-        tolerance=settings.gate_tolerance,
-        force=force,
-    )
+    return run_gate(client, settings, version=version, split=split, force=force)
 
 
 def champion_of(settings: TrainingSettings, client: Any) -> str:

@@ -24,6 +24,7 @@ from training.data.split import Split
 from training.evaluation.fairness import FairnessConfig, audit_model
 from training.fairness import (
     DEFAULT_GROUP_NAMES,
+    FairnessAudit,
     audit,
     audit_stages,
     describe_worst,
@@ -186,16 +187,24 @@ def gender_only(tolerance: float = 0.1, cap: float = 1.0) -> FairnessConfig:
     return replace(base, definitions=definitions, tolerance=tolerance, caps=caps)
 
 
-def gate(settings: Any, client: Any, version: str, split: Split, force: bool = False) -> Any:
+def gate(
+    settings: Any,
+    client: Any,
+    version: str,
+    split: Split,
+    force: bool = False,
+    fairness: FairnessConfig | None = None,
+    challenger_audit: FairnessAudit | None = None,
+) -> Any:
+    """The gate with the gender-only fairness rule (`fairness` for another)."""
     return run_gate(
         client,
-        name=settings.model_name,
-        alias=settings.model_alias,
+        settings,
         version=version,
         split=split,
-        tolerance=settings.gate_tolerance,
         force=force,
-        fairness=gender_only(),
+        fairness=fairness or gender_only(),
+        challenger_audit=challenger_audit,
     )
 
 
@@ -277,16 +286,7 @@ def test_a_fair_challenger_is_promoted(
 def test_the_cap_refuses_a_first_model(registry: Any, split: Split, biased: Any) -> None:
     settings, client = registry
     v1 = register_pipeline(biased, split, settings)
-    decision = run_gate(
-        client,
-        name=settings.model_name,
-        alias=settings.model_alias,
-        version=v1,
-        split=split,
-        tolerance=settings.gate_tolerance,
-        force=False,
-        fairness=gender_only(cap=0.2),
-    )
+    decision = gate(settings, client, v1, split, fairness=gender_only(cap=0.2))
     assert not decision.promote
     assert decision.reason.startswith("refused on fairness: ")
     assert "exceeds the cap 0.20" in decision.reason
@@ -325,17 +325,7 @@ def test_the_audit_training_hands_the_gate_is_the_registered_versions(
             worst.attribute,
             worst.stage,
         )
-    decision = run_gate(
-        client,
-        name=settings.model_name,
-        alias=settings.model_alias,
-        version=version,
-        split=split,
-        tolerance=settings.gate_tolerance,
-        force=False,
-        fairness=config,
-        challenger_audit=handed,
-    )
+    decision = gate(settings, client, version, split, fairness=config, challenger_audit=handed)
     assert not decision.promote  # the biased model is beyond the cap of 0.2
     assert "exceeds the cap 0.20" in decision.reason
     tags = tags_of(settings, client, version)
