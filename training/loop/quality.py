@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -92,6 +92,17 @@ class QualityReport:
 def group_seed(seed: int, version: str, stage: str) -> np.random.Generator:
     """A generator per group, stable whatever other groups exist."""
     return np.random.default_rng([seed, zlib.crc32(f"{version}\x00{stage}".encode())])
+
+
+class QualityOptions(TypedDict, total=False):
+    """How `realized_quality` measures a group (its defaults); passed on by `quality_by_group`."""
+
+    n_bootstrap: int
+    seed: int
+    n_bins: int
+    confidence: float
+    min_count: int
+    min_per_class: int
 
 
 def realized_quality(
@@ -273,14 +284,7 @@ def _version_key(version: str) -> tuple[int, int, str]:
 
 
 def quality_by_group(
-    joined: pd.DataFrame,
-    *,
-    n_bootstrap: int = 1000,
-    seed: int = 0,
-    n_bins: int = N_BINS,
-    confidence: float = CONFIDENCE,
-    min_count: int = MIN_COUNT,
-    min_per_class: int = MIN_PER_CLASS,
+    joined: pd.DataFrame, **options: Unpack[QualityOptions]
 ) -> list[QualityReport]:
     """`realized_quality` of every group of a joined frame (`join_outcomes(...).frame`)."""
     reports = []
@@ -293,12 +297,7 @@ def quality_by_group(
                 rows["at_risk"].to_numpy(),
                 version=version,
                 stage=stage,
-                n_bootstrap=n_bootstrap,
-                seed=seed,
-                n_bins=n_bins,
-                confidence=confidence,
-                min_count=min_count,
-                min_per_class=min_per_class,
+                **options,
             )
         )
     return reports
