@@ -271,7 +271,7 @@ def monitor_summary_of(
     """A real monitor report on captures (and outcomes) written as the consumer and the
     importer write them; version 3 scored them, its held-out ROC-AUC is 0.88."""
     from common.object_store import LocalStore
-    from tests.training.loop.helpers import at, outcome_csv, prediction_line, put_batch
+    from tests.training.loop.helpers import outcome_csv, put_batch, student_line
     from training.loop.monitor import monitor
     from training.run_summary import monitor_summary
 
@@ -280,9 +280,7 @@ def monitor_summary_of(
     lines, outcomes = [], []
     for student in range(1, 161):
         p = float(rng.beta(2, 3))
-        lines.append(
-            prediction_line(student, sequence=student, scored_at=at("2026-10-01"), probability=p)
-        )
+        lines.append(student_line(student, p))
         if with_outcomes and student <= 100:
             label = "Dropout" if rng.random() < p else "Graduate"
             outcomes.append((student, label, "2026-11-30", "registrar-2026-T1"))
