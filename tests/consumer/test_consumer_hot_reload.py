@@ -49,6 +49,21 @@ def loader_for(registry_uri: str, name: str, cache: Path) -> ModelLoader:
     )
 
 
+def poller_for(
+    registry_uri: str,
+    name: str,
+    tmp_path: Path,
+    *,
+    interval_seconds: float = 60.0,
+    metrics: ConsumerMetrics | None = None,
+) -> tuple[ModelHolder, ModelPoller]:
+    """A poller of `name`@champion in the test registry (cache in tmp_path/cache), and the
+    holder it offers the versions it loads to."""
+    holder = ModelHolder()
+    loader = loader_for(registry_uri, name, tmp_path / "cache")
+    return holder, ModelPoller(loader, holder, interval_seconds=interval_seconds, metrics=metrics)
+
+
 def test_loads_the_champion_into_the_shared_cache(
     registry_uri: str, built_model: BuiltModel, model_name: str, tmp_path: Path
 ) -> None:
@@ -139,13 +154,7 @@ def test_a_bad_new_version_keeps_the_old_model(
     outcome: LoadOutcome,
 ) -> None:
     register_model_dir(built_model.path, tracking_uri=registry_uri, name=model_name)
-    holder = ModelHolder()
-    poller = ModelPoller(
-        loader_for(registry_uri, model_name, tmp_path / "cache"),
-        holder,
-        interval_seconds=60,
-        metrics=metrics,
-    )
+    holder, poller = poller_for(registry_uri, model_name, tmp_path, metrics=metrics)
     assert poller.poll_once() is LoadOutcome.SUCCESS
     served = holder.for_next_batch()
     assert served is not None
@@ -183,12 +192,8 @@ def test_hot_reload_through_the_registry(
     tmp_path: Path,
     metrics: ConsumerMetrics,
 ) -> None:
-    holder = ModelHolder()
-    poller = ModelPoller(
-        loader_for(registry_uri, model_name, tmp_path / "cache"),
-        holder,
-        interval_seconds=0.2,
-        metrics=metrics,
+    holder, poller = poller_for(
+        registry_uri, model_name, tmp_path, interval_seconds=0.2, metrics=metrics
     )
     poller.start()
     try:
@@ -233,9 +238,7 @@ def offer_three_versions(
     """Three versions registered one after the other, each loaded by a poll (cache in
     tmp_path/cache); the first `swapped` are swapped in by a batch as they come, the others
     stay offered."""
-    holder = ModelHolder()
-    loader = loader_for(registry_uri, model_name, tmp_path / "cache")
-    poller = ModelPoller(loader, holder, interval_seconds=60.0)
+    holder, poller = poller_for(registry_uri, model_name, tmp_path)
     versions = []
     for n in range(3):
         versions.append(register_copy(built_model, registry_uri, model_name, tmp_path / f"v{n}"))
