@@ -14,7 +14,6 @@ import os
 import random
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,15 +48,8 @@ def uci(uci_data_path: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def model_name(register_champion_copy: Callable[..., str]) -> str:
-    name = f"student-dropout-loop-{uuid.uuid4().hex[:6]}"
-    register_champion_copy(name)
-    return name
-
-
-@pytest.fixture(scope="module")
-def streams(make_streams: Callable[..., Streams], model_name: str) -> Streams:
-    return make_streams(2, model_name=model_name)
+def streams(own_model_streams: Callable[[str, int], Streams]) -> Streams:
+    return own_model_streams("loop", 2)
 
 
 def _enrollment_only(row: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +145,6 @@ def test_capture_outcomes_and_monitor(
     start_consumer: Callable[..., ConsumerHandle],
     uci: pd.DataFrame,
     uci_data_path: Path,
-    model_name: str,
     tmp_path: Path,
 ) -> None:
     students = random.Random(5).sample(range(len(uci)), STUDENTS)
