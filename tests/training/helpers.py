@@ -61,6 +61,15 @@ def sqlite_registry(
     return settings, MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
 
 
+def champion_of(settings: TrainingSettings, client: MlflowClient) -> str:
+    """The version behind the settings' alias."""
+    return str(client.get_model_version_by_alias(settings.model_name, settings.model_alias).version)
+
+
+def tags_of(settings: TrainingSettings, client: MlflowClient, version: str) -> dict[str, str]:
+    return dict(client.get_model_version(settings.model_name, version).tags)
+
+
 @dataclass(frozen=True)
 class Trained:
     """The session's quick training run (tests/support/champion.py) and its champion."""

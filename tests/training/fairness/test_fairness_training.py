@@ -18,7 +18,13 @@ from mlflow import MlflowClient
 from pydantic import ValidationError
 
 from tests.training.fairness.synthetic import cohorts, scored
-from tests.training.helpers import make_settings, register_pipeline, sqlite_registry
+from tests.training.helpers import (
+    champion_of,
+    make_settings,
+    register_pipeline,
+    sqlite_registry,
+    tags_of,
+)
 from training.config import TrainingSettings
 from training.data.split import Split
 from training.evaluation.fairness import FairnessConfig, audit_model
@@ -208,14 +214,6 @@ def gate(
     )
 
 
-def tags_of(settings: Any, client: Any, version: str) -> dict[str, str]:
-    return dict(client.get_model_version(settings.model_name, version).tags)
-
-
-def champion(settings: Any, client: Any) -> str:
-    return str(client.get_model_version_by_alias(settings.model_name, "champion").version)
-
-
 def test_the_planted_bias_is_what_the_audit_sees(
     split: Split, pipelines: dict[str, Any], biased: Any
 ) -> None:
@@ -247,7 +245,7 @@ def test_a_biased_challenger_is_refused_with_groups_and_figures(
     assert "on gender at" in decision.reason
     assert "by more than 0.10" in decision.reason
     assert "flag rate male " in decision.reason  # the group, named with its figure
-    assert champion(settings, client) == v1
+    assert champion_of(settings, client) == v1
     tags = tags_of(settings, client, v2)
     assert tags["gate.decision"] == "refused"
     assert tags["fairness.gate.decision"] == "refused"
@@ -261,7 +259,7 @@ def test_a_biased_challenger_is_refused_with_groups_and_figures(
     forced = gate(settings, client, v2, split, force=True)
     assert forced.promote
     assert "fairness forced (" in forced.reason
-    assert champion(settings, client) == v2
+    assert champion_of(settings, client) == v2
     assert tags_of(settings, client, v2)["fairness.gate.forced"] == "true"
 
 
@@ -277,7 +275,7 @@ def test_a_fair_challenger_is_promoted(
     assert decision.reason == "at_least_as_good"  # quality's reason: fairness passed plainly
     assert decision.fairness is not None
     assert "within the cap" in decision.fairness.reason
-    assert champion(settings, client) == v2
+    assert champion_of(settings, client) == v2
     tags = tags_of(settings, client, v2)
     assert tags["fairness.gate.decision"] == "passed"
     assert math.isfinite(float(tags["fairness.worst.eo_difference"]))
