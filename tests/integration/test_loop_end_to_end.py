@@ -10,10 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import os
 import random
-import subprocess
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +29,7 @@ from devstack.kcl_tables import wait_checkpointed
 from devstack.services import FAKE_AWS_ENV, stack_client
 from devstack.settings import REPO_ROOT, StackSettings
 from devstack.streaming import Position, Streams
+from tests.training.helpers import run_cli
 
 pytestmark = [pytest.mark.integration]
 
@@ -72,9 +70,7 @@ def _events(rows: list[dict[str, float]], students: list[int]) -> list[tuple[str
 
 def _training(stack: StackSettings, streams: Streams, *args: str, summary: Path) -> str:
     env = {
-        **os.environ,
         **FAKE_AWS_ENV,
-        "PYTHONPATH": str(REPO_ROOT),
         "MLFLOW_TRACKING_URI": stack.mlflow_url,
         "MODEL_NAME": streams.settings.model_name,
         "LOOP_URI": streams.settings.loop_uri,
@@ -84,15 +80,7 @@ def _training(stack: StackSettings, streams: Streams, *args: str, summary: Path)
         "MONITOR_BOOTSTRAP": "50",
         "LOG_FORMAT": "json",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "training", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_cli(*args, env=env, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 

@@ -343,10 +343,8 @@ def test_sensitive_features_without_registers_the_model_that_does_not_see_them(
     with SENSITIVE_FEATURES=without: the version registered is the one trained without the
     group attributes, and its contract, tags and card say so."""
     import json
-    import subprocess
-    import sys
 
-    from tests.training.helpers import clean_env
+    from tests.training.helpers import run_cli
     from training.registry.client import load_version
 
     text = uci_data_path.read_bytes().decode("utf-8-sig")
@@ -365,15 +363,7 @@ def test_sensitive_features_without_registers_the_model_that_does_not_see_them(
         "AUGMENT_COPIES": "1",
         "LOG_FORMAT": "json",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "training", "train", "--quick"],
-        cwd=tmp_path,
-        env=clean_env(PYTHONPATH=str(Path(__file__).resolve().parents[3]), **env),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = run_cli("train", "--quick", env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
     summary = json.loads((tmp_path / "reports" / "training-summary.json").read_text())
