@@ -89,6 +89,17 @@ class QualityReport:
         return {name: getattr(self, name) for name in METRIC_NAMES}
 
 
+def small_sample_note(n: int, positives: int, *, min_count: int, min_per_class: int) -> str | None:
+    """Why a group's realized figures cannot be relied on (too few rows, or too few dropouts
+    or others), or None when they can."""
+    if n >= min_count and min(positives, n - positives) >= min_per_class:
+        return None
+    return (
+        f"small sample: {n} rows, {positives} dropouts, {n - positives} others "
+        f"(reliable from {min_count} rows and {min_per_class} of each class)"
+    )
+
+
 def group_seed(seed: int, version: str, stage: str) -> np.random.Generator:
     """A generator per group, stable whatever other groups exist."""
     return np.random.default_rng([seed, zlib.crc32(f"{version}\x00{stage}".encode())])
@@ -132,13 +143,9 @@ def realized_quality(
     p = np.asarray(probability, dtype=float)
     d = np.asarray(at_risk, dtype=bool)
     n, positives, flagged = len(y), int(y.sum()), int(d.sum())
-    notes: list[str] = []
-    small = n < min_count or min(positives, n - positives) < min_per_class
-    if small:
-        notes.append(
-            f"small sample: {n} rows, {positives} dropouts, {n - positives} others "
-            f"(reliable from {min_count} rows and {min_per_class} of each class)"
-        )
+    note = small_sample_note(n, positives, min_count=min_count, min_per_class=min_per_class)
+    small = note is not None
+    notes = [note] if note else []
     if n == 0:
         return _empty(version, stage, n_bins, n_bootstrap, notes)
     both = 0 < positives < n
