@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from common.attributes import SEED_RECORD
 from devstack.processes import ManagedProcess
 from devstack.services import (
     FAKE_AWS_ENV,
@@ -60,18 +61,7 @@ SHARED_COPY = REPO_ROOT.parent / "shared" / "data" / "students_dropout_academic_
 
 
 # The record producers already send (docs/wire-formats.md); it must score.
-SEED_SAMPLE = {
-    "student_id": 256,
-    "student_features": {
-        "GDP": 1.74,
-        "Inflation rate": 1.4,
-        "Tuition fees up to date": 1,
-        "Scholarship holder": 0,
-        "Curricular units 1st sem (approved)": 5,
-        "Curricular units 1st sem (enrolled)": 6,
-        "Curricular units 2nd sem (approved)": 5,
-    },
-}
+SEED_SAMPLE = {"student_id": 256, "student_features": dict(SEED_RECORD)}
 
 
 def wait_ready(settings: StackSettings, timeout: float) -> None:

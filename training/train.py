@@ -217,11 +217,9 @@ def run_training(settings: TrainingSettings, *, quick: bool, force: bool = False
         task = bar.add_task("champion gate", total=1)
         decision = run_gate(
             client,
-            name=settings.model_name,
-            alias=settings.model_alias,
+            settings,
             version=version,
             split=split,
-            tolerance=settings.gate_tolerance,
             force=force,
             fairness=fairness,
             challenger_audit=chosen_audit,

@@ -166,6 +166,23 @@ def check_outputs(outputs: list[dict[str, Any]], count: int, model: ServedModel)
             assert (output["payload"] is None) != (output["payload_base64"] is None)
 
 
+def through_the_processor(
+    model: ServedModel, payloads: list[bytes], first_sequence: int
+) -> dict[int, dict[str, Any]]:
+    """One batch through the shard processor: every record out once and valid, and one
+    checkpoint, at the batch's last record, after everything was published. Returns the
+    outputs by sequence number."""
+    harness = Harness(ConsumerMetrics(CollectorRegistry()), model)
+    harness.batch(payloads, first_sequence=first_sequence)
+    outputs = harness.outputs(PREDICTIONS) + harness.outputs(DEAD_LETTERS)
+    check_outputs(outputs, len(payloads), model)
+    by_sequence = {int(o["source"]["sequence_number"]): o for o in outputs}
+    assert sorted(by_sequence) == list(range(first_sequence, first_sequence + len(payloads)))
+    last = first_sequence + len(payloads) - 1
+    assert harness.checkpointer.calls == [(str(last), (len(payloads) - 1) % 3)]
+    return by_sequence
+
+
 @pytest.fixture(scope="module")
 def expected(served_model: ServedModel) -> tuple[float, float]:
     def alone(data: bytes) -> float:
@@ -231,15 +248,7 @@ def test_hostile_records_through_the_processor(
     @settings(HOSTILE_SETTINGS, max_examples=examples(60))
     @given(batch=batches)
     def run(batch: list[bytes]) -> None:
-        harness = Harness(ConsumerMetrics(CollectorRegistry()), served_model)
-        payloads = [GOOD_FIRST, *batch, GOOD_LAST]
-        harness.batch(payloads, first_sequence=1000)
-        outputs = harness.outputs(PREDICTIONS) + harness.outputs(DEAD_LETTERS)
-        check_outputs(outputs, len(payloads), served_model)
-        assert sorted(int(o["source"]["sequence_number"]) for o in outputs) == list(
-            range(1000, 1000 + len(payloads))
-        )
-        assert harness.checkpointer.calls == [(str(999 + len(payloads)), (len(payloads) - 1) % 3)]
+        through_the_processor(served_model, [GOOD_FIRST, *batch, GOOD_LAST], first_sequence=1000)
         total["records"] += len(batch)
 
     run()

@@ -49,6 +49,21 @@ def loader_for(registry_uri: str, name: str, cache: Path) -> ModelLoader:
     )
 
 
+def poller_for(
+    registry_uri: str,
+    name: str,
+    tmp_path: Path,
+    *,
+    interval_seconds: float = 60.0,
+    metrics: ConsumerMetrics | None = None,
+) -> tuple[ModelHolder, ModelPoller]:
+    """A poller of `name`@champion in the test registry (cache in tmp_path/cache), and the
+    holder it offers the versions it loads to."""
+    holder = ModelHolder()
+    loader = loader_for(registry_uri, name, tmp_path / "cache")
+    return holder, ModelPoller(loader, holder, interval_seconds=interval_seconds, metrics=metrics)
+
+
 def test_loads_the_champion_into_the_shared_cache(
     registry_uri: str, built_model: BuiltModel, model_name: str, tmp_path: Path
 ) -> None:
@@ -139,13 +154,7 @@ def test_a_bad_new_version_keeps_the_old_model(
     outcome: LoadOutcome,
 ) -> None:
     register_model_dir(built_model.path, tracking_uri=registry_uri, name=model_name)
-    holder = ModelHolder()
-    poller = ModelPoller(
-        loader_for(registry_uri, model_name, tmp_path / "cache"),
-        holder,
-        interval_seconds=60,
-        metrics=metrics,
-    )
+    holder, poller = poller_for(registry_uri, model_name, tmp_path, metrics=metrics)
     assert poller.poll_once() is LoadOutcome.SUCCESS
     served = holder.for_next_batch()
     assert served is not None
@@ -183,12 +192,8 @@ def test_hot_reload_through_the_registry(
     tmp_path: Path,
     metrics: ConsumerMetrics,
 ) -> None:
-    holder = ModelHolder()
-    poller = ModelPoller(
-        loader_for(registry_uri, model_name, tmp_path / "cache"),
-        holder,
-        interval_seconds=0.2,
-        metrics=metrics,
+    holder, poller = poller_for(
+        registry_uri, model_name, tmp_path, interval_seconds=0.2, metrics=metrics
     )
     poller.start()
     try:
@@ -227,18 +232,29 @@ def register_copy(built_model: BuiltModel, registry_uri: str, name: str, folder:
     )
 
 
-def test_the_cache_keeps_the_serving_and_the_previous_version(
-    registry_uri: str, built_model: BuiltModel, model_name: str, tmp_path: Path
-) -> None:
-    cache = tmp_path / "cache"
-    holder = ModelHolder()
-    poller = ModelPoller(loader_for(registry_uri, model_name, cache), holder, interval_seconds=60.0)
+def offer_three_versions(
+    registry_uri: str, built_model: BuiltModel, model_name: str, tmp_path: Path, swapped: int
+) -> tuple[ModelHolder, ModelPoller, list[str]]:
+    """Three versions registered one after the other, each loaded by a poll (cache in
+    tmp_path/cache); the first `swapped` are swapped in by a batch as they come, the others
+    stay offered."""
+    holder, poller = poller_for(registry_uri, model_name, tmp_path)
     versions = []
     for n in range(3):
         versions.append(register_copy(built_model, registry_uri, model_name, tmp_path / f"v{n}"))
         assert poller.poll_once() is LoadOutcome.SUCCESS
-        holder.for_next_batch()  # the processor's next batch swaps it in
-    folder = cache / model_name
+        if n < swapped:
+            holder.for_next_batch()  # the processor's next batch swaps it in
+    return holder, poller, versions
+
+
+def test_the_cache_keeps_the_serving_and_the_previous_version(
+    registry_uri: str, built_model: BuiltModel, model_name: str, tmp_path: Path
+) -> None:
+    _, poller, versions = offer_three_versions(
+        registry_uri, built_model, model_name, tmp_path, swapped=3
+    )
+    folder = tmp_path / "cache" / model_name
     assert sorted(p.name for p in folder.iterdir()) == sorted(versions[1:])
     # A download in progress (a dot folder) is never touched.
     (folder / ".download-9-abc").mkdir()
@@ -251,19 +267,13 @@ def test_an_offer_never_swapped_in_does_not_evict_the_serving_version(
 ) -> None:
     """v1 serves; v2 and then v3 are offered before any batch swaps: v1 is still serving, so
     its folder stays beside v3's (v2, never served, may go)."""
-    cache = tmp_path / "cache"
-    holder = ModelHolder()
-    poller = ModelPoller(loader_for(registry_uri, model_name, cache), holder, interval_seconds=60.0)
-    versions = []
-    for n in range(3):
-        versions.append(register_copy(built_model, registry_uri, model_name, tmp_path / f"v{n}"))
-        assert poller.poll_once() is LoadOutcome.SUCCESS
-        if n == 0:
-            holder.for_next_batch()  # only the first is swapped in
+    holder, _, versions = offer_three_versions(
+        registry_uri, built_model, model_name, tmp_path, swapped=1
+    )
     current = holder.current
     assert current is not None
     assert current.version == versions[0]
-    on_disk = {p.name for p in (cache / model_name).iterdir()}
+    on_disk = {p.name for p in (tmp_path / "cache" / model_name).iterdir()}
     assert {versions[0], versions[2]} <= on_disk
 
 

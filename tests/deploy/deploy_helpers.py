@@ -474,7 +474,7 @@ def loop_monitor_report() -> Any:
     from datetime import UTC, date, datetime
 
     from common.object_store import LocalStore
-    from tests.training.loop.helpers import at, outcome_csv, prediction_line, put_batch
+    from tests.training.loop.helpers import outcome_csv, put_batch, student_line
     from training.loop.monitor import monitor
 
     with tempfile.TemporaryDirectory() as work:
@@ -482,11 +482,7 @@ def loop_monitor_report() -> Any:
         lines, outcomes = [], []
         for student in range(1, 101):
             probability = 0.1 + 0.8 * ((student * 37) % 100) / 100
-            lines.append(
-                prediction_line(
-                    student, sequence=student, scored_at=at("2026-10-01"), probability=probability
-                )
-            )
+            lines.append(student_line(student, probability))
             if student <= 70:
                 label = "Dropout" if (student * 53) % 100 < probability * 100 else "Graduate"
                 outcomes.append((student, label, "2026-11-30", "registrar-2026-T1"))

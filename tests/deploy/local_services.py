@@ -9,7 +9,6 @@ import glob
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.deploy_helpers import REPO_ROOT
+from tests.support.processes import stop_process_group
 
 ENTRYPOINT = REPO_ROOT / "docker" / "mlflow_entrypoint.py"
 # A password that needs URL-encoding in a database URI.
@@ -190,11 +190,4 @@ def mlflow_entrypoint(
             time.sleep(0.3)
         yield MlflowServer(url, log_path)
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process_group(process, timeout=20)

@@ -7,8 +7,6 @@ pending ones for the departing groups."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,8 @@ from tests.deploy.deploy_helpers import (
     load_yaml,
     promql_metric_names,
 )
-from tests.deploy.test_deploy_observability import promtool, query
+from tests.deploy.promtool import unit_tests_on_changed_rules
+from tests.deploy.test_deploy_observability import query
 
 RULES = REPO_ROOT / "deploy" / "prometheus" / "rules" / "fairness.yml"
 RULE_TESTS = REPO_ROOT / "deploy" / "prometheus" / "tests" / "fairness_test.yml"
@@ -73,19 +72,7 @@ def test_the_dashboard_shows_the_group_ratios_against_the_reference() -> None:
 
 
 def test_the_unit_tests_catch_a_changed_margin(tmp_path: Path) -> None:
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "rules").mkdir()
-    text = RULES.read_text(encoding="utf-8")
-    changed = text.replace("> 1.333", "> 2")
-    assert changed != text
-    (tmp_path / "rules" / RULES.name).write_text(changed, encoding="utf-8")
-    shutil.copy(RULE_TESTS, tmp_path / "tests" / RULE_TESTS.name)
-    result = subprocess.run(
-        [promtool(), "test", "rules", str(tmp_path / "tests" / RULE_TESTS.name)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = unit_tests_on_changed_rules(tmp_path, RULES, RULE_TESTS, "> 1.333", "> 2")
     assert result.returncode != 0
     assert "DropoutGroupFlaggedAboveReference" in result.stdout + result.stderr
 

@@ -96,7 +96,7 @@ def report(store_root: Path, *, pending_spread: float) -> Any:
     their probabilities spread by `pending_spread` around 0.5 (the narrower, the lower the
     estimated ROC-AUC)."""
     from common.object_store import LocalStore
-    from tests.training.loop.helpers import at, outcome_csv, prediction_line, put_batch
+    from tests.training.loop.helpers import outcome_csv, put_batch, student_line
     from training.loop.monitor import monitor
 
     store = LocalStore(store_root)
@@ -111,11 +111,7 @@ def report(store_root: Path, *, pending_spread: float) -> Any:
             )
         else:
             probability = float(np.clip(0.5 + pending_spread * rng.uniform(-1, 1), 0.01, 0.99))
-        lines.append(
-            prediction_line(
-                student, sequence=student, scored_at=at("2026-03-01"), probability=probability
-            )
-        )
+        lines.append(student_line(student, probability, day="2026-03-01"))
     put_batch(store, lines)
     store.put("outcomes/registrar-2026-T0.csv", outcome_csv(outcomes))
     imported = datetime(2026, 5, 1, 12, tzinfo=UTC).timestamp()

@@ -26,6 +26,7 @@ from tests.deploy.deploy_helpers import (
     loop_metric_names,
     promql_metric_names,
 )
+from tests.deploy.promtool import run_promtool, unit_tests_on_changed_rules
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
 RULES_DIR = PROMETHEUS_DIR / "rules"
@@ -35,16 +36,6 @@ ALERTS = RULES_DIR / "consumer.yml"
 ALERT_TESTS = TESTS_DIR / "consumer_test.yml"
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "dashboards" / "dropout-consumer.json"
 GRAFANA_PROVISIONING = REPO_ROOT / "deploy" / "grafana" / "provisioning"
-
-
-def promtool() -> str:
-    binary = shutil.which("promtool")
-    if binary is None:
-        pytest.fail(
-            "promtool is not installed: Debian package prometheus (`make setup` installs it as "
-            "root; otherwise `apt-get install prometheus`)"
-        )
-    return binary
 
 
 def rule_files() -> list[Path]:
@@ -71,9 +62,7 @@ def test_every_rule_file_has_its_unit_tests() -> None:
 
 @pytest.mark.parametrize("rules", rule_files(), ids=lambda path: path.name)
 def test_promtool_check_rules(rules: Path) -> None:
-    result = subprocess.run(
-        [promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False
-    )
+    result = run_promtool("check", "rules", rules)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -81,27 +70,18 @@ def test_promtool_check_rules(rules: Path) -> None:
 @pytest.mark.parametrize("rules", rule_files(), ids=lambda path: path.name)
 def test_promtool_unit_tests_of_the_alerts(rules: Path) -> None:
     tests = TESTS_DIR / f"{rules.stem}_test.yml"
-    result = subprocess.run(
-        [promtool(), "test", "rules", str(tests)], capture_output=True, text=True, check=False
-    )
+    result = run_promtool("test", "rules", tests)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_unit_tests_catch_a_changed_threshold(tmp_path: Path) -> None:
     """The unit tests pin the documented thresholds: moving the drift threshold breaks them."""
-    (tmp_path / "tests").mkdir()
-    (tmp_path / "rules").mkdir()
-    changed = ALERTS.read_text(encoding="utf-8").replace(
-        "(dropout_consumer_feature_psi) > 0.2", "(dropout_consumer_feature_psi) > 0.5"
-    )
-    assert changed != ALERTS.read_text(encoding="utf-8")
-    (tmp_path / "rules" / ALERTS.name).write_text(changed, encoding="utf-8")
-    shutil.copy(ALERT_TESTS, tmp_path / "tests" / ALERT_TESTS.name)
-    result = subprocess.run(
-        [promtool(), "test", "rules", str(tmp_path / "tests" / ALERT_TESTS.name)],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = unit_tests_on_changed_rules(
+        tmp_path,
+        ALERTS,
+        ALERT_TESTS,
+        "(dropout_consumer_feature_psi) > 0.2",
+        "(dropout_consumer_feature_psi) > 0.5",
     )
     assert result.returncode != 0
     assert "DropoutFeatureDrift" in result.stdout + result.stderr
@@ -113,12 +93,7 @@ def test_compose_prometheus_config_is_valid(tmp_path: Path) -> None:
     (tmp_path / "prometheus.yml").write_text(
         config.replace("/etc/prometheus/rules/", f"{RULES_DIR}/"), encoding="utf-8"
     )
-    result = subprocess.run(
-        [promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_promtool("check", "config", tmp_path / "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -212,12 +187,7 @@ def test_every_prometheus_config_scrapes_the_pushgateway_with_honor_labels(
     (tmp_path / "prometheus.yml").write_text(
         prometheus_config(settings, ["127.0.0.1:29108"]), encoding="utf-8"
     )
-    result = subprocess.run(
-        [promtool(), "check", "config", str(tmp_path / "prometheus.yml")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_promtool("check", "config", tmp_path / "prometheus.yml")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

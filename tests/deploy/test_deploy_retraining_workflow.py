@@ -271,7 +271,7 @@ def monitor_summary_of(
     """A real monitor report on captures (and outcomes) written as the consumer and the
     importer write them; version 3 scored them, its held-out ROC-AUC is 0.88."""
     from common.object_store import LocalStore
-    from tests.training.loop.helpers import at, outcome_csv, prediction_line, put_batch
+    from tests.training.loop.helpers import outcome_csv, put_batch, student_line
     from training.loop.monitor import monitor
     from training.run_summary import monitor_summary
 
@@ -280,9 +280,7 @@ def monitor_summary_of(
     lines, outcomes = [], []
     for student in range(1, 161):
         p = float(rng.beta(2, 3))
-        lines.append(
-            prediction_line(student, sequence=student, scored_at=at("2026-10-01"), probability=p)
-        )
+        lines.append(student_line(student, p))
         if with_outcomes and student <= 100:
             label = "Dropout" if rng.random() < p else "Graduate"
             outcomes.append((student, label, "2026-11-30", "registrar-2026-T1"))
@@ -354,18 +352,33 @@ def train_summary_of(*, promote: bool, first: bool = False) -> Callable[[], dict
     return make
 
 
+def weekly_steps(
+    store_root: Path,
+    *,
+    with_outcomes: bool,
+    dataset: Callable[[], dict[str, Any]] = empty_dataset_summary,
+    promote: bool = True,
+    first: bool = False,
+) -> dict[str, Step]:
+    """The three commands of a weekly run, each exiting 0: the monitor on the captures in
+    `store_root` (scored by version 3, the champion unless it is the `first` model), the
+    dataset build, training (its new version promoted or refused)."""
+    champion = None if first else "3"
+    return {
+        "monitor": Step(
+            lambda: monitor_summary_of(store_root, with_outcomes=with_outcomes, champion=champion)
+        ),
+        "dataset build": Step(dataset),
+        "train": Step(train_summary_of(promote=promote, first=first)),
+    }
+
+
 # --- the scenarios ---------------------------------------------------------------------------
 def test_the_loop_with_outcomes_trains_on_uci_and_the_institution(
     aws: dict[str, Any], tmp_path: Path
 ) -> None:
-    scenario = Scenario(
-        {
-            "monitor": Step(lambda: monitor_summary_of(tmp_path / "store", with_outcomes=True)),
-            "dataset build": Step(built_dataset_summary),
-            "train": Step(train_summary_of(promote=True)),
-        }
-    )
-    outcome = execute(aws, scenario, "weekly-2026-12-14", {})
+    steps = weekly_steps(tmp_path / "store", with_outcomes=True, dataset=built_dataset_summary)
+    outcome = execute(aws, Scenario(steps), "weekly-2026-12-14", {})
     assert outcome.status == "SUCCEEDED", failure_of(outcome)
     assert [run["command"] for run in outcome.runs] == [
         ["monitor"],
@@ -405,14 +418,8 @@ def test_the_loop_with_outcomes_trains_on_uci_and_the_institution(
 def test_before_any_outcome_the_loop_trains_on_uci_alone_and_says_what_it_lacks(
     aws: dict[str, Any], tmp_path: Path
 ) -> None:
-    scenario = Scenario(
-        {
-            "monitor": Step(lambda: monitor_summary_of(tmp_path / "store", with_outcomes=False)),
-            "dataset build": Step(empty_dataset_summary),
-            "train": Step(train_summary_of(promote=False)),
-        }
-    )
-    outcome = execute(aws, scenario, "weekly-2026-10-05", {})
+    steps = weekly_steps(tmp_path / "store", with_outcomes=False, promote=False)
+    outcome = execute(aws, Scenario(steps), "weekly-2026-10-05", {})
     assert outcome.status == "SUCCEEDED", failure_of(outcome)
     assert outcome.runs[-1]["command"] == ["train", "--data", "uci"]
     (note,) = outcome.notifications
@@ -428,16 +435,8 @@ def test_before_any_outcome_the_loop_trains_on_uci_alone_and_says_what_it_lacks(
 def test_a_first_deployment_has_no_champion_and_still_notifies(
     aws: dict[str, Any], tmp_path: Path
 ) -> None:
-    scenario = Scenario(
-        {
-            "monitor": Step(
-                lambda: monitor_summary_of(tmp_path / "store", with_outcomes=False, champion=None)
-            ),
-            "dataset build": Step(empty_dataset_summary),
-            "train": Step(train_summary_of(promote=True, first=True)),
-        }
-    )
-    outcome = execute(aws, scenario, "manual-20261201T000000Z", {})
+    steps = weekly_steps(tmp_path / "store", with_outcomes=False, first=True)
+    outcome = execute(aws, Scenario(steps), "manual-20261201T000000Z", {})
     assert outcome.status == "SUCCEEDED", failure_of(outcome)
     message = outcome.notifications[0]["message"]
     assert "Reason: first_model." in message
@@ -458,11 +457,7 @@ def test_a_first_deployment_has_no_champion_and_still_notifies(
 def test_a_step_that_exits_non_zero_or_never_runs_fails_the_run(
     aws: dict[str, Any], tmp_path: Path, failing: str, exit_code: int | None, expected: str
 ) -> None:
-    steps = {
-        "monitor": Step(lambda: monitor_summary_of(tmp_path / "store", with_outcomes=False)),
-        "dataset build": Step(empty_dataset_summary),
-        "train": Step(train_summary_of(promote=True)),
-    }
+    steps = weekly_steps(tmp_path / "store", with_outcomes=False)
     steps[failing] = Step(steps[failing].summary, exit_code=exit_code)
     scenario = Scenario(steps)
     name = f"failing-{failing.replace(' ', '-')}-{exit_code}"

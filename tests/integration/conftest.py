@@ -23,6 +23,7 @@ from devstack.processes import ManagedProcess
 from devstack.services import FAKE_AWS_ENV, consumer_service
 from devstack.settings import StackSettings
 from devstack.streaming import Streams, fresh_streams
+from tests.integration.faultproxy import FaultProxy
 from tests.support.champion import SessionChampion
 from tests.support.model_builder import register_model_dir
 
@@ -83,6 +84,30 @@ def make_streams(stack: StackSettings) -> Callable[..., Streams]:
         return fresh_streams(stack, uuid.uuid4().hex[:8], input_shards, **overrides)
 
     return make
+
+
+@pytest.fixture(scope="module")
+def own_model_streams(
+    make_streams: Callable[..., Streams], register_champion_copy: Callable[..., str]
+) -> Callable[[str, int], Streams]:
+    """Fresh streams scored by a model of the module's own: a copy of the session's champion
+    registered as `student-dropout-<purpose>-<random>` (streams.settings.model_name), so that
+    moving its alias or reading its captures touches no other module."""
+
+    def make(purpose: str, input_shards: int) -> Streams:
+        name = f"student-dropout-{purpose}-{uuid.uuid4().hex[:6]}"
+        register_champion_copy(name)
+        return make_streams(input_shards, model_name=name)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def output_proxy(stack: StackSettings) -> Iterator[FaultProxy]:
+    """The fault-injecting proxy (faultproxy.py) in front of kinesis-local for the consumer's
+    output (OUTPUT_KINESIS_ENDPOINT_URL); it passes everything until a test sets a plan."""
+    with FaultProxy(stack.host, stack.kinesis_port) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

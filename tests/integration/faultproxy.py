@@ -24,19 +24,19 @@ Counters in `stats` say what was done, for the tests' assertions and reports.
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import socket
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import orjson
+
+from tests.integration.loopback_proxy import LoopbackProxy
 
 PUT_RECORDS_TARGET = "Kinesis_20131202.PutRecords"
 THROUGHPUT_EXCEEDED = "ProvisionedThroughputExceededException"
@@ -114,43 +114,18 @@ class ProxyStats:
         }
 
 
-class FaultProxy:
+class FaultProxy(LoopbackProxy):
     """The proxy server; `url` is what the publisher is pointed at."""
 
     def __init__(self, upstream_host: str, upstream_port: int, host: str = "127.0.0.1") -> None:
-        self.upstream = (upstream_host, upstream_port)
+        super().__init__(upstream_host, upstream_port, host=host, timeout=120, name="faultproxy")
         self.stats = ProxyStats()
         self._plan: Plan = always(Fault.PASS)
         self._call_base = 0
         self._lock = threading.Lock()
         self._local = threading.local()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 120
-
-            def do_POST(self) -> None:
-                proxy._handle(self)
-
-            def do_GET(self) -> None:
-                proxy._handle(self)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self._server = ThreadingHTTPServer((host, 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="faultproxy", daemon=True
-        )
 
     # --- control ---------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     def set_plan(self, plan: Plan) -> None:
         """Faults from now on; call numbers restart at 0."""
@@ -161,25 +136,9 @@ class FaultProxy:
     def heal(self) -> None:
         self.set_plan(always(Fault.PASS))
 
-    def start(self) -> FaultProxy:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # --- one request -----------------------------------------------------------------------
 
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
+    def _handle(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
         if request.headers.get("X-Amz-Target") != PUT_RECORDS_TARGET:
             with self._lock:
                 self.stats.other_requests += 1
@@ -202,9 +161,7 @@ class FaultProxy:
         elif fault is Fault.PARTIAL:
             self._partial(request, body)
         elif fault is Fault.DISCONNECT:
-            request.close_connection = True
-            with contextlib.suppress(OSError):
-                request.connection.shutdown(socket.SHUT_RDWR)
+            self._disconnect(request)
         else:
             status, code, message = _WHOLE_CALL_ERRORS[fault]
             self._answer(request, status, {"__type": code, "message": message}, code)

@@ -6,12 +6,12 @@ consumer's capture meets an object store that is down while the rest of the stac
 
 from __future__ import annotations
 
-import contextlib
 import http.client
-import socket
 import threading
 from enum import StrEnum
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.integration.loopback_proxy import LoopbackProxy
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade"}
 _UNAVAILABLE = (
@@ -26,59 +26,24 @@ class Outage(StrEnum):
     DISCONNECT = "disconnect"  # connection closed, no answer
 
 
-class OutageProxy:
+class OutageProxy(LoopbackProxy):
     def __init__(self, upstream_host: str, upstream_port: int, host: str = "127.0.0.1") -> None:
-        self.upstream = (upstream_host, upstream_port)
+        super().__init__(upstream_host, upstream_port, host=host, timeout=60, name="outageproxy")
         self.outage = Outage.NONE
         self.refused = 0
         self.forwarded = 0
         self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            timeout = 60
-
-            def _any(self) -> None:
-                proxy._handle(self)
-
-            # The names http.server dispatches on.
-            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any  # noqa: N815
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self._server = ThreadingHTTPServer((host, 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     def set(self, outage: Outage) -> None:
         self.outage = outage
 
-    def __enter__(self) -> OutageProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        length = int(request.headers.get("Content-Length") or 0)
-        body = request.rfile.read(length) if length else b""
+    def _handle(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
         outage = self.outage
         if outage is not Outage.NONE:
             with self._lock:
                 self.refused += 1
         if outage is Outage.DISCONNECT:
-            request.close_connection = True
-            with contextlib.suppress(OSError):
-                request.connection.shutdown(socket.SHUT_RDWR)
+            self._disconnect(request)
             return
         if outage is Outage.UNAVAILABLE:
             request.send_response(503)

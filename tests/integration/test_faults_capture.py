@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import gzip
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import orjson
@@ -32,15 +31,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 
 @pytest.fixture(scope="module")
-def model_name(register_champion_copy: Callable[..., str]) -> str:
-    name = f"student-dropout-capture-{uuid.uuid4().hex[:6]}"
-    register_champion_copy(name)
-    return name
-
-
-@pytest.fixture(scope="module")
-def streams(make_streams: Callable[..., Streams], model_name: str) -> Streams:
-    return make_streams(2, model_name=model_name)
+def streams(own_model_streams: Callable[[str, int], Streams]) -> Streams:
+    return own_model_streams("capture", 2)
 
 
 @pytest.fixture(scope="module")

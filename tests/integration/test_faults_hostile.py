@@ -29,11 +29,9 @@ from typing import Any
 import orjson
 import pytest
 from hypothesis import given, settings
-from prometheus_client import CollectorRegistry
 
 from common.wire import Reason
 from consumer.model.loader import ModelLoader
-from consumer.observe.metrics import ConsumerMetrics
 from consumer.records import InputRecord, SourcePosition
 from consumer.scoring.batch import run_batch
 from consumer.scoring.served_model import ServedModel
@@ -46,9 +44,9 @@ from tests.consumer.test_consumer_hostile_input import (
     HOSTILE_SETTINGS,
     batches,
     check_outputs,
+    through_the_processor,
 )
 from tests.support.fakes import logs_in_memory
-from tests.support.harness import DEAD_LETTERS, PREDICTIONS, Harness
 from tests.support.model_builder import dataset_records
 from tests.support.properties import examples
 
@@ -133,13 +131,8 @@ def test_hostile_records_through_the_processor_with_the_registered_model(
     @settings(HOSTILE_SETTINGS, max_examples=examples(150))
     @given(batch=batches)
     def run(batch: list[bytes]) -> None:
-        harness = Harness(ConsumerMetrics(CollectorRegistry()), champion_model)
         payloads = [first, *batch, last]
-        harness.batch(payloads, first_sequence=5000)
-        outputs = harness.outputs(PREDICTIONS) + harness.outputs(DEAD_LETTERS)
-        check_outputs(outputs, len(payloads), champion_model)
-        by_sequence = {int(o["source"]["sequence_number"]): o for o in outputs}
-        assert sorted(by_sequence) == list(range(5000, 5000 + len(payloads)))
+        by_sequence = through_the_processor(champion_model, payloads, first_sequence=5000)
         for i, raw in enumerate(payloads):
             output = by_sequence[5000 + i]
             if output["schema"] == "dropout.dead_letter.v1":
@@ -153,8 +146,6 @@ def test_hostile_records_through_the_processor_with_the_registered_model(
         assert by_sequence[5000 + len(payloads) - 1]["dropout_probability"] == pytest.approx(
             expected[1], abs=1e-9
         )
-        # One checkpoint, at the batch's last record, after everything was published.
-        assert harness.checkpointer.calls == [(str(4999 + len(payloads)), (len(payloads) - 1) % 3)]
         seen["records"] += len(batch)
         seen["batches"] += 1
 

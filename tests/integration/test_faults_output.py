@@ -61,12 +61,6 @@ THROTTLED = "dropout_consumer_publish_throttled_seconds_total"
 
 
 @pytest.fixture(scope="module")
-def proxy(stack: StackSettings) -> Iterator[FaultProxy]:
-    with FaultProxy(stack.host, stack.kinesis_port) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def streams(make_streams: Callable[..., Streams], champion: str) -> Streams:
     return make_streams(2)
 
@@ -77,24 +71,26 @@ def output_env(proxy: FaultProxy, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def slot(
-    streams: Streams, proxy: FaultProxy, start_consumer: Callable[..., ConsumerHandle]
+    streams: Streams, output_proxy: FaultProxy, start_consumer: Callable[..., ConsumerHandle]
 ) -> ConsumerSlot:
-    return ConsumerSlot(lambda: start_consumer(streams, worker=WORKER, env=output_env(proxy)))
+    return ConsumerSlot(
+        lambda: start_consumer(streams, worker=WORKER, env=output_env(output_proxy))
+    )
 
 
 @pytest.fixture
 def consumer(
-    slot: ConsumerSlot, streams: Streams, proxy: FaultProxy, rows: list[dict[str, float]]
+    slot: ConsumerSlot, streams: Streams, output_proxy: FaultProxy, rows: list[dict[str, float]]
 ) -> Iterator[ConsumerHandle]:
     """A running worker that has caught up: everything the module sent so far is out and
     checkpointed (records an earlier test left held are published here)."""
-    proxy.heal()
+    output_proxy.heal()
     handle = slot.current()
     streams.put(events(rows, 10, 0.0, seed=len(streams.sent)))
     streams.wait_for(list(streams.sent), timeout=300)
     wait_checkpointed(streams.settings, list(streams.sent), timeout=120)
     yield handle
-    proxy.heal()
+    output_proxy.heal()
 
 
 def retries_by_code(consumer: ConsumerHandle) -> Counter[str]:
@@ -124,13 +120,13 @@ def wait_received(consumer: ConsumerHandle, at_least: float, timeout: float = 60
 def test_throttling_5xx_and_partial_failures_are_retried_and_nothing_is_lost(
     consumer: ConsumerHandle,
     streams: Streams,
-    proxy: FaultProxy,
+    output_proxy: FaultProxy,
     rows: list[dict[str, float]],
 ) -> None:
     before = retries_by_code(consumer)
     log_offset = consumer.proc.log_path.stat().st_size
-    stats_before = proxy.stats.snapshot()
-    proxy.set_plan(cycle(MIXED))
+    stats_before = output_proxy.stats.snapshot()
+    output_proxy.set_plan(cycle(MIXED))
     positions: list[Position] = []
     started = time.monotonic()
     for seed in range(510, 520):
@@ -139,7 +135,7 @@ def test_throttling_5xx_and_partial_failures_are_retried_and_nothing_is_lost(
         time.sleep(0.5)
     streams.wait_for(positions, timeout=300)
     elapsed = time.monotonic() - started
-    proxy.heal()
+    output_proxy.heal()
     wait_checkpointed(streams.settings, positions, timeout=60)
     streams.poll()
 
@@ -163,7 +159,7 @@ def test_throttling_5xx_and_partial_failures_are_retried_and_nothing_is_lost(
         sequences = [int(sequence) for _, sequence in landed]
         assert sequences == sorted(sequences), f"student {student}: outputs out of input order"
 
-    stats = proxy.stats.snapshot()
+    stats = output_proxy.stats.snapshot()
     faults = Counter(stats["faults"]) - Counter(stats_before["faults"])
     refused = (
         stats["entries_refused_in_partial_calls"] - stats_before["entries_refused_in_partial_calls"]
@@ -214,7 +210,7 @@ def test_throttling_5xx_and_partial_failures_are_retried_and_nothing_is_lost(
 def test_a_long_throttle_holds_the_batch_and_is_not_a_failure(
     consumer: ConsumerHandle,
     streams: Streams,
-    proxy: FaultProxy,
+    output_proxy: FaultProxy,
     rows: list[dict[str, float]],
 ) -> None:
     """Throttled far longer than the budget of transient failures would allow (50 calls at
@@ -226,7 +222,7 @@ def test_a_long_throttle_holds_the_batch_and_is_not_a_failure(
     pids = {p["pid"] for p in orjson.loads(raw)["processors"]}
     log_offset = consumer.proc.log_path.stat().st_size
 
-    proxy.set_plan(always(Fault.THROTTLE))
+    output_proxy.set_plan(always(Fault.THROTTLE))
     positions = streams.put(events(rows, 300, 0.05, seed=530))
     outage_started = time.monotonic()
     wait_received(consumer, received + 300)
@@ -255,7 +251,7 @@ def test_a_long_throttle_holds_the_batch_and_is_not_a_failure(
     assert all(r["lease_held"] is True for r in reports)
     assert retries_by_code(consumer)["retry_budget_exhausted"] == 0
 
-    proxy.heal()
+    output_proxy.heal()
     healed = time.monotonic()
     streams.wait_for(positions, timeout=120)
     recovery = time.monotonic() - healed
@@ -278,7 +274,7 @@ def test_a_long_throttle_holds_the_batch_and_is_not_a_failure(
 def test_a_stop_while_the_output_is_down_leaves_no_processor_behind(
     consumer: ConsumerHandle,
     streams: Streams,
-    proxy: FaultProxy,
+    output_proxy: FaultProxy,
     rows: list[dict[str, float]],
 ) -> None:
     """The processors are inside a batch, retrying PutRecords, when the worker is stopped: the
@@ -286,7 +282,7 @@ def test_a_stop_while_the_output_is_down_leaves_no_processor_behind(
     linger and publish the batch once the output heals (the shard's next owner does that)."""
     published = lease_checkpoints(streams.settings)
     received = consumer.metric_sum("dropout_consumer_records_received_total")
-    proxy.set_plan(always(Fault.THROTTLE))
+    output_proxy.set_plan(always(Fault.THROTTLE))
     held = streams.put(events(rows, 100, 0.0, seed=535))
     wait_received(consumer, received + 100)
     _, raw = consumer.get("/readyz")
@@ -303,7 +299,7 @@ def test_a_stop_while_the_output_is_down_leaves_no_processor_behind(
     gone_after = time.monotonic() - stop_started - stop_seconds
     assert lease_checkpoints(streams.settings) == published
     # The output heals: with every processor gone, nothing can come out of the stopped worker.
-    proxy.heal()
+    output_proxy.heal()
     streams.poll()
     assert not set(held) & streams.outputs_by_position().keys()
     print(
@@ -339,7 +335,7 @@ def test_an_output_that_cannot_take_the_batch_stops_the_worker_and_a_restart_los
     consumer: ConsumerHandle,
     stack: StackSettings,
     streams: Streams,
-    proxy: FaultProxy,
+    output_proxy: FaultProxy,
     rows: list[dict[str, float]],
     start_consumer: Callable[..., ConsumerHandle],
     slot: ConsumerSlot,
@@ -349,12 +345,12 @@ def test_an_output_that_cannot_take_the_batch_stops_the_worker_and_a_restart_los
     event: str,
 ) -> None:
     assert consumer.proc.stop(timeout=120) == 0
-    worker = start_consumer(streams, worker=WORKER, env=output_env(proxy, **env))
+    worker = start_consumer(streams, worker=WORKER, env=output_env(output_proxy, **env))
     worker.wait_ready()
     published = lease_checkpoints(streams.settings)
     log_offset = worker.proc.log_path.stat().st_size
 
-    proxy.set_plan(always(fault))
+    output_proxy.set_plan(always(fault))
     positions = streams.put(events(rows, 200, 0.05, seed=540 + code))
     refused_at = time.monotonic()
     assert worker.proc.proc is not None
@@ -384,9 +380,9 @@ def test_an_output_that_cannot_take_the_batch_stops_the_worker_and_a_restart_los
     streams.poll()
     assert not set(positions) & streams.outputs_by_position().keys()
 
-    proxy.heal()
+    output_proxy.heal()
     restarted_at = time.monotonic()
-    restarted = start_consumer(streams, worker=WORKER, env=output_env(proxy))
+    restarted = start_consumer(streams, worker=WORKER, env=output_env(output_proxy))
     slot.replace(restarted)
     streams.wait_for(positions, timeout=300)
     recovery = time.monotonic() - restarted_at

@@ -10,11 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import os
 import random
-import subprocess
-import sys
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +29,7 @@ from devstack.kcl_tables import wait_checkpointed
 from devstack.services import FAKE_AWS_ENV, stack_client
 from devstack.settings import REPO_ROOT, StackSettings
 from devstack.streaming import Position, Streams
+from tests.training.helpers import run_cli
 
 pytestmark = [pytest.mark.integration]
 
@@ -49,15 +46,8 @@ def uci(uci_data_path: Path) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def model_name(register_champion_copy: Callable[..., str]) -> str:
-    name = f"student-dropout-loop-{uuid.uuid4().hex[:6]}"
-    register_champion_copy(name)
-    return name
-
-
-@pytest.fixture(scope="module")
-def streams(make_streams: Callable[..., Streams], model_name: str) -> Streams:
-    return make_streams(2, model_name=model_name)
+def streams(own_model_streams: Callable[[str, int], Streams]) -> Streams:
+    return own_model_streams("loop", 2)
 
 
 def _enrollment_only(row: dict[str, Any]) -> dict[str, Any]:
@@ -80,9 +70,7 @@ def _events(rows: list[dict[str, float]], students: list[int]) -> list[tuple[str
 
 def _training(stack: StackSettings, streams: Streams, *args: str, summary: Path) -> str:
     env = {
-        **os.environ,
         **FAKE_AWS_ENV,
-        "PYTHONPATH": str(REPO_ROOT),
         "MLFLOW_TRACKING_URI": stack.mlflow_url,
         "MODEL_NAME": streams.settings.model_name,
         "LOOP_URI": streams.settings.loop_uri,
@@ -92,15 +80,7 @@ def _training(stack: StackSettings, streams: Streams, *args: str, summary: Path)
         "MONITOR_BOOTSTRAP": "50",
         "LOG_FORMAT": "json",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "training", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_cli(*args, env=env, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
@@ -153,7 +133,6 @@ def test_capture_outcomes_and_monitor(
     start_consumer: Callable[..., ConsumerHandle],
     uci: pd.DataFrame,
     uci_data_path: Path,
-    model_name: str,
     tmp_path: Path,
 ) -> None:
     students = random.Random(5).sample(range(len(uci)), STUDENTS)

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import orjson
 import pytest
 
 from devstack.consumers import ConsumerHandle, ConsumerSlot, log_events
 from devstack.kcl_tables import lease_checkpoints, wait_checkpointed
-from devstack.settings import StackSettings
 from devstack.streaming import Position, Streams, source_position
 from tests.integration.faultproxy import Fault, FaultProxy, after
 
@@ -34,23 +33,17 @@ WORKER = "worker-kpl"
 
 
 @pytest.fixture(scope="module")
-def proxy(stack: StackSettings) -> Iterator[FaultProxy]:
-    with FaultProxy(stack.host, stack.kinesis_port) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def streams(make_streams: Callable[..., Streams], champion: str) -> Streams:
     return make_streams(2)
 
 
 @pytest.fixture(scope="module")
 def slot(
-    streams: Streams, proxy: FaultProxy, start_consumer: Callable[..., ConsumerHandle]
+    streams: Streams, output_proxy: FaultProxy, start_consumer: Callable[..., ConsumerHandle]
 ) -> ConsumerSlot:
     return ConsumerSlot(
         lambda: start_consumer(
-            streams, worker=WORKER, env={"OUTPUT_KINESIS_ENDPOINT_URL": proxy.url}
+            streams, worker=WORKER, env={"OUTPUT_KINESIS_ENDPOINT_URL": output_proxy.url}
         )
     )
 
@@ -90,7 +83,7 @@ def test_every_user_record_of_an_aggregate_gets_its_own_output(
 def test_a_crash_between_the_sub_records_of_one_aggregate_loses_nothing(
     slot: ConsumerSlot,
     streams: Streams,
-    proxy: FaultProxy,
+    output_proxy: FaultProxy,
     rows: list[dict[str, float]],
     start_consumer: Callable[..., ConsumerHandle],
 ) -> None:
@@ -103,7 +96,7 @@ def test_a_crash_between_the_sub_records_of_one_aggregate_loses_nothing(
     # One student's six events in one aggregate: one partition key, so the processor publishes
     # them one PutRecords call each (in order); the third call is refused for good.
     history = [("77", student_event(77, rows[500 + i])) for i in range(6)]
-    proxy.set_plan(after(2, Fault.ACCESS_DENIED))
+    output_proxy.set_plan(after(2, Fault.ACCESS_DENIED))
     positions = streams.put_aggregated(history, per_aggregate=6)
     assert len({(shard, seq) for shard, seq, _ in positions}) == 1
     assert consumer.proc.proc is not None
@@ -120,10 +113,12 @@ def test_a_crash_between_the_sub_records_of_one_aggregate_loses_nothing(
     assert [o["source"]["sub_sequence_number"] for o in before_restart] == [0, 1]
     assert lease_checkpoints(streams.settings) == checkpoints
 
-    proxy.heal()
+    output_proxy.heal()
     restarted_at = time.monotonic()
     slot.replace(
-        start_consumer(streams, worker=WORKER, env={"OUTPUT_KINESIS_ENDPOINT_URL": proxy.url})
+        start_consumer(
+            streams, worker=WORKER, env={"OUTPUT_KINESIS_ENDPOINT_URL": output_proxy.url}
+        )
     )
     streams.wait_for(positions, timeout=240)
     wait_checkpointed(streams.settings, positions, timeout=60)

@@ -15,7 +15,6 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -51,17 +50,10 @@ EXPECTED_REASON = {
 
 
 @pytest.fixture(scope="module")
-def model_name(register_champion_copy: Callable[..., str]) -> str:
-    """A registered model of this module's own (a copy of the session's champion): the alias
-    test moves its alias without touching any other module."""
-    name = f"student-dropout-e2e-{uuid.uuid4().hex[:6]}"
-    register_champion_copy(name)
-    return name
-
-
-@pytest.fixture(scope="module")
-def streams(make_streams: Callable[..., Streams], model_name: str) -> Streams:
-    return make_streams(4, model_name=model_name)
+def streams(own_model_streams: Callable[[str, int], Streams]) -> Streams:
+    """Scored by a model of this module's own: the alias test moves its alias without touching
+    any other module."""
+    return own_model_streams("e2e", 4)
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +92,9 @@ def test_every_record_gets_exactly_one_output(
     streams: Streams,
     rows: list[dict[str, float]],
     stack: StackSettings,
-    model_name: str,
 ) -> None:
     consumer = slot.current()
-    version = champion_version(stack, model_name)
+    version = champion_version(stack, streams.settings.model_name)
     wait_serving_version(consumer, version)
     counted = {
         name: consumer.metric_sum(name)
@@ -207,10 +198,10 @@ def test_moving_the_alias_switches_versions_without_loss(
     stack: StackSettings,
     streams: Streams,
     rows: list[dict[str, float]],
-    model_name: str,
     register_champion_copy: Callable[..., str],
 ) -> None:
     consumer = slot.current()
+    model_name = streams.settings.model_name
     old = champion_version(stack, model_name)
     wait_serving_version(consumer, old)
     positions: list[Position] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from consumer.tools.producer import events
-from devstack.kcl_tables import kcl_leases
+from devstack.kcl_tables import kcl_leases, wait_checkpointed
 from devstack.streaming import Position, Streams, redelivered
 
 MAX_RECORDS = 1000
@@ -92,3 +92,27 @@ def assert_redelivery_bound(
         )
         assert len(twice) <= MAX_RECORDS, f"{shard}: {len(twice)} duplicates > one batch"
     return {shard: len(twice) for shard, twice in ranks.items()}
+
+
+def assert_resumed_from_checkpoints(
+    streams: Streams,
+    positions: list[Position],
+    checkpoints_at_fault: dict[str, int],
+    faulted_shards: set[str],
+    until_ms: float,
+) -> dict[str, int]:
+    """Once the producer has stopped: waits until every record is out and every shard is
+    checkpointed past its last one (then all that will ever come out is out), and checks that
+    every record came out and that what came out twice is exactly what the faulted worker had
+    published past its checkpoints by `until_ms` (its batches in flight), on its shards only.
+    Returns the duplicates per shard."""
+    streams.wait_for(positions, timeout=300)
+    wait_checkpointed(streams.settings, positions, timeout=120)
+    streams.poll()
+    assert_every_record_out(streams, positions)
+    duplicates = assert_redelivery_bound(streams, positions, faulted_shards)
+    in_flight = published_past_checkpoint(
+        streams, positions, checkpoints_at_fault, faulted_shards, until_ms
+    )
+    assert redelivered(streams, positions) == in_flight
+    return duplicates

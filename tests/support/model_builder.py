@@ -31,6 +31,7 @@ from xgboost import XGBClassifier
 from common.attributes import ATTRIBUTES, BY_NAME, SEED_RECORD
 from common.data_files import sha256_of
 from tests.support.python_model import DropoutRiskModel
+from training.registry.contract import attribute_entry
 
 MODEL_CODE = Path(__file__).with_name("python_model.py")
 MODEL_NAME = "student-dropout"
@@ -53,27 +54,12 @@ def load_uci(data_path: Path) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def attributes(frame: pd.DataFrame, required: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The contract's attributes: the product's specs (common/attributes.py), the codes of the
-    categorical ones as the data file has them, and this model's own required set."""
-    specs = []
-    for spec in ATTRIBUTES:
-        number = int if spec.dtype == "int" else float
-        categories = None
-        if spec.kind == "categorical":
-            categories = sorted(int(v) for v in frame[spec.name].unique())
-        specs.append(
-            {
-                "name": spec.name,
-                "dtype": spec.dtype,
-                "kind": spec.kind,
-                "categories": categories,
-                "min": number(spec.min),
-                "max": number(spec.max),
-                "required": spec.name in required,
-                "stage": spec.stage,
-            }
-        )
-    return specs
+    """The contract's attributes as training writes them (the product's specs, the codes of the
+    categorical ones as the data file has them), with this model's own required set."""
+    return [
+        {**attribute_entry(spec, frame[spec.name]), "required": spec.name in required}
+        for spec in ATTRIBUTES
+    ]
 
 
 def reference(frame: pd.DataFrame) -> dict[str, Any]:

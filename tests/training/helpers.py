@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
+from tests.support.paths import REPO_ROOT
 from training.config import TrainingSettings
 from training.data.split import Split
 from training.evaluation.metrics import evaluate
@@ -29,6 +32,22 @@ def clean_env(**extra: str) -> dict[str, str]:
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     return {**env, **extra}
+
+
+def run_cli(
+    *args: str, env: dict[str, str], cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python -m training ...` in a real process, as the job image runs it: this
+    environment without MLflow's variables (`clean_env`), plus `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "training", *args],
+        cwd=cwd,
+        env=clean_env(PYTHONPATH=str(REPO_ROOT), **env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def make_settings(tracking_uri: str, data_path: Path, tmp: Path, **extra: Any) -> TrainingSettings:
@@ -59,6 +78,15 @@ def sqlite_registry(
         f"sqlite:///{tmp / 'mlflow.db'}", data_path, tmp, model_name=model_name, **extra
     )
     return settings, MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
+
+
+def champion_of(settings: TrainingSettings, client: MlflowClient) -> str:
+    """The version behind the settings' alias."""
+    return str(client.get_model_version_by_alias(settings.model_name, settings.model_alias).version)
+
+
+def tags_of(settings: TrainingSettings, client: MlflowClient, version: str) -> dict[str, str]:
+    return dict(client.get_model_version(settings.model_name, version).tags)
 
 
 @dataclass(frozen=True)

@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from devstack.ports import free_port
-from tests.training.helpers import clean_env
+from tests.training.helpers import run_cli
 from training.cli import app
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m training ...` in a real process, as the job image runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "training", *args],
-        cwd=cwd,
-        env=clean_env(PYTHONPATH=str(REPO_ROOT), **env),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_help_lists_the_commands(tmp_path: Path) -> None:

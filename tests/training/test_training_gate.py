@@ -12,7 +12,7 @@ from feature_engine.encoding import OneHotEncoder
 from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
-from tests.training.helpers import register_pipeline, sqlite_registry
+from tests.training.helpers import champion_of, register_pipeline, sqlite_registry, tags_of
 from training.cli import app
 from training.config import TrainingSettings
 from training.data.split import Split
@@ -91,23 +91,7 @@ def registry(tmp_path: Path, uci_data_path: Path, request: pytest.FixtureRequest
 def gate(
     settings: TrainingSettings, client: Any, version: str, split: Split, force: bool = False
 ) -> GateDecision:
-    return run_gate(
-        client,
-        name=settings.model_name,
-        alias=settings.model_alias,
-        version=version,
-        split=split,
-        tolerance=settings.gate_tolerance,
-        force=force,
-    )
-
-
-def champion_of(settings: TrainingSettings, client: Any) -> str:
-    return str(client.get_model_version_by_alias(settings.model_name, settings.model_alias).version)
-
-
-def tags_of(settings: TrainingSettings, client: Any, version: str) -> dict[str, str]:
-    return dict(client.get_model_version(settings.model_name, version).tags)
+    return run_gate(client, settings, version=version, split=split, force=force)
 
 
 def test_first_model_is_promoted(registry: Any, split: Split, pipelines: dict[str, Any]) -> None:

@@ -75,15 +75,7 @@ def registry(tmp_path: Path, uci_data_path: Path, request: pytest.FixtureRequest
 def _gate(registry: Any, split: Split, pipeline: Any) -> Any:
     settings, client = registry
     version = register_pipeline(pipeline, split, settings)
-    return run_gate(
-        client,
-        name=settings.model_name,
-        alias=settings.model_alias,
-        version=version,
-        split=split,
-        tolerance=settings.gate_tolerance,
-        force=False,
-    )
+    return run_gate(client, settings, version=version, split=split, force=False)
 
 
 def test_a_challenger_worse_on_the_institution_is_refused(

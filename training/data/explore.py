@@ -12,13 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common.attributes import ATTRIBUTES, SEED_FEATURES, TARGET_LABELS
+from common.attributes import ATTRIBUTES, TARGET_LABELS
 from training.config import TrainingSettings
 from training.data.reading import Dataset, load_dataset
 from training.data.split import held_out_split
 from training.evaluation import plots
 from training.features.pipeline import feature_label
-from training.features.selection import RFA_THRESHOLD, select_features
 from training.log import get_logger
 from training.search.cv import SearchConfig
 
@@ -153,18 +152,7 @@ def _selection(dataset: Dataset, settings: TrainingSettings) -> tuple[str, str]:
     """The same selection step the training job runs (quick settings), on the training part."""
     split = held_out_split(dataset, settings.split_seed, settings.test_size)
     config = SearchConfig.from_settings(settings, quick=True)
-    x, y, groups = config.augment(split.x_train, split.y_train, np.random.default_rng(config.seed))
-    selection = select_features(
-        x,
-        y,
-        groups,
-        protect=SEED_FEATURES,
-        folds=config.rfa_folds,
-        n_estimators=config.rfa_estimators,
-        threshold=RFA_THRESHOLD,
-        n_jobs=config.n_jobs,
-        seed=config.seed,
-    )
+    selection = config.select_features(split.x_train, split.y_train)
     gains = pd.Series(selection.drifts)
     curve = gains.cumsum() + 0.0
     text = (

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -390,6 +390,16 @@ def _percentiles(values: FloatArray, tail: float) -> Interval:
 # -- the audit -----------------------------------------------------------------------------------
 
 
+class AuditOptions(TypedDict, total=False):
+    """How `audit` measures a stage (its defaults); passed on by `audit_stages`."""
+
+    n_bootstrap: int
+    seed: int
+    min_group_size: int
+    confidence: float
+    calibration_bins: int
+
+
 def audit(
     y_true: npt.ArrayLike,
     y_prob: npt.ArrayLike,
@@ -458,12 +468,7 @@ def audit_stages(
     stage_probs: Mapping[str, npt.ArrayLike],
     threshold: float | Mapping[str, float],
     groups_frame: pd.DataFrame,
-    *,
-    n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
-    seed: int = 0,
-    min_group_size: int = DEFAULT_MIN_GROUP_SIZE,
-    confidence: float = 0.95,
-    calibration_bins: int = DEFAULT_CALIBRATION_BINS,
+    **options: Unpack[AuditOptions],
 ) -> FairnessAudit:
     """`audit` for each stage -> its probabilities, same students and groups; `threshold` is one
     for all stages or one per stage."""
@@ -472,20 +477,7 @@ def audit_stages(
     audits = []
     for stage, prob in stage_probs.items():
         cut = threshold[stage] if isinstance(threshold, Mapping) else threshold
-        audits.append(
-            audit(
-                y_true,
-                prob,
-                cut,
-                groups_frame,
-                stage=stage,
-                n_bootstrap=n_bootstrap,
-                seed=seed,
-                min_group_size=min_group_size,
-                confidence=confidence,
-                calibration_bins=calibration_bins,
-            )
-        )
+        audits.append(audit(y_true, prob, cut, groups_frame, stage=stage, **options))
     return FairnessAudit(stages=tuple(audits))
 
 

@@ -42,7 +42,7 @@ import math
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -248,6 +248,16 @@ class Estimate:
         return {name: getattr(self, name) for name in ESTIMATED_NAMES}
 
 
+class EstimateOptions(TypedDict, total=False):
+    """How CBPE estimates a group (the defaults are `_estimate`'s): simulated outcome draws,
+    their seed, the interval's confidence and the count below which a group is a small sample."""
+
+    n_simulations: int
+    seed: int
+    confidence: float
+    min_count: int
+
+
 def estimate_performance(
     probability: npt.ArrayLike,
     decision: npt.ArrayLike,
@@ -255,10 +265,7 @@ def estimate_performance(
     calibrator: Calibrator | None = None,
     version: str = ALL,
     stage: str = ALL,
-    n_simulations: int = 200,
-    seed: int = 0,
-    confidence: float = CONFIDENCE,
-    min_count: int = MIN_COUNT,
+    **options: Unpack[EstimateOptions],
 ) -> Estimate:
     """CBPE for one group: `probability` as the model gave it, `decision` its at-risk flag,
     `calibrator` fitted on the model's reference set (without one, `probability` must already
@@ -273,10 +280,7 @@ def estimate_performance(
         np.full(len(scores), use),
         version=version,
         stage=stage,
-        n_simulations=n_simulations,
-        seed=seed,
-        confidence=confidence,
-        min_count=min_count,
+        **options,
     )
 
 
@@ -288,10 +292,10 @@ def _estimate(
     *,
     version: str,
     stage: str,
-    n_simulations: int,
-    seed: int,
-    confidence: float,
-    min_count: int,
+    n_simulations: int = 200,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    min_count: int = MIN_COUNT,
 ) -> Estimate:
     n, flagged = len(p), int(d.sum())
     notes: list[str] = []
@@ -356,10 +360,7 @@ def estimate_by_group(
     pending: pd.DataFrame,
     *,
     calibrators: Mapping[str, Calibrator] | None = None,
-    n_simulations: int = 200,
-    seed: int = 0,
-    confidence: float = CONFIDENCE,
-    min_count: int = MIN_COUNT,
+    **options: Unpack[EstimateOptions],
 ) -> list[Estimate]:
     """CBPE per (version, stage) group of pending predictions (`pending_predictions`), each
     row calibrated by its own version's calibrator when `calibrators` has one."""
@@ -383,10 +384,7 @@ def estimate_by_group(
                 rows["_applied"].to_numpy(dtype=bool),
                 version=version,
                 stage=stage,
-                n_simulations=n_simulations,
-                seed=seed,
-                confidence=confidence,
-                min_count=min_count,
+                **options,
             )
         )
     return estimates

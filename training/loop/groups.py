@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,7 @@ from training.loop.quality import (
     group_keys,
     group_seed,
     select,
+    small_sample_note,
 )
 
 GROUP_METRICS: Final = ("tpr", "fpr", "flag_rate")
@@ -97,15 +98,20 @@ def attributes_of(document: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...
     return [(str(s["name"]), spec_labels(s, unknown)) for s in group_specs(document)]
 
 
+class GroupOptions(TypedDict, total=False):
+    """How one student group's figures are measured (the defaults are `_group`'s)."""
+
+    n_bootstrap: int
+    seed: int
+    confidence: float
+    min_count: int
+    min_per_class: int
+
+
 def quality_by_student_group(
     joined: pd.DataFrame,
     attributes: Sequence[tuple[str, tuple[str, ...]]],
-    *,
-    n_bootstrap: int = 1000,
-    seed: int = 0,
-    confidence: float = CONFIDENCE,
-    min_count: int = MIN_COUNT,
-    min_per_class: int = MIN_PER_CLASS,
+    **options: Unpack[GroupOptions],
 ) -> tuple[list[GroupQuality], list[AttributeGap]]:
     """Per roll-up of a joined frame (with `group:` columns), each group's figures and each
     attribute's gap. Groups with no joined row are left out."""
@@ -126,11 +132,7 @@ def quality_by_student_group(
                         rows["y_true"].to_numpy()[members],
                         rows["at_risk"].to_numpy()[members],
                         (version, stage, attribute, group),
-                        n_bootstrap=n_bootstrap,
-                        seed=seed,
-                        confidence=confidence,
-                        min_count=min_count,
-                        min_per_class=min_per_class,
+                        **options,
                     )
                 )
             reports += found
@@ -143,24 +145,20 @@ def _group(
     at_risk: npt.ArrayLike,
     where: tuple[str, str, str, str],
     *,
-    n_bootstrap: int,
-    seed: int,
-    confidence: float,
-    min_count: int,
-    min_per_class: int,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+    min_count: int = MIN_COUNT,
+    min_per_class: int = MIN_PER_CLASS,
 ) -> GroupQuality:
     version, stage, attribute, group = where
     y = np.asarray(y_true, dtype=np.int64)
     d = np.asarray(at_risk, dtype=bool)
     n, positives, flagged = len(y), int(y.sum()), int(d.sum())
     negatives = n - positives
-    notes: list[str] = []
-    small = n < min_count or min(positives, negatives) < min_per_class
-    if small:
-        notes.append(
-            f"small sample: {n} rows, {positives} dropouts, {negatives} others "
-            f"(reliable from {min_count} rows and {min_per_class} of each class)"
-        )
+    note = small_sample_note(n, positives, min_count=min_count, min_per_class=min_per_class)
+    small = note is not None
+    notes = [note] if note else []
     if positives == 0:
         notes.append("TPR undefined: no dropout in this group")
     if negatives == 0:

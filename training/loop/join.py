@@ -28,20 +28,7 @@ import pandas as pd
 
 POSITIVE_OUTCOME: Final = "Dropout"
 STAGE_ORDER: Final = ("enrollment", "first_semester", "second_semester")
-JOINED_COLUMNS: Final = (
-    "student_id",
-    "stage",
-    "model_name",
-    "model_version",
-    "scored_at",
-    "probability",
-    "threshold",
-    "at_risk",
-    "y_true",
-    "outcome",
-    "decision_date",
-    "outcome_source",
-)
+# A prediction still waiting for its outcome; a joined row is the same prediction and its outcome.
 PENDING_COLUMNS: Final = (
     "student_id",
     "stage",
@@ -52,6 +39,7 @@ PENDING_COLUMNS: Final = (
     "threshold",
     "at_risk",
 )
+JOINED_COLUMNS: Final = (*PENDING_COLUMNS, "y_true", "outcome", "decision_date", "outcome_source")
 # Columns of captures that travel with each joined row: the student's group labels.
 GROUP_COLUMN_PREFIX: Final = "group:"
 _ORDER: Final = ["scored_at", "shard_id", "sequence_number", "sub_sequence_number"]

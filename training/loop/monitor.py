@@ -28,7 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import pandas as pd
 
@@ -112,15 +112,7 @@ class MonitorReport:
         for g in self.groups:
             labels = (*_labels("realized", g.version, g.stage), ("attribute", g.attribute))
             labels = (*labels, ("group", g.group))
-            points += _figures(labels, g.metrics(), prefix="group_")
-            points += [
-                MetricPoint(f"{PROMETHEUS_PREFIX}group_count", labels, float(g.count)),
-                MetricPoint(f"{PROMETHEUS_PREFIX}group_positives", labels, float(g.positives)),
-                MetricPoint(f"{PROMETHEUS_PREFIX}group_flagged", labels, float(g.flagged)),
-                MetricPoint(
-                    f"{PROMETHEUS_PREFIX}group_small_sample", labels, float(g.small_sample)
-                ),
-            ]
+            points += _exported(labels, g, _REALIZED_COUNTS, prefix="group_")
         for gap in self.group_gaps:
             labels = (*_labels("realized", gap.version, gap.stage), ("attribute", gap.attribute))
             points.append(
@@ -128,27 +120,10 @@ class MonitorReport:
             )
         for report in self.realized:
             labels = _labels("realized", report.version, report.stage)
-            points += _figures(labels, report.metrics())
-            points += [
-                MetricPoint(f"{PROMETHEUS_PREFIX}count", labels, float(report.count)),
-                MetricPoint(f"{PROMETHEUS_PREFIX}positives", labels, float(report.positives)),
-                MetricPoint(f"{PROMETHEUS_PREFIX}flagged", labels, float(report.flagged)),
-                MetricPoint(f"{PROMETHEUS_PREFIX}small_sample", labels, float(report.small_sample)),
-            ]
+            points += _exported(labels, report, _REALIZED_COUNTS)
         for estimate in self.estimated:
             labels = _labels("estimated", estimate.version, estimate.stage)
-            points += _figures(labels, estimate.metrics())
-            points += [
-                MetricPoint(f"{PROMETHEUS_PREFIX}count", labels, float(estimate.count)),
-                MetricPoint(f"{PROMETHEUS_PREFIX}flagged", labels, float(estimate.flagged)),
-                MetricPoint(
-                    f"{PROMETHEUS_PREFIX}expected_positives", labels, estimate.expected_positives
-                ),
-                MetricPoint(
-                    f"{PROMETHEUS_PREFIX}small_sample", labels, float(estimate.small_sample)
-                ),
-                MetricPoint(f"{PROMETHEUS_PREFIX}calibrated", labels, float(estimate.calibrated)),
-            ]
+            points += _exported(labels, estimate, _ESTIMATED_COUNTS)
         for version, auc in sorted(self.held_out.items()):
             labels = _labels("held_out", version, ALL)
             points.append(MetricPoint(f"{PROMETHEUS_PREFIX}roc_auc", labels, float(auc)))
@@ -175,6 +150,29 @@ def _maybe(value: int | None) -> float:
 
 def _labels(kind: str, version: str, stage: str) -> tuple[tuple[str, str], ...]:
     return (("kind", kind), ("stage", stage), ("version", version))
+
+
+class _Measured(Protocol):
+    def metrics(self) -> dict[str, Metric]: ...
+
+
+# The counts exported beside the figures of a realized group (whole or per student group) and
+# of an estimated one: an estimate knows no positives, only how many it expects.
+_REALIZED_COUNTS: Final = ("count", "positives", "flagged", "small_sample")
+_ESTIMATED_COUNTS: Final = ("count", "flagged", "expected_positives", "small_sample", "calibrated")
+
+
+def _exported(
+    labels: tuple[tuple[str, str], ...],
+    measured: _Measured,
+    counts: tuple[str, ...],
+    prefix: str = "",
+) -> list[MetricPoint]:
+    """A group's figures with their intervals, then its `counts` (attributes, as floats)."""
+    return _figures(labels, measured.metrics(), prefix) + [
+        MetricPoint(f"{PROMETHEUS_PREFIX}{prefix}{name}", labels, float(getattr(measured, name)))
+        for name in counts
+    ]
 
 
 def _figures(

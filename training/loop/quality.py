@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Final, TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -89,9 +89,31 @@ class QualityReport:
         return {name: getattr(self, name) for name in METRIC_NAMES}
 
 
+def small_sample_note(n: int, positives: int, *, min_count: int, min_per_class: int) -> str | None:
+    """Why a group's realized figures cannot be relied on (too few rows, or too few dropouts
+    or others), or None when they can."""
+    if n >= min_count and min(positives, n - positives) >= min_per_class:
+        return None
+    return (
+        f"small sample: {n} rows, {positives} dropouts, {n - positives} others "
+        f"(reliable from {min_count} rows and {min_per_class} of each class)"
+    )
+
+
 def group_seed(seed: int, version: str, stage: str) -> np.random.Generator:
     """A generator per group, stable whatever other groups exist."""
     return np.random.default_rng([seed, zlib.crc32(f"{version}\x00{stage}".encode())])
+
+
+class QualityOptions(TypedDict, total=False):
+    """How `realized_quality` measures a group (its defaults); passed on by `quality_by_group`."""
+
+    n_bootstrap: int
+    seed: int
+    n_bins: int
+    confidence: float
+    min_count: int
+    min_per_class: int
 
 
 def realized_quality(
@@ -121,13 +143,9 @@ def realized_quality(
     p = np.asarray(probability, dtype=float)
     d = np.asarray(at_risk, dtype=bool)
     n, positives, flagged = len(y), int(y.sum()), int(d.sum())
-    notes: list[str] = []
-    small = n < min_count or min(positives, n - positives) < min_per_class
-    if small:
-        notes.append(
-            f"small sample: {n} rows, {positives} dropouts, {n - positives} others "
-            f"(reliable from {min_count} rows and {min_per_class} of each class)"
-        )
+    note = small_sample_note(n, positives, min_count=min_count, min_per_class=min_per_class)
+    small = note is not None
+    notes = [note] if note else []
     if n == 0:
         return _empty(version, stage, n_bins, n_bootstrap, notes)
     both = 0 < positives < n
@@ -273,14 +291,7 @@ def _version_key(version: str) -> tuple[int, int, str]:
 
 
 def quality_by_group(
-    joined: pd.DataFrame,
-    *,
-    n_bootstrap: int = 1000,
-    seed: int = 0,
-    n_bins: int = N_BINS,
-    confidence: float = CONFIDENCE,
-    min_count: int = MIN_COUNT,
-    min_per_class: int = MIN_PER_CLASS,
+    joined: pd.DataFrame, **options: Unpack[QualityOptions]
 ) -> list[QualityReport]:
     """`realized_quality` of every group of a joined frame (`join_outcomes(...).frame`)."""
     reports = []
@@ -293,12 +304,7 @@ def quality_by_group(
                 rows["at_risk"].to_numpy(),
                 version=version,
                 stage=stage,
-                n_bootstrap=n_bootstrap,
-                seed=seed,
-                n_bins=n_bins,
-                confidence=confidence,
-                min_count=min_count,
-                min_per_class=min_per_class,
+                **options,
             )
         )
     return reports

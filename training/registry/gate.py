@@ -26,6 +26,7 @@ from typing import Any
 
 from mlflow import MlflowClient
 
+from training.config import TrainingSettings
 from training.data.split import Split
 from training.errors import RegistryError
 from training.evaluation.fairness import FairnessConfig
@@ -105,22 +106,23 @@ def decide(
 
 def run_gate(
     client: MlflowClient,
+    settings: TrainingSettings,
     *,
-    name: str,
-    alias: str,
     version: str,
     split: Split,
-    tolerance: float,
     force: bool,
     fairness: FairnessConfig | None = None,
     challenger_audit: FairnessAudit | None = None,
 ) -> GateDecision:
     """Score `version` and the champion from the registry, decide, record, move the alias.
 
+    The model's name, its alias and the tolerance are the settings' (`model_name`,
+    `model_alias`, `gate_tolerance`).
     `fairness`: also audit both across student groups and apply the fairness rule.
     `challenger_audit`: the audit of `version` on `split` when the caller already has it (the
     training job audited the very pipeline it registered, at the same threshold); it is used
     in place of a second audit of the same predictions."""
+    name, alias, tolerance = settings.model_name, settings.model_alias, settings.gate_tolerance
     try:
         new = load_version(name, version)
         new_report = _report(new, split)

@@ -67,11 +67,9 @@ def promote_version(settings: TrainingSettings, version: str, *, force: bool) ->
     get_version(client, settings.model_name, version)
     return run_gate(
         client,
-        name=settings.model_name,
-        alias=settings.model_alias,
+        settings,
         version=version,
         split=_split(settings),
-        tolerance=settings.gate_tolerance,
         force=force,
         fairness=FairnessConfig.from_settings(settings),
     )

@@ -20,7 +20,7 @@ from training.evaluation.metrics import evaluate, flatten
 from training.evaluation.report import ModelRow
 from training.evaluation.threshold import choose_threshold
 from training.features.pipeline import ModelKind, build_pipeline, feature_label, make_xgboost
-from training.features.selection import RFA_THRESHOLD, FeatureSelection, select_features
+from training.features.selection import RFA_THRESHOLD, FeatureSelection
 from training.log import get_logger
 from training.search.cv import CandidateResult, FoldPlan, SearchConfig
 
@@ -54,18 +54,7 @@ class Candidate:
 
 def select_and_log(split: Split, config: SearchConfig, tags: dict[str, str]) -> FeatureSelection:
     """Recursive Feature Addition on the augmented training part, logged as its own run."""
-    x, y, groups = config.augment(split.x_train, split.y_train, np.random.default_rng(config.seed))
-    selection = select_features(
-        x,
-        y,
-        groups,
-        protect=SEED_FEATURES,
-        folds=config.rfa_folds,
-        n_estimators=config.rfa_estimators,
-        threshold=RFA_THRESHOLD,
-        n_jobs=config.n_jobs,
-        seed=config.seed,
-    )
+    selection = config.select_features(split.x_train, split.y_train)
     with mlflow.start_run(run_name="feature-selection", nested=True):
         mlflow.set_tags({**tags, "role": "feature_selection"})
         mlflow.log_params(

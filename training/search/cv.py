@@ -26,6 +26,7 @@ from training.config import TrainingSettings
 from training.data.views import stage_view, subset_view
 from training.features.augmentation import augment
 from training.features.pipeline import ModelKind, build_pipeline
+from training.features.selection import RFA_THRESHOLD, FeatureSelection, select_features
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,22 @@ class SearchConfig:
             rng=rng,
             patterns=(SEED_FEATURES,),
             pattern_share=self.augment_pattern_share,
+        )
+
+    def select_features(self, x: pd.DataFrame, y: pd.Series) -> FeatureSelection:
+        """Recursive Feature Addition on augmented copies of (x, y), the seed's features kept:
+        the selection step of training, and of `explore`'s report."""
+        x_aug, y_aug, groups = self.augment(x, y, np.random.default_rng(self.seed))
+        return select_features(
+            x_aug,
+            y_aug,
+            groups,
+            protect=SEED_FEATURES,
+            folds=self.rfa_folds,
+            n_estimators=self.rfa_estimators,
+            threshold=RFA_THRESHOLD,
+            n_jobs=self.n_jobs,
+            seed=self.seed,
         )
 
     @classmethod

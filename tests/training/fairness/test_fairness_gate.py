@@ -10,6 +10,7 @@ import pytest
 from tests.training.fairness.synthetic import scored
 from training.fairness import (
     FairnessAudit,
+    FairnessDecision,
     WorstDisparity,
     audit_stages,
     fairness_decision,
@@ -21,6 +22,26 @@ MLFLOW_TAG_KEY = re.compile(r"^[A-Za-z0-9_\-. /]+$")
 
 def _worst(**values: float) -> dict[str, WorstDisparity]:
     return {k: WorstDisparity(k, v, "gender", "enrollment") for k, v in values.items()}
+
+
+def _decide(
+    challenger: dict[str, float],
+    champion: dict[str, float] | None,
+    *,
+    tolerance: float,
+    cap: float | dict[str, float],
+    force: bool = False,
+) -> FairnessDecision:
+    """The gate on the challenger's kinds, worst disparities given as {kind: value}, each on
+    gender at enrollment (`champion` None: a first model)."""
+    return fairness_decision(
+        _worst(**challenger),
+        None if champion is None else _worst(**champion),
+        tolerance=tolerance,
+        cap=cap,
+        force=force,
+        kinds=tuple(challenger),
+    )
 
 
 def _audited(shift: float, seed: int) -> FairnessAudit:
@@ -56,15 +77,11 @@ def test_fair_challenger_is_promoted(fair_champion: FairnessAudit) -> None:
 
 
 def test_first_model_is_judged_against_the_cap_only() -> None:
-    fair = fairness_decision(
-        _worst(dp_difference=0.08, eo_difference=0.11), None, tolerance=0.0, cap=0.2, force=False
-    )
+    fair = _decide({"dp_difference": 0.08, "eo_difference": 0.11}, None, tolerance=0.0, cap=0.2)
     assert fair.passed
     assert fair.reason.startswith("first model: demographic parity difference 0.08")
     assert fair.figures["fairness.gate.champion"] == "none"
-    capped = fairness_decision(
-        _worst(dp_difference=0.08, eo_difference=0.31), None, tolerance=0.0, cap=0.2, force=False
-    )
+    capped = _decide({"dp_difference": 0.08, "eo_difference": 0.31}, None, tolerance=0.0, cap=0.2)
     assert not capped.passed
     assert capped.reason == (
         "equalized odds difference 0.31 on gender at enrollment exceeds the cap 0.20"
@@ -72,14 +89,7 @@ def test_first_model_is_judged_against_the_cap_only() -> None:
 
 
 def test_cap_applies_with_a_champion_too() -> None:
-    decision = fairness_decision(
-        _worst(eo_difference=0.30),
-        _worst(eo_difference=0.29),
-        tolerance=0.05,
-        cap=0.25,
-        force=False,
-        kinds=["eo_difference"],
-    )
+    decision = _decide({"eo_difference": 0.30}, {"eo_difference": 0.29}, tolerance=0.05, cap=0.25)
     assert not decision.passed
     assert "exceeds the cap 0.25" in decision.reason
     assert "champion" not in decision.reason
@@ -100,23 +110,16 @@ def test_reason_reads_as_documented() -> None:
 
 
 def test_more_digits_when_two_would_not_read_true() -> None:
-    decision = fairness_decision(
-        _worst(dp_difference=0.1712),
-        _worst(dp_difference=0.12),
-        tolerance=0.05,
-        cap=1.0,
-        force=False,
-        kinds=["dp_difference"],
-    )
+    decision = _decide({"dp_difference": 0.1712}, {"dp_difference": 0.12}, tolerance=0.05, cap=1.0)
     assert "0.171 on gender at enrollment exceeds the champion's 0.120 by more than 0.050" in (
         decision.reason
     )
 
 
 def test_force_overrides_and_says_so() -> None:
-    decision = fairness_decision(
-        _worst(dp_difference=0.4, eo_difference=0.1),
-        _worst(dp_difference=0.1, eo_difference=0.1),
+    decision = _decide(
+        {"dp_difference": 0.4, "eo_difference": 0.1},
+        {"dp_difference": 0.1, "eo_difference": 0.1},
         tolerance=0.05,
         cap=0.3,
         force=True,
@@ -126,8 +129,8 @@ def test_force_overrides_and_says_so() -> None:
     assert decision.reason.endswith(")")
     assert decision.figures["fairness.gate.decision"] == "forced"
     assert decision.figures["fairness.gate.forced"] == "true"
-    unneeded = fairness_decision(
-        _worst(dp_difference=0.1, eo_difference=0.1), None, tolerance=0.05, cap=0.3, force=True
+    unneeded = _decide(
+        {"dp_difference": 0.1, "eo_difference": 0.1}, None, tolerance=0.05, cap=0.3, force=True
     )
     assert unneeded.passed
     assert not unneeded.reason.startswith("forced")
@@ -136,66 +139,31 @@ def test_force_overrides_and_says_so() -> None:
 
 
 def test_exactly_the_tolerance_or_the_cap_passes() -> None:
-    decision = fairness_decision(
-        _worst(dp_difference=0.15),
-        _worst(dp_difference=0.10),
-        tolerance=0.05,
-        cap=0.15,
-        force=False,
-        kinds=["dp_difference"],
-    )
+    decision = _decide({"dp_difference": 0.15}, {"dp_difference": 0.10}, tolerance=0.05, cap=0.15)
     assert decision.passed, decision.reason
 
 
 def test_unmeasurable_disparity_refuses() -> None:
-    decision = fairness_decision(
-        _worst(dp_difference=math.nan),
-        None,
-        tolerance=0.05,
-        cap=0.2,
-        force=False,
-        kinds=["dp_difference"],
-    )
+    decision = _decide({"dp_difference": math.nan}, None, tolerance=0.05, cap=0.2)
     assert not decision.passed
     assert "could not be measured" in decision.reason
     assert decision.figures["fairness.gate.challenger.dp_difference"] == "nan"
 
 
 def test_champion_without_the_figure_is_judged_on_the_cap() -> None:
-    decision = fairness_decision(
-        _worst(eo_difference=0.19),
-        _worst(dp_difference=0.01),
-        tolerance=0.0,
-        cap=0.2,
-        force=False,
-        kinds=["eo_difference"],
-    )
+    decision = _decide({"eo_difference": 0.19}, {"dp_difference": 0.01}, tolerance=0.0, cap=0.2)
     assert decision.passed
     assert decision.figures["fairness.gate.champion.eo_difference"] == "none"
 
 
 def test_ratio_is_worse_when_lower_and_its_cap_is_a_floor() -> None:
-    decision = fairness_decision(
-        _worst(dp_ratio=0.6),
-        _worst(dp_ratio=0.8),
-        tolerance=0.05,
-        cap={"dp_ratio": 0.7},
-        force=False,
-        kinds=["dp_ratio"],
-    )
+    decision = _decide({"dp_ratio": 0.6}, {"dp_ratio": 0.8}, tolerance=0.05, cap={"dp_ratio": 0.7})
     assert not decision.passed
     assert "demographic parity ratio 0.60 on gender at enrollment is below the floor 0.70" in (
         decision.reason
     )
     assert "is below the champion's 0.80 by more than 0.05" in decision.reason
-    better = fairness_decision(
-        _worst(dp_ratio=0.9),
-        _worst(dp_ratio=0.8),
-        tolerance=0.0,
-        cap={"dp_ratio": 0.7},
-        force=False,
-        kinds=["dp_ratio"],
-    )
+    better = _decide({"dp_ratio": 0.9}, {"dp_ratio": 0.8}, tolerance=0.0, cap={"dp_ratio": 0.7})
     assert better.passed
 
 

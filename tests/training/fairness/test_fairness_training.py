@@ -18,12 +18,19 @@ from mlflow import MlflowClient
 from pydantic import ValidationError
 
 from tests.training.fairness.synthetic import cohorts, scored
-from tests.training.helpers import make_settings, register_pipeline, sqlite_registry
+from tests.training.helpers import (
+    champion_of,
+    make_settings,
+    register_pipeline,
+    sqlite_registry,
+    tags_of,
+)
 from training.config import TrainingSettings
 from training.data.split import Split
 from training.evaluation.fairness import FairnessConfig, audit_model
 from training.fairness import (
     DEFAULT_GROUP_NAMES,
+    FairnessAudit,
     audit,
     audit_stages,
     describe_worst,
@@ -186,25 +193,25 @@ def gender_only(tolerance: float = 0.1, cap: float = 1.0) -> FairnessConfig:
     return replace(base, definitions=definitions, tolerance=tolerance, caps=caps)
 
 
-def gate(settings: Any, client: Any, version: str, split: Split, force: bool = False) -> Any:
+def gate(
+    settings: Any,
+    client: Any,
+    version: str,
+    split: Split,
+    force: bool = False,
+    fairness: FairnessConfig | None = None,
+    challenger_audit: FairnessAudit | None = None,
+) -> Any:
+    """The gate with the gender-only fairness rule (`fairness` for another)."""
     return run_gate(
         client,
-        name=settings.model_name,
-        alias=settings.model_alias,
+        settings,
         version=version,
         split=split,
-        tolerance=settings.gate_tolerance,
         force=force,
-        fairness=gender_only(),
+        fairness=fairness or gender_only(),
+        challenger_audit=challenger_audit,
     )
-
-
-def tags_of(settings: Any, client: Any, version: str) -> dict[str, str]:
-    return dict(client.get_model_version(settings.model_name, version).tags)
-
-
-def champion(settings: Any, client: Any) -> str:
-    return str(client.get_model_version_by_alias(settings.model_name, "champion").version)
 
 
 def test_the_planted_bias_is_what_the_audit_sees(
@@ -238,7 +245,7 @@ def test_a_biased_challenger_is_refused_with_groups_and_figures(
     assert "on gender at" in decision.reason
     assert "by more than 0.10" in decision.reason
     assert "flag rate male " in decision.reason  # the group, named with its figure
-    assert champion(settings, client) == v1
+    assert champion_of(settings, client) == v1
     tags = tags_of(settings, client, v2)
     assert tags["gate.decision"] == "refused"
     assert tags["fairness.gate.decision"] == "refused"
@@ -252,7 +259,7 @@ def test_a_biased_challenger_is_refused_with_groups_and_figures(
     forced = gate(settings, client, v2, split, force=True)
     assert forced.promote
     assert "fairness forced (" in forced.reason
-    assert champion(settings, client) == v2
+    assert champion_of(settings, client) == v2
     assert tags_of(settings, client, v2)["fairness.gate.forced"] == "true"
 
 
@@ -268,7 +275,7 @@ def test_a_fair_challenger_is_promoted(
     assert decision.reason == "at_least_as_good"  # quality's reason: fairness passed plainly
     assert decision.fairness is not None
     assert "within the cap" in decision.fairness.reason
-    assert champion(settings, client) == v2
+    assert champion_of(settings, client) == v2
     tags = tags_of(settings, client, v2)
     assert tags["fairness.gate.decision"] == "passed"
     assert math.isfinite(float(tags["fairness.worst.eo_difference"]))
@@ -277,16 +284,7 @@ def test_a_fair_challenger_is_promoted(
 def test_the_cap_refuses_a_first_model(registry: Any, split: Split, biased: Any) -> None:
     settings, client = registry
     v1 = register_pipeline(biased, split, settings)
-    decision = run_gate(
-        client,
-        name=settings.model_name,
-        alias=settings.model_alias,
-        version=v1,
-        split=split,
-        tolerance=settings.gate_tolerance,
-        force=False,
-        fairness=gender_only(cap=0.2),
-    )
+    decision = gate(settings, client, v1, split, fairness=gender_only(cap=0.2))
     assert not decision.promote
     assert decision.reason.startswith("refused on fairness: ")
     assert "exceeds the cap 0.20" in decision.reason
@@ -325,17 +323,7 @@ def test_the_audit_training_hands_the_gate_is_the_registered_versions(
             worst.attribute,
             worst.stage,
         )
-    decision = run_gate(
-        client,
-        name=settings.model_name,
-        alias=settings.model_alias,
-        version=version,
-        split=split,
-        tolerance=settings.gate_tolerance,
-        force=False,
-        fairness=config,
-        challenger_audit=handed,
-    )
+    decision = gate(settings, client, version, split, fairness=config, challenger_audit=handed)
     assert not decision.promote  # the biased model is beyond the cap of 0.2
     assert "exceeds the cap 0.20" in decision.reason
     tags = tags_of(settings, client, version)
@@ -355,10 +343,8 @@ def test_sensitive_features_without_registers_the_model_that_does_not_see_them(
     with SENSITIVE_FEATURES=without: the version registered is the one trained without the
     group attributes, and its contract, tags and card say so."""
     import json
-    import subprocess
-    import sys
 
-    from tests.training.helpers import clean_env
+    from tests.training.helpers import run_cli
     from training.registry.client import load_version
 
     text = uci_data_path.read_bytes().decode("utf-8-sig")
@@ -377,15 +363,7 @@ def test_sensitive_features_without_registers_the_model_that_does_not_see_them(
         "AUGMENT_COPIES": "1",
         "LOG_FORMAT": "json",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "training", "train", "--quick"],
-        cwd=tmp_path,
-        env=clean_env(PYTHONPATH=str(Path(__file__).resolve().parents[3]), **env),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = run_cli("train", "--quick", env=env, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
     summary = json.loads((tmp_path / "reports" / "training-summary.json").read_text())

@@ -110,3 +110,13 @@ def outcome_csv(rows: Iterable[tuple[Any, str, str, str]], *, bom: bool = False)
 
 def at(day: str, hour: int = 10) -> datetime:
     return datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC).replace(hour=hour)
+
+
+def student_line(
+    student: int, probability: float = 0.5, *, day: str = "2026-10-01", **fields: Any
+) -> dict[str, Any]:
+    """Student `student`'s prediction as captured on `day`, one record per student (its sequence
+    number is its id); `fields` as `prediction_line` takes them."""
+    return prediction_line(
+        student, sequence=student, scored_at=at(day), probability=probability, **fields
+    )

@@ -16,7 +16,7 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 from common.object_store import LocalStore
-from tests.training.loop.helpers import at, outcome_csv, prediction_line, put_batch
+from tests.training.loop.helpers import outcome_csv, put_batch, student_line
 from training.fairness import definitions_to_json, select_groups
 from training.loop.groups import label_groups
 from training.loop.monitor import monitor
@@ -46,14 +46,8 @@ def students(tmp_path: Path) -> tuple[LocalStore, dict[int, dict[str, Any]]]:
             attributes |= {"Gender": float(male), "Age at enrollment": age}
         version = "2" if student <= 200 else "3"
         lines.append(
-            prediction_line(
-                student,
-                sequence=student,
-                scored_at=at("2026-10-01"),
-                probability=round(p, 4),
-                threshold=0.5,
-                version=version,
-                attributes=attributes,
+            student_line(
+                student, round(p, 4), threshold=0.5, version=version, attributes=attributes
             )
         )
         outcomes.append((student, "Dropout" if dropout else "Graduate", "2026-11-30", "reg"))

@@ -5,7 +5,6 @@ figures checked against an independent scikit-learn computation of the same join
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import pytest
 from sklearn.metrics import brier_score_loss, f1_score, roc_auc_score
 
 from common.object_store import S3Store, open_store
+from tests.support.processes import stop_process_group
 from tests.training.loop.helpers import at, outcome_csv, prediction_line, put_batch
 from training.loop.monitor import monitor
 from training.loop.outcomes import import_outcomes
@@ -74,14 +74,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             _wait_up(url, process, log_path)
             yield url
         finally:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout=10)
-            except ProcessLookupError:
-                pass
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+            stop_process_group(process, timeout=10)
 
 
 def _wait_up(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:

@@ -7,20 +7,15 @@ import math
 import os
 from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from common.object_store import LocalStore
-from tests.training.loop.helpers import (
-    at,
-    dead_letter_line,
-    outcome_csv,
-    prediction_line,
-    put_batch,
-)
+from tests.training.loop.helpers import at, dead_letter_line, outcome_csv, put_batch, student_line
 from training.loop.estimate import fit_calibrator
-from training.loop.monitor import monitor
+from training.loop.monitor import MonitorReport, monitor
 
 TODAY = date(2026, 12, 10)
 
@@ -33,15 +28,7 @@ def store(tmp_path: Path) -> LocalStore:
     for student in range(1, 201):
         version = "2" if student <= 100 else "3"
         p = float(rng.beta(2, 3))
-        lines.append(
-            prediction_line(
-                student,
-                sequence=student,
-                scored_at=at("2026-10-01"),
-                probability=round(p, 4),
-                version=version,
-            )
-        )
+        lines.append(student_line(student, round(p, 4), version=version))
         if student <= 150:  # the first 150 have an outcome, drawn from the probability
             label = "Dropout" if rng.random() < p else "Graduate"
             outcomes.append((student, label, "2026-11-30", "registrar-2026-T1"))
@@ -53,15 +40,19 @@ def store(tmp_path: Path) -> LocalStore:
     return store
 
 
-def test_monitor_report(store: LocalStore) -> None:
-    report = monitor(
+def morning_report(store: LocalStore, **options: Any) -> MonitorReport:
+    """The monitor at 9:00 today, against held-out ROC-AUCs of 0.86 (v2) and 0.88 (v3)."""
+    return monitor(
         store,
         reference_auc_by_version={"2": 0.86, "3": 0.88},
         today=TODAY,
-        n_bootstrap=50,
-        seed=1,
         now=datetime.combine(TODAY, time(9), tzinfo=UTC),
+        **options,
     )
+
+
+def test_monitor_report(store: LocalStore) -> None:
+    report = morning_report(store, n_bootstrap=50, seed=1)
     counts = report.counts
     assert counts.capture_records == 201
     assert counts.dead_letters == 1
@@ -96,13 +87,7 @@ def test_monitor_report(store: LocalStore) -> None:
 
 
 def test_metrics_are_flat_with_bounded_labels(store: LocalStore) -> None:
-    report = monitor(
-        store,
-        reference_auc_by_version={"2": 0.86, "3": 0.88},
-        today=TODAY,
-        n_bootstrap=20,
-        now=datetime.combine(TODAY, time(9), tzinfo=UTC),
-    )
+    report = morning_report(store, n_bootstrap=20)
     metrics = report.to_metrics()
     prom = metrics.prometheus
     auc = report.realized[0].roc_auc
@@ -159,10 +144,10 @@ def test_an_empty_store_and_several_models(tmp_path: Path) -> None:
     assert [(r.version, r.stage, r.count) for r in report.realized] == [("all", "all", 0)]
     metrics = report.to_metrics()
     assert "dropout_loop_days_since_last_outcome_import" not in metrics.prometheus
-    put_batch(store, [prediction_line(1, sequence=1, scored_at=at("2026-10-01"))])
+    put_batch(store, [student_line(1)])
     put_batch(
         store,
-        [prediction_line(2, sequence=2, scored_at=at("2026-10-01"), model="other")],
+        [student_line(2, model="other")],
         model="other",
     )
     with pytest.raises(ValueError, match="several models"):
