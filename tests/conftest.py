@@ -73,6 +73,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: -module_weight[item.nodeid.split("::", 1)[0]])
 
 
+# At most this many modules that run services at once (tests/support/scheduling.py): with 4
+# workers on 2 cores, the fourth worker takes unit and static modules meanwhile.
+HEAVY_LANES = 3
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    if config.getoption("dist") != "loadfile":
+        return None
+    from tests.support.scheduling import HeavyLanesScheduling
+
+    return HeavyLanesScheduling(
+        config,
+        log,
+        lanes=int(os.environ.get("TEST_HEAVY_LANES", HEAVY_LANES)),
+        heavy=lambda module: module.startswith("tests/integration/"),
+    )
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     from devstack.backends import BackendError, choose_backend
 

@@ -15,7 +15,6 @@ ends the process (exit 15) and the batch is read again after a restart.
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ import structlog
 from common.capture_format import capture_key, encode_capture_object
 from common.object_store import S3Store, Store, StoreError, open_store
 from common.wire import CAPTURE_SCHEMA, DEAD_LETTER_SCHEMA, INPUT_SCHEMA, PREDICTION_SCHEMA
-from consumer.backoff import Backoff
+from consumer.backoff import Retry
 from consumer.capture.errors import CaptureAbandonedError, CaptureError
 from consumer.config import ConsumerSettings
 from consumer.observe.metrics import ConsumerMetrics
@@ -97,20 +96,14 @@ class CaptureWriter:
     def __init__(
         self,
         store: Store,
-        *,
-        max_attempts: int,
-        backoff: Backoff,
+        retry: Retry,
         metrics: ConsumerMetrics | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
+        *,
         keep_trying: Callable[[], bool] | None = None,
     ) -> None:
         self._store = store
-        self._max_attempts = max_attempts
-        self._backoff = backoff
+        self._retry = retry
         self._metrics = metrics
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 (jitter, not security)
         self._keep_trying = keep_trying
 
     @classmethod
@@ -130,15 +123,12 @@ class CaptureWriter:
                 endpoint_url=settings.loop_s3_endpoint_url,
                 max_attempts=1,
             )
-        return cls(
-            store,
-            max_attempts=settings.capture_max_attempts,
-            backoff=Backoff(
-                settings.capture_backoff_initial_seconds, settings.capture_backoff_max_seconds
-            ),
-            metrics=metrics,
-            keep_trying=keep_trying,
+        retry = Retry.of(
+            settings.capture_max_attempts,
+            settings.capture_backoff_initial_seconds,
+            settings.capture_backoff_max_seconds,
         )
+        return cls(store, retry, metrics, keep_trying=keep_trying)
 
     def capture(self, result: BatchResult) -> str:
         """Writes the batch's object; returns its key."""
@@ -165,11 +155,11 @@ class CaptureWriter:
                 error = exc.detail.split(":", 1)[0][:60] or type(exc).__name__
                 if self._metrics is not None:
                     self._metrics.capture_retries.labels(error=error).inc()
-                if attempt >= self._max_attempts:
+                if self._retry.exhausted(attempt):
                     raise CaptureError(
                         f"capture of {key} failed after {attempt} attempt(s): {exc}"
                     ) from exc
-                delay = self._backoff.delay(attempt, self._rng)
+                delay = self._retry.delay(attempt)
                 log.warning(
                     "capture_retry",
                     key=key,
@@ -177,7 +167,7 @@ class CaptureWriter:
                     error=str(exc)[:300],
                     delay_seconds=round(delay, 3),
                 )
-                self._sleep(delay)
+                self._retry.sleep(delay)
                 if self._keep_trying is not None and not self._keep_trying():
                     raise CaptureAbandonedError(f"capture of {key} abandoned: {exc}") from exc
         if self._metrics is not None:

@@ -13,16 +13,13 @@ Outcomes are counted in `checkpoints{outcome}`.
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable
 from enum import StrEnum
 from typing import Protocol
 
 import structlog
 from amazon_kclpy.checkpoint_error import CheckpointError
 
-from consumer.backoff import Backoff
+from consumer.backoff import Retry
 from consumer.config import ConsumerSettings
 from consumer.observe.metrics import ConsumerMetrics
 
@@ -62,18 +59,11 @@ class ShardCheckpointer:
 
     def __init__(
         self,
-        *,
-        max_attempts: int,
-        backoff: Backoff,
+        retry: Retry,
         metrics: ConsumerMetrics | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: random.Random | None = None,
     ) -> None:
-        self._max_attempts = max_attempts
-        self._backoff = backoff
+        self._retry = retry
         self._metrics = metrics
-        self._sleep = sleep
-        self._rng = rng or random.Random()  # noqa: S311 (jitter, not security)
         self.lease_lost = False
         self.last_checkpoint: tuple[str | None, int | None] | None = None
 
@@ -81,14 +71,12 @@ class ShardCheckpointer:
     def from_settings(
         cls, settings: ConsumerSettings, metrics: ConsumerMetrics | None = None
     ) -> ShardCheckpointer:
-        return cls(
-            max_attempts=settings.checkpoint_max_attempts,
-            backoff=Backoff(
-                settings.checkpoint_backoff_initial_seconds,
-                settings.checkpoint_backoff_max_seconds,
-            ),
-            metrics=metrics,
+        retry = Retry.of(
+            settings.checkpoint_max_attempts,
+            settings.checkpoint_backoff_initial_seconds,
+            settings.checkpoint_backoff_max_seconds,
         )
+        return cls(retry, metrics)
 
     def checkpoint(
         self,
@@ -117,7 +105,7 @@ class ShardCheckpointer:
                 self.lease_lost = True
                 log.warning("checkpoint_lease_lost", sequence_number=sequence_number)
                 return outcome
-            if error not in _RETRYABLE or attempt >= self._max_attempts:
+            if error not in _RETRYABLE or self._retry.exhausted(attempt):
                 log.error(
                     "checkpoint_failed",
                     error=error,
@@ -126,9 +114,9 @@ class ShardCheckpointer:
                     sub_sequence_number=sub_sequence_number,
                 )
                 return outcome
-            delay = self._backoff.delay(attempt, self._rng)
+            delay = self._retry.delay(attempt)
             log.warning("checkpoint_retry", error=error, attempt=attempt, delay_seconds=delay)
-            self._sleep(delay)
+            self._retry.sleep(delay)
 
     def _count(self, outcome: CheckpointOutcome) -> None:
         if self._metrics is not None:

@@ -18,7 +18,6 @@ caller must not checkpoint: the batch is not all out.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from consumer.backoff import Backoff
+from consumer.backoff import Retry
 from consumer.config import ConsumerSettings
 from consumer.observe.metrics import ConsumerMetrics
 from consumer.output.errors import ErrorClass, classify
@@ -139,12 +138,9 @@ class Publisher:
         *,
         predictions_stream: str,
         dead_letter_stream: str,
-        max_attempts: int,
-        backoff: Backoff,
+        retry: Retry,
         metrics: ConsumerMetrics | None = None,
-        sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
         keep_trying: Callable[[], bool] | None = None,
         lease_held: Callable[[], bool] | None = None,
         report_interval_seconds: float = 60.0,
@@ -154,12 +150,9 @@ class Publisher:
             OutputKind.PREDICTION: predictions_stream,
             OutputKind.DEAD_LETTER: dead_letter_stream,
         }
-        self._max_attempts = max_attempts
-        self._backoff = backoff
+        self._retry = retry
         self._metrics = metrics
-        self._sleep = sleep
         self._clock = clock
-        self._rng = rng or random.Random()  # noqa: S311 (jitter, not security)
         self._keep_trying = keep_trying
         self._lease_held = lease_held
         self._report_interval = report_interval_seconds
@@ -178,9 +171,10 @@ class Publisher:
             client,
             predictions_stream=settings.predictions_stream,
             dead_letter_stream=settings.dead_letter_stream,
-            max_attempts=settings.publish_max_attempts,
-            backoff=Backoff(
-                settings.publish_backoff_initial_seconds, settings.publish_backoff_max_seconds
+            retry=Retry.of(
+                settings.publish_max_attempts,
+                settings.publish_backoff_initial_seconds,
+                settings.publish_backoff_max_seconds,
             ),
             metrics=metrics,
             keep_trying=keep_trying,
@@ -235,14 +229,14 @@ class Publisher:
                 raise OutputRefusedError(stream, len(failed), calls, last_error)
             if ErrorClass.TRANSIENT in classes:
                 transient_failures += 1
-                if transient_failures >= self._max_attempts:
+                if self._retry.exhausted(transient_failures):
                     if self._metrics is not None:
                         self._metrics.publish_retries.labels(
                             stream=kind.value, error_code=BUDGET_EXHAUSTED
                         ).inc()
                     raise PublishError(stream, len(failed), calls, last_error)
             self._count_retries(kind, errors)
-            delay = self._backoff.delay(calls, self._rng)
+            delay = self._retry.delay(calls)
             if classes == {ErrorClass.THROTTLED}:
                 self._throttled(stream, kind, throttle, len(failed), calls, delay)
             else:
@@ -254,7 +248,7 @@ class Publisher:
                     errors=last_error,
                     delay_seconds=round(delay, 3),
                 )
-            self._sleep(delay)
+            self._retry.sleep(delay)
             if self._keep_trying is not None and not self._keep_trying():
                 raise PublishAbandonedError(
                     stream, len(failed), calls, f"{last_error}; gave up early"

@@ -15,7 +15,7 @@ import pytest
 
 from common.exit_codes import ExitCode
 from common.object_store import LocalStore, StoreError
-from consumer.backoff import Backoff
+from consumer.backoff import Backoff, Retry
 from consumer.capture.errors import CaptureAbandonedError, CaptureError
 from consumer.capture.writer import CaptureWriter, capture_lines
 from consumer.observe.metrics import ConsumerMetrics
@@ -68,11 +68,10 @@ def batch(
 def writer(store: Any, metrics: ConsumerMetrics | None = None, **extra: Any) -> CaptureWriter:
     return CaptureWriter(
         store,
-        max_attempts=extra.pop("max_attempts", 3),
-        backoff=Backoff(0.001, 0.001),
-        metrics=metrics,
-        sleep=lambda _: None,
-        rng=random.Random(0),
+        Retry(
+            extra.pop("max_attempts", 3), Backoff(0.001, 0.001), lambda _: None, random.Random(0)
+        ),
+        metrics,
         **extra,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from consumer.backoff import Backoff
+from consumer.backoff import Backoff, Retry
 from consumer.checkpoint.checkpointer import CheckpointOutcome, ShardCheckpointer
 from consumer.observe.metrics import ConsumerMetrics
 from tests.support.fakes import FakeCheckpointer, metric_value
@@ -14,11 +14,8 @@ CHECKPOINTS = "dropout_consumer_checkpoints_total"
 
 def make(metrics: ConsumerMetrics, sleeps: list[float], attempts: int = 4) -> ShardCheckpointer:
     return ShardCheckpointer(
-        max_attempts=attempts,
-        backoff=Backoff(0.1, 2.0),
-        metrics=metrics,
-        sleep=sleeps.append,
-        rng=random.Random(3),
+        Retry(attempts, Backoff(0.1, 2.0), sleep=sleeps.append, rng=random.Random(3)),
+        metrics,
     )
 
 

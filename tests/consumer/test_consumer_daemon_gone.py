@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from common.exit_codes import ExitCode
-from consumer.backoff import Backoff
+from consumer.backoff import Backoff, Retry
 from consumer.intake.parent import parent_watch
 from consumer.model import handoff as handoff_module
 from consumer.observe.metrics import ConsumerMetrics
@@ -133,9 +133,7 @@ def test_publisher_retries_stop_when_told_to() -> None:
         kinesis,
         predictions_stream="p",
         dead_letter_stream="d",
-        max_attempts=100,
-        backoff=Backoff(0.01, 0.01),
-        sleep=sleeps.append,
+        retry=Retry(100, Backoff(0.01, 0.01), sleep=sleeps.append),
         keep_trying=lambda: next(answers),
     )
     with pytest.raises(PublishAbandonedError, match="gave up early"):

@@ -4,13 +4,14 @@ refusals, and the budget of transient failures."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import boto3
 import orjson
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from consumer.backoff import Backoff
+from consumer.backoff import Backoff, Retry
 from consumer.config import ConsumerSettings
 from consumer.observe.metrics import ConsumerMetrics
 from consumer.output.errors import ErrorClass, classify
@@ -64,17 +65,16 @@ def publisher(
     metrics: ConsumerMetrics | None,
     sleeps: list[float],
     attempts: int = 5,
+    sleep: Callable[[float], None] | None = None,
     **extra: object,
 ) -> Publisher:
-    options: dict[str, object] = {"sleep": sleeps.append, "rng": random.Random(1), **extra}
     return Publisher(
         kinesis,
         predictions_stream=PREDICTIONS,
         dead_letter_stream=DEAD_LETTERS,
-        max_attempts=attempts,
-        backoff=Backoff(0.1, 1.0),
+        retry=Retry(attempts, Backoff(0.1, 1.0), sleep or sleeps.append, random.Random(1)),
         metrics=metrics,
-        **options,  # type: ignore[arg-type]
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -395,9 +395,7 @@ def test_a_missing_stream_is_refused_at_once(moto_kinesis: object) -> None:
         publishing_client(settings),
         predictions_stream="no-such-stream",
         dead_letter_stream=DEAD_LETTERS,
-        max_attempts=2,
-        backoff=Backoff(0.01, 0.01),
-        sleep=sleeps.append,
+        retry=Retry(2, Backoff(0.01, 0.01), sleep=sleeps.append),
     )
     with pytest.raises(OutputRefusedError, match="ResourceNotFoundException"):
         pub.publish(outputs(1))

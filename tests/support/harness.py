@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 
 import orjson
 
-from consumer.backoff import Backoff
+from consumer.backoff import Backoff, Retry
 from consumer.batch_handler import BatchHandler, CaptureStep
 from consumer.checkpoint.checkpointer import ShardCheckpointer
 from consumer.intake.kcl_processor import RecordProcessor
@@ -93,16 +93,14 @@ class Harness:
         if model is not None:
             self.holder.offer(model)
         self.shard_checkpointer = ShardCheckpointer(
-            max_attempts=3, backoff=Backoff(0.001, 0.001), metrics=metrics, sleep=no_sleep
+            Retry(3, Backoff(0.001, 0.001), sleep=no_sleep), metrics
         )
         publisher = Publisher(
             self.kinesis,
             predictions_stream=PREDICTIONS,
             dead_letter_stream=DEAD_LETTERS,
-            max_attempts=publish_attempts,
-            backoff=Backoff(0.001, 0.001),
+            retry=Retry(publish_attempts, Backoff(0.001, 0.001), sleep=no_sleep),
             metrics=metrics,
-            sleep=no_sleep,
             keep_trying=keep_trying,
             lease_held=lease_held,
             **({"clock": clock} if clock is not None else {}),
