@@ -221,7 +221,8 @@ class Streams:
                     f"{len(missing)} of {len(wanted)} input records have no output after "
                     f"{timeout:.0f} s, e.g. {sorted(missing)[:3]}"
                 )
-            time.sleep(0.5)
+            # Each poll reads every shard of both output streams: once a second is enough.
+            time.sleep(1.0)
 
     def duplicates(self) -> Counter[Position]:
         counts = Counter(source_position(o) for o in self.outputs)

@@ -36,20 +36,19 @@ _KIND_MARKERS = ("integration", "static", "docker")
 # scheduling hint only, a stale figure costs time, never correctness); then the rest by kind.
 # xdist keeps this order only with --no-loadscope-reorder (pyproject.toml).
 _KNOWN_SECONDS = {
-    "tests/integration/test_faults_worker_killed.py": 340,
-    "tests/integration/test_faults_output.py": 285,
-    "tests/integration/test_faults_registry.py": 270,
-    "tests/integration/test_loop_end_to_end.py": 200,
-    "tests/integration/test_faults_worker_stopped.py": 175,
-    "tests/integration/test_stream_end_to_end.py": 170,
-    "tests/integration/test_faults_capture.py": 150,
-    "tests/training/fairness/test_fairness_training.py": 140,
-    "tests/integration/test_faults_hostile.py": 135,
-    "tests/integration/test_stream_aggregated.py": 130,
-    "tests/training/test_training_contract.py": 115,
-    "tests/integration/test_faults_resharding.py": 85,
-    "tests/training/test_training_gate.py": 85,
-    "tests/training/test_training_cli.py": 70,
+    "tests/integration/test_faults_worker_killed.py": 325,
+    "tests/integration/test_faults_output.py": 280,
+    "tests/integration/test_faults_registry.py": 245,
+    "tests/integration/test_loop_end_to_end.py": 185,
+    "tests/integration/test_stream_end_to_end.py": 130,
+    "tests/integration/test_faults_worker_stopped.py": 120,
+    "tests/integration/test_faults_capture.py": 100,
+    "tests/integration/test_faults_resharding.py": 90,
+    "tests/integration/test_stream_aggregated.py": 88,
+    "tests/integration/test_faults_hostile.py": 87,
+    "tests/training/test_training_cli.py": 63,
+    "tests/training/fairness/test_fairness_training.py": 40,
+    "tests/deploy/test_deploy_mlflow_server.py": 35,
 }
 _KIND_WEIGHTS = (("slow", 40), ("faults", 30), ("integration", 20), ("static", 10))
 

@@ -8,8 +8,15 @@ from typing import Any
 
 from tests.support.scheduling import HeavyLanesScheduling
 
-HEAVY = [f"tests/integration/test_h{i}.py::test" for i in range(5)]
-LIGHT = [f"tests/consumer/test_l{i}.py::test_{j}" for i in range(4) for j in range(4)]
+
+def heavy_tests(count: int) -> list[str]:
+    """One-test modules that start services, longest first (as the suite orders them)."""
+    return [f"tests/integration/test_h{i}.py::test" for i in range(count)]
+
+
+def light_tests(count: int) -> list[str]:
+    """Modules of four unit tests each."""
+    return [f"tests/consumer/test_l{i}.py::test_{j}" for i in range(count) for j in range(4)]
 
 
 class FakeNode:
@@ -27,7 +34,9 @@ class FakeNode:
         pass
 
 
-def start(lanes: int) -> tuple[HeavyLanesScheduling, list[FakeNode]]:
+def start(
+    lanes: int, heavy_modules: int = 5, light_modules: int = 4
+) -> tuple[HeavyLanesScheduling, list[FakeNode]]:
     # What the scheduler reads of the configuration: four workers, and the order kept as
     # collected (--no-loadscope-reorder).
     config: Any = SimpleNamespace(
@@ -37,7 +46,7 @@ def start(lanes: int) -> tuple[HeavyLanesScheduling, list[FakeNode]]:
         config, None, lanes=lanes, heavy=lambda m: m.startswith("tests/integration/")
     )
     nodes = [FakeNode(f"gw{i}") for i in range(4)]
-    collection = HEAVY + LIGHT  # the collection order: longest (heavy) first
+    collection = heavy_tests(heavy_modules) + light_tests(light_modules)
     for node in nodes:
         scheduler.add_node(node)  # type: ignore[arg-type]
         scheduler.add_node_collection(node, collection)  # type: ignore[arg-type]
@@ -45,8 +54,8 @@ def start(lanes: int) -> tuple[HeavyLanesScheduling, list[FakeNode]]:
     return scheduler, nodes
 
 
-def modules_of(node: FakeNode) -> list[str]:
-    collection = HEAVY + LIGHT
+def modules_of(scheduler: HeavyLanesScheduling, node: FakeNode) -> list[str]:
+    collection = scheduler.collection or []
     seen: list[str] = []
     for index in node.sent:
         module = collection[index].split("::")[0]
@@ -59,43 +68,64 @@ def finish_running_module(scheduler: HeavyLanesScheduling, node: FakeNode) -> st
     """Reports every test of the module the worker runs now as done; returns the module."""
     module = scheduler._running(node)  # type: ignore[arg-type]
     assert module is not None
-    collection = HEAVY + LIGHT
+    collection = scheduler.collection or []
     for index in [i for i in node.sent if collection[i].startswith(module + "::")]:
         scheduler.mark_test_complete(node, index)  # type: ignore[arg-type]
     return module
 
 
 def test_three_lanes_start_the_three_longest_heavy_modules_and_a_light_one() -> None:
-    _, nodes = start(lanes=3)
+    scheduler, nodes = start(lanes=3)
     # The first module of each worker, then the one xdist hands it ahead (a worker runs the
-    # last test it holds only once it holds another).
-    assert [modules_of(node) for node in nodes] == [
-        ["tests/integration/test_h0.py", "tests/integration/test_h3.py"],  # a heavy lane
-        ["tests/integration/test_h1.py", "tests/integration/test_h4.py"],  # a heavy lane
-        ["tests/integration/test_h2.py", "tests/consumer/test_l1.py"],  # no heavy one left
-        ["tests/consumer/test_l0.py"],  # the light lane: its module has tests to go
+    # last test it holds only once it holds another): light ones, so that the next heavy
+    # modules stay in the queue for whichever worker is free first.
+    assert [modules_of(scheduler, node) for node in nodes] == [
+        ["tests/integration/test_h0.py", "tests/consumer/test_l1.py"],
+        ["tests/integration/test_h1.py", "tests/consumer/test_l2.py"],
+        ["tests/integration/test_h2.py", "tests/consumer/test_l3.py"],
+        ["tests/consumer/test_l0.py"],  # three heavy modules run: the fourth worker is light
     ]
 
 
-def test_the_light_lane_takes_light_modules_while_heavy_ones_run() -> None:
+def test_the_heavy_modules_left_go_to_the_worker_free_first() -> None:
     scheduler, nodes = start(lanes=3)
-    light_lane = nodes[3]
-    finished = [finish_running_module(scheduler, light_lane) for _ in range(3)]
-    assert finished == [
-        "tests/consumer/test_l0.py",
-        "tests/consumer/test_l2.py",
-        "tests/consumer/test_l3.py",
+    # The light worker works through its module while three heavy ones run; no light module is
+    # left in the queue, so it takes the longest heavy one left rather than idle, and (xdist
+    # keeps a worker two tests ahead, and each of these modules is one test) the shortest one
+    # behind it.
+    assert finish_running_module(scheduler, nodes[3]) == "tests/consumer/test_l0.py"
+    assert modules_of(scheduler, nodes[3])[1:] == [
+        "tests/integration/test_h3.py",
+        "tests/integration/test_h4.py",
     ]
     assert not scheduler.workqueue
+    # The heavy workers go on with the light module each was handed ahead, and then stop.
+    assert finish_running_module(scheduler, nodes[0]) == "tests/integration/test_h0.py"
+    assert finish_running_module(scheduler, nodes[0]) == "tests/consumer/test_l1.py"
+    assert modules_of(scheduler, nodes[0]) == [
+        "tests/integration/test_h0.py",
+        "tests/consumer/test_l1.py",
+    ]
 
 
-def test_one_lane_runs_the_heavy_modules_one_after_another() -> None:
-    _, nodes = start(lanes=1)
-    assert [modules_of(node)[0] for node in nodes] == [
+def test_behind_a_heavy_module_with_no_light_one_left_comes_the_shortest_heavy_one() -> None:
+    scheduler, nodes = start(lanes=3, heavy_modules=7, light_modules=1)
+    # The light worker holds the only light module; the three heavy workers are handed the
+    # shortest heavy modules ahead (the queue is longest first), the long ones stay queued.
+    assert [modules_of(scheduler, node)[1:] for node in nodes[:3]] == [
+        ["tests/integration/test_h6.py"],
+        ["tests/integration/test_h5.py"],
+        ["tests/integration/test_h4.py"],
+    ]
+    assert list(scheduler.workqueue) == ["tests/integration/test_h3.py"]
+
+
+def test_one_lane_runs_heavy_modules_one_at_a_time_while_light_ones_are_left() -> None:
+    scheduler, nodes = start(lanes=1)
+    assert [modules_of(scheduler, node)[0] for node in nodes] == [
         "tests/integration/test_h0.py",
         "tests/consumer/test_l0.py",
         "tests/consumer/test_l1.py",
         "tests/consumer/test_l2.py",
     ]
-    # The heavy lane goes on with the next heavy module, in the collection's order.
-    assert modules_of(nodes[0])[1] == "tests/integration/test_h1.py"
+    assert modules_of(scheduler, nodes[0])[1] == "tests/consumer/test_l3.py"

@@ -20,10 +20,12 @@ from xdist.workermanage import WorkerController
 
 class HeavyLanesScheduling(LoadFileScheduling):
     """`--dist loadfile` in the collection's order (longest first, tests/conftest.py), with at
-    most `lanes` workers on heavy modules. A worker running a heavy module takes the next heavy
-    one (xdist hands each worker its next module before the current one ends); another takes a
-    heavy one only while fewer than `lanes` workers run one, and otherwise the next light module,
-    or a heavy one when no light one is left."""
+    most `lanes` workers on heavy modules while light ones are left: a worker takes the next
+    heavy module only while fewer than `lanes` others run one, and otherwise the next light
+    module. xdist hands each worker its next module before the current one ends; ahead of a
+    heavy module's end that is a light one, so the heavy modules go to whichever worker is free
+    first. With no light module left, heavy ones go to any free worker, longest first (the
+    shortest when handed out ahead of another heavy one)."""
 
     def __init__(
         self, config: pytest.Config, log: Any, *, lanes: int, heavy: Callable[[str], bool]
@@ -40,15 +42,19 @@ class HeavyLanesScheduling(LoadFileScheduling):
     def _pick(self, node: WorkerController) -> str:
         heavy = [m for m in self.workqueue if self._heavy(m)]
         light = [m for m in self.workqueue if not self._heavy(m)]
+        running = self._running(node)
+        # Handed out ahead of a heavy module's end: a light one, so that the heavy ones stay in
+        # the queue for whichever worker is free first; with none left, the shortest heavy one.
+        if running is not None and self._heavy(running):
+            return light[0] if light else heavy[-1]
         if not heavy or not light:
             return next(iter(self.workqueue))
-        running = self._running(node)
-        if running is not None:
-            return heavy[0] if self._heavy(running) else light[0]
-        lanes_taken = sum(
-            1 for other in self.nodes if (m := self._running(other)) and self._heavy(m)
+        others = sum(
+            1
+            for other in self.nodes
+            if other is not node and (m := self._running(other)) and self._heavy(m)
         )
-        return heavy[0] if lanes_taken < self._lanes else light[0]
+        return heavy[0] if others < self._lanes else light[0]
 
     def _assign_work_unit(self, node: WorkerController) -> None:
         self.workqueue.move_to_end(self._pick(node), last=False)
