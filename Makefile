@@ -42,11 +42,11 @@ typecheck:
 
 # The compose end-to-end test (marker docker) has a target of its own: it builds the images and
 # runs the whole stack for several minutes.
-# Lint and types run beside the suite, whose first minute is mostly services starting: their
-# output follows the suite's, and the target fails if any of the three does.
+# Lint and types run beside the suite, niced so that they take only the CPU its services leave
+# idle: their output follows the suite's, and the target fails if any of the three does.
 test: setup
 	@checks_log=$$(mktemp); \
-	  $(MAKE) --no-print-directory lint typecheck > "$$checks_log" 2>&1 & checks=$$!; \
+	  nice -n 10 $(MAKE) --no-print-directory lint typecheck > "$$checks_log" 2>&1 & checks=$$!; \
 	  status=0; $(PY) -m pytest -m "not docker" || status=$$?; \
 	  if wait $$checks; then cat "$$checks_log"; else cat "$$checks_log"; status=1; fi; \
 	  rm -f "$$checks_log"; exit $$status
