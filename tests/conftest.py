@@ -82,10 +82,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
         return None
     from tests.support.scheduling import HeavyLanesScheduling
 
+    lanes = os.environ.get("TEST_HEAVY_LANES", str(HEAVY_LANES))
+    if not lanes.isdigit() or int(lanes) < 1:
+        raise pytest.UsageError(f"TEST_HEAVY_LANES must be a whole number >= 1, got {lanes!r}")
     return HeavyLanesScheduling(
         config,
         log,
-        lanes=int(os.environ.get("TEST_HEAVY_LANES", HEAVY_LANES)),
+        lanes=int(lanes),
         heavy=lambda module: module.startswith("tests/integration/"),
     )
 

@@ -1,5 +1,5 @@
-"""How xdist hands modules to workers: longest first, and never more service-heavy modules at
-once than the machine can run side by side.
+"""How xdist hands modules to workers: longest first, and, while unit and static modules are
+left, no more service-heavy modules at once than the machine can run side by side.
 
 Each module under tests/integration/ starts a KCL daemon (a JVM), shard processors, a producer
 and often an MLflow server of its own next to the worker's emulators. Four of them at once on
