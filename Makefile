@@ -48,7 +48,7 @@ test: setup
 	@checks_log=$$(mktemp); \
 	  nice -n 10 $(MAKE) --no-print-directory lint typecheck > "$$checks_log" 2>&1 & checks=$$!; \
 	  status=0; $(PY) -m pytest -m "not docker" || status=$$?; \
-	  if wait $$checks; then cat "$$checks_log"; else cat "$$checks_log"; status=1; fi; \
+	  wait $$checks || status=1; cat "$$checks_log"; \
 	  rm -f "$$checks_log"; exit $$status
 
 test-fast: setup

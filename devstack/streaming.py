@@ -210,10 +210,11 @@ class Streams:
     def wait_for(self, positions: Iterable[Position], timeout: float) -> None:
         """Polls the outputs until every position has one; fails naming what is missing."""
         wanted = set(positions)
+        # Only the outputs each poll brings can settle a position: no regrouping of all so far.
+        missing = wanted - {source_position(o) for o in self.outputs}
         deadline = time.monotonic() + timeout
         while True:
-            self.poll()
-            missing = wanted - self.outputs_by_position().keys()
+            missing -= {source_position(o) for o in self.poll()}
             if not missing:
                 return
             if time.monotonic() > deadline:
