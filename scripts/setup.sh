@@ -41,9 +41,17 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing pinned requirements (requirements/dev.txt)"
+  # uv (pinned in requirements/bootstrap.txt) installs the same pins in seconds where pip takes
+  # about a minute; pip is the fallback when uv cannot be installed or cannot reach the index.
   # (The filter drops pip's notes about extra index folders some machines configure.)
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip 2> >(grep -v "is ignored: it is neither" >&2)
-  "$VENV/bin/python" -m pip install --quiet -r requirements/dev.txt 2> >(grep -v "is ignored: it is neither" >&2)
+  if "$VENV/bin/python" -m pip install --quiet -r requirements/bootstrap.txt 2> >(grep -v "is ignored: it is neither" >&2) \
+      && "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -r requirements/dev.txt; then
+    :
+  else
+    echo "setup: uv could not install the requirements; installing them with pip" >&2
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip 2> >(grep -v "is ignored: it is neither" >&2)
+    "$VENV/bin/python" -m pip install --quiet -r requirements/dev.txt 2> >(grep -v "is ignored: it is neither" >&2)
+  fi
   echo "$want" > "$stamp"
 fi
 
