@@ -362,11 +362,11 @@ def test_kinesis_read_on_input_write_on_outputs(
         actions = {strip_quotes(a) for a in as_list(statement["actions"])}
         targets = {strip_quotes(r) for r in as_list(statement["resources"])}
         if actions & reads:
-            assert targets == {"${var.input_stream_arn}"}, targets
+            assert targets == {"${var.streams.input.arn}"}, targets
             assert not actions & writes
             seen_read = True
         if actions & writes:
-            assert targets == {"${var.predictions_stream_arn}", "${var.dead_letter_stream_arn}"}
+            assert targets == {"${var.streams.predictions.arn}", "${var.streams.dead_letter.arn}"}
             seen_write = True
     assert seen_read
     assert seen_write

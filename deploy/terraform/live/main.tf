@@ -76,16 +76,18 @@ module "network" {
 }
 
 module "streams" {
-  source                  = "../modules/streams"
-  input_stream_name       = "${local.name}-${var.input_stream_name}"
-  predictions_stream_name = "${local.name}-${var.predictions_stream_name}"
-  dead_letter_stream_name = "${local.name}-${var.dead_letter_stream_name}"
-  capacity_mode           = var.stream_capacity_mode
-  input_shard_count       = var.input_shard_count
-  output_shard_count      = var.output_shard_count
-  retention_hours         = var.stream_retention_hours
-  kms_key_arn             = module.kms.key_arn
-  tags                    = local.tags
+  source = "../modules/streams"
+  names = {
+    input       = "${local.name}-${var.input_stream_name}"
+    predictions = "${local.name}-${var.predictions_stream_name}"
+    dead_letter = "${local.name}-${var.dead_letter_stream_name}"
+  }
+  capacity_mode      = var.stream_capacity_mode
+  input_shard_count  = var.input_shard_count
+  output_shard_count = var.output_shard_count
+  retention_hours    = var.stream_retention_hours
+  kms_key_arn        = module.kms.key_arn
+  tags               = local.tags
 }
 
 module "ecr" {
@@ -184,12 +186,7 @@ module "consumer" {
   max_count                  = var.consumer_max_count
   cpu_target_percent         = var.consumer_cpu_target_percent
   iterator_age_scale_out_ms  = var.iterator_age_scale_out_ms
-  input_stream_name          = module.streams.input_stream_name
-  input_stream_arn           = module.streams.input_stream_arn
-  predictions_stream_name    = module.streams.predictions_stream_name
-  predictions_stream_arn     = module.streams.predictions_stream_arn
-  dead_letter_stream_name    = module.streams.dead_letter_stream_name
-  dead_letter_stream_arn     = module.streams.dead_letter_stream_arn
+  streams                    = module.streams.streams
   application_name           = "${local.name}-${var.kcl_application_name}"
   mlflow_tracking_uri        = module.mlflow.tracking_uri
   mlflow_username            = module.mlflow.consumer_username

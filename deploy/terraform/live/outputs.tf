@@ -40,17 +40,17 @@ output "training_outcome_topic_arn" {
 
 output "input_stream_name" {
   description = "Input stream."
-  value       = module.streams.input_stream_name
+  value       = module.streams.streams["input"].name
 }
 
 output "predictions_stream_name" {
   description = "Predictions stream."
-  value       = module.streams.predictions_stream_name
+  value       = module.streams.streams["predictions"].name
 }
 
 output "dead_letter_stream_name" {
   description = "Dead-letter stream."
-  value       = module.streams.dead_letter_stream_name
+  value       = module.streams.streams["dead_letter"].name
 }
 
 output "mlflow_tracking_uri" {

@@ -21,9 +21,9 @@ locals {
     AWS_REGION            = local.region
     KINESIS_ENDPOINT_URL  = ""
     DYNAMODB_ENDPOINT_URL = ""
-    INPUT_STREAM          = var.input_stream_name
-    PREDICTIONS_STREAM    = var.predictions_stream_name
-    DEAD_LETTER_STREAM    = var.dead_letter_stream_name
+    INPUT_STREAM          = var.streams.input.name
+    PREDICTIONS_STREAM    = var.streams.predictions.name
+    DEAD_LETTER_STREAM    = var.streams.dead_letter.name
     KCL_APPLICATION_NAME  = var.application_name
     KCL_INITIAL_POSITION  = var.initial_position
     MLFLOW_TRACKING_URI   = var.mlflow_tracking_uri
@@ -60,7 +60,7 @@ data "aws_iam_policy_document" "task" {
       "kinesis:GetShardIterator",
       "kinesis:ListShards",
     ]
-    resources = [var.input_stream_arn]
+    resources = [var.streams.input.arn]
   }
   statement {
     sid    = "WriteOutputStreams"
@@ -70,7 +70,7 @@ data "aws_iam_policy_document" "task" {
       "kinesis:PutRecord",
       "kinesis:PutRecords",
     ]
-    resources = [var.predictions_stream_arn, var.dead_letter_stream_arn]
+    resources = [var.streams.predictions.arn, var.streams.dead_letter.arn]
   }
   statement {
     # The project key: Decrypt and GenerateDataKey for the streams, GenerateDataKey for the
@@ -256,7 +256,7 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age_high" {
   alarm_description   = "Input stream backlog: add consumer workers"
   namespace           = "AWS/Kinesis"
   metric_name         = "GetRecords.IteratorAgeMilliseconds"
-  dimensions          = { StreamName = var.input_stream_name }
+  dimensions          = { StreamName = var.streams.input.name }
   statistic           = "Maximum"
   period              = 60
   evaluation_periods  = 3

@@ -90,34 +90,13 @@ variable "iterator_age_scale_out_ms" {
   default     = 60000
 }
 
-variable "input_stream_name" {
-  description = "Input stream name."
-  type        = string
-}
-
-variable "input_stream_arn" {
-  description = "Input stream ARN (read)."
-  type        = string
-}
-
-variable "predictions_stream_name" {
-  description = "Predictions stream name."
-  type        = string
-}
-
-variable "predictions_stream_arn" {
-  description = "Predictions stream ARN (write)."
-  type        = string
-}
-
-variable "dead_letter_stream_name" {
-  description = "Dead-letter stream name."
-  type        = string
-}
-
-variable "dead_letter_stream_arn" {
-  description = "Dead-letter stream ARN (write)."
-  type        = string
+variable "streams" {
+  description = "Name and ARN of each stream (modules/streams' output): the input is read, predictions and dead_letter are written."
+  type = object({
+    input       = object({ name = string, arn = string })
+    predictions = object({ name = string, arn = string })
+    dead_letter = object({ name = string, arn = string })
+  })
 }
 
 variable "application_name" {

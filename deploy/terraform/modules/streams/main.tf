@@ -4,9 +4,9 @@
 locals {
   provisioned = var.capacity_mode == "PROVISIONED"
   streams = {
-    input       = { name = var.input_stream_name, shards = var.input_shard_count }
-    predictions = { name = var.predictions_stream_name, shards = var.output_shard_count }
-    dead_letter = { name = var.dead_letter_stream_name, shards = var.output_shard_count }
+    input       = { name = var.names.input, shards = var.input_shard_count }
+    predictions = { name = var.names.predictions, shards = var.output_shard_count }
+    dead_letter = { name = var.names.dead_letter, shards = var.output_shard_count }
   }
 }
 

@@ -1,29 +1,4 @@
-output "input_stream_name" {
-  description = "Name of the input stream."
-  value       = aws_kinesis_stream.this["input"].name
-}
-
-output "input_stream_arn" {
-  description = "ARN of the input stream."
-  value       = aws_kinesis_stream.this["input"].arn
-}
-
-output "predictions_stream_name" {
-  description = "Name of the predictions stream."
-  value       = aws_kinesis_stream.this["predictions"].name
-}
-
-output "predictions_stream_arn" {
-  description = "ARN of the predictions stream."
-  value       = aws_kinesis_stream.this["predictions"].arn
-}
-
-output "dead_letter_stream_name" {
-  description = "Name of the dead-letter stream."
-  value       = aws_kinesis_stream.this["dead_letter"].name
-}
-
-output "dead_letter_stream_arn" {
-  description = "ARN of the dead-letter stream."
-  value       = aws_kinesis_stream.this["dead_letter"].arn
+output "streams" {
+  description = "Name and ARN of each stream, by role: input, predictions, dead_letter (what the consumer's streams input takes)."
+  value       = { for role, stream in aws_kinesis_stream.this : role => { name = stream.name, arn = stream.arn } }
 }

@@ -1,16 +1,10 @@
-variable "input_stream_name" {
-  description = "Input stream (student events)."
-  type        = string
-}
-
-variable "predictions_stream_name" {
-  description = "Output stream of predictions."
-  type        = string
-}
-
-variable "dead_letter_stream_name" {
-  description = "Output stream of dead letters."
-  type        = string
+variable "names" {
+  description = "Name of each stream: input (student events), predictions and dead_letter (the consumer's outputs)."
+  type = object({
+    input       = string
+    predictions = string
+    dead_letter = string
+  })
 }
 
 variable "capacity_mode" {
