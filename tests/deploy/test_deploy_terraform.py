@@ -759,25 +759,33 @@ def test_each_registry_client_has_its_own_identity_from_secrets_manager(
     module: str, identity: str, parsed_terraform: dict[Path, dict[str, Any]]
 ) -> None:
     text = dir_text(MODULES / module)
-    assert re.search(r"MLFLOW_TRACKING_USERNAME\s*=\s*var\.mlflow_username", text)
+    assert re.search(r"MLFLOW_TRACKING_USERNAME\s*=\s*var\.mlflow\.username", text)
     (container,) = task_containers(parsed_terraform, MODULES / module).values()
     assert container["secrets"] == [
-        {"name": "MLFLOW_TRACKING_PASSWORD", "valueFrom": "${var.mlflow_password_secret_arn}"}
+        {"name": "MLFLOW_TRACKING_PASSWORD", "valueFrom": "${var.mlflow.password_secret_arn}"}
     ]
     # The execution role (modules/ecs_task) reads exactly the task's secrets: this one.
     call = module_call(parsed_terraform, MODULES / module, "task")
-    assert call["secret_arns"] == ["${var.mlflow_password_secret_arn}"]
+    assert call["secret_arns"] == ["${var.mlflow.password_secret_arn}"]
     read = _statement_by_sid(parsed_terraform, ECS_TASK, "ReadTheTaskSecrets")
     assert [strip_quotes(a) for a in read["actions"]] == ["secretsmanager:GetSecretValue"]
     assert read["resources"] == "${var.secret_arns}"
     stack = dir_text(LIVE)
     call = re.search(rf'module "{module}" \{{(.*?)\n\}}', stack, re.S)
     assert call
+    assert re.search(rf'mlflow\s*=\s*module\.mlflow\.clients\["{identity}"\]', call.group(1))
+    # modules/mlflow gives each client its own user and its own password secret.
+    mlflow = dir_text(MODULES / "mlflow")
+    usernames = re.search(r"client_usernames\s*=\s*\{([^}]*)\}", mlflow)
+    assert usernames
+    assert re.search(rf"\b{identity}\s*=\s*var\.{identity}_username\b", usernames.group(1))
     assert re.search(
-        rf"mlflow_password_secret_arn\s*=\s*module\.mlflow\.{identity}_password_secret_arn",
-        call.group(1),
+        r"for client, username in local\.client_usernames : client => \{\s*"
+        r"tracking_uri\s*=\s*local\.tracking_uri\s*"
+        r"username\s*=\s*username\s*"
+        r'password_secret_arn\s*=\s*aws_secretsmanager_secret\.auth\["\$\{client\}-password"\]\.arn',
+        mlflow,
     )
-    assert re.search(rf"mlflow_username\s*=\s*module\.mlflow\.{identity}_username", call.group(1))
 
 
 def test_mlflow_task_runs_basic_auth_and_bootstraps_its_grants(

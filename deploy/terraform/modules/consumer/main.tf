@@ -26,9 +26,9 @@ locals {
     DEAD_LETTER_STREAM    = var.streams.dead_letter.name
     KCL_APPLICATION_NAME  = var.application_name
     KCL_INITIAL_POSITION  = var.initial_position
-    MLFLOW_TRACKING_URI   = var.mlflow_tracking_uri
+    MLFLOW_TRACKING_URI   = var.mlflow.tracking_uri
     # Read-only registry identity; its password comes from Secrets Manager (secrets below).
-    MLFLOW_TRACKING_USERNAME    = var.mlflow_username
+    MLFLOW_TRACKING_USERNAME    = var.mlflow.username
     MODEL_NAME                  = var.model_name
     MODEL_ALIAS                 = var.model_alias
     MODEL_POLL_INTERVAL_SECONDS = tostring(var.model_poll_interval_seconds)
@@ -143,7 +143,7 @@ module "task" {
   memory                   = var.memory
   ecr_repository_arns      = [var.ecr_repository_arn]
   # The registry password (the container's secrets), read by the ECS agent at task start.
-  secret_arns      = [var.mlflow_password_secret_arn]
+  secret_arns      = [var.mlflow.password_secret_arn]
   task_policy_name = "kcl-consumer"
   task_policy_json = data.aws_iam_policy_document.task.json
   vpc_id           = var.vpc_id
@@ -171,7 +171,7 @@ module "task" {
       image        = var.image
       user         = "10001:10001"
       environment  = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
-      secrets      = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow_password_secret_arn }]
+      secrets      = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow.password_secret_arn }]
       portMappings = [{ containerPort = local.metrics, protocol = "tcp", name = "metrics" }]
       mountPoints = [
         { sourceVolume = "state", containerPath = "/var/lib/consumer", readOnly = false },

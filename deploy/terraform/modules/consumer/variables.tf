@@ -110,9 +110,13 @@ variable "initial_position" {
   default     = "TRIM_HORIZON"
 }
 
-variable "mlflow_tracking_uri" {
-  description = "MLflow tracking server and registry URL."
-  type        = string
+variable "mlflow" {
+  description = "The registry (modules/mlflow's clients[...]): its tracking URI, the consumer's user (READ on the registered model) and the Secrets Manager secret of that user's password."
+  type = object({
+    tracking_uri        = string
+    username            = string
+    password_secret_arn = string
+  })
 }
 
 variable "model_name" {
@@ -151,16 +155,6 @@ variable "tags" {
   description = "Tags of every resource."
   type        = map(string)
   default     = {}
-}
-
-variable "mlflow_username" {
-  description = "MLflow user of the consumer (READ on the registered model)."
-  type        = string
-}
-
-variable "mlflow_password_secret_arn" {
-  description = "Secrets Manager secret with that user's password."
-  type        = string
 }
 
 variable "loop_uri" {

@@ -22,6 +22,9 @@ locals {
   # consumer (reads it), and the Flask secret key of the auth app's CSRF protection.
   admin_username = "admin"
   auth_secrets   = toset(["admin-password", "flask-secret-key", "trainer-password", "consumer-password"])
+  # The registry's clients, each with its own user and password secret (<client>-password).
+  client_usernames = { trainer = var.trainer_username, consumer = var.consumer_username }
+  tracking_uri     = "http://${local.dns_name}:${local.port}"
 }
 
 # --- registry credentials --------------------------------------------------------------------

@@ -1,6 +1,6 @@
 output "tracking_uri" {
   description = "URL of the tracking server inside the VPC."
-  value       = "http://${local.dns_name}:${local.port}"
+  value       = local.tracking_uri
 }
 
 output "port" {
@@ -23,24 +23,15 @@ output "database_endpoint" {
   value       = aws_db_instance.this.address
 }
 
-output "trainer_username" {
-  description = "MLflow user of the training task."
-  value       = var.trainer_username
-}
-
-output "trainer_password_secret_arn" {
-  description = "Secret holding the training task's MLflow password."
-  value       = aws_secretsmanager_secret.auth["trainer-password"].arn
-}
-
-output "consumer_username" {
-  description = "MLflow user of the consumer (read-only)."
-  value       = var.consumer_username
-}
-
-output "consumer_password_secret_arn" {
-  description = "Secret holding the consumer's MLflow password."
-  value       = aws_secretsmanager_secret.auth["consumer-password"].arn
+output "clients" {
+  description = "What each registry client (trainer: MANAGE, consumer: READ) needs: the tracking URI, its user and the secret of its password (the modules' mlflow input)."
+  value = {
+    for client, username in local.client_usernames : client => {
+      tracking_uri        = local.tracking_uri
+      username            = username
+      password_secret_arn = aws_secretsmanager_secret.auth["${client}-password"].arn
+    }
+  }
 }
 
 output "auth_secret_names" {

@@ -29,9 +29,9 @@ locals {
   # Every variable here is one training/config.py (or common/settings.py) reads (tests/deploy
   # checks it). The UCI data comes from its checked copy in the loop's bucket, not the UCI site.
   environment = {
-    MLFLOW_TRACKING_URI = var.mlflow_tracking_uri
+    MLFLOW_TRACKING_URI = var.mlflow.tracking_uri
     # The registry's writer identity; its password comes from Secrets Manager (secrets below).
-    MLFLOW_TRACKING_USERNAME = var.mlflow_username
+    MLFLOW_TRACKING_USERNAME = var.mlflow.username
     MLFLOW_EXPERIMENT_NAME   = var.experiment_name
     MODEL_NAME               = var.model_name
     MODEL_ALIAS              = var.model_alias
@@ -99,7 +99,7 @@ module "task" {
   memory                   = var.memory
   ecr_repository_arns      = [var.ecr_repository_arn]
   # The registry password (the container's secrets), read by the ECS agent at task start.
-  secret_arns      = [var.mlflow_password_secret_arn]
+  secret_arns      = [var.mlflow.password_secret_arn]
   task_policy_name = "learning-loop-store"
   task_policy_json = data.aws_iam_policy_document.task.json
   vpc_id           = var.vpc_id
@@ -118,7 +118,7 @@ module "task" {
       user        = "10001:10001"
       command     = var.command
       environment = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
-      secrets     = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow_password_secret_arn }]
+      secrets     = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow.password_secret_arn }]
       mountPoints = [
         { sourceVolume = "work", containerPath = "/var/lib/training", readOnly = false },
         { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },

@@ -108,9 +108,13 @@ variable "notification_emails" {
   default     = []
 }
 
-variable "mlflow_tracking_uri" {
-  description = "MLflow tracking server and registry URL."
-  type        = string
+variable "mlflow" {
+  description = "The registry (modules/mlflow's clients[...]): its tracking URI, the training task's user (MANAGE on the experiment and the registered model) and the Secrets Manager secret of that user's password."
+  type = object({
+    tracking_uri        = string
+    username            = string
+    password_secret_arn = string
+  })
 }
 
 variable "experiment_name" {
@@ -148,16 +152,6 @@ variable "tags" {
   description = "Tags of every resource."
   type        = map(string)
   default     = {}
-}
-
-variable "mlflow_username" {
-  description = "MLflow user of the training task (MANAGE on the experiment and the registered model)."
-  type        = string
-}
-
-variable "mlflow_password_secret_arn" {
-  description = "Secrets Manager secret with that user's password."
-  type        = string
 }
 
 variable "loop_bucket" {
