@@ -140,68 +140,64 @@ locals {
     },
   )
 
-  # The champion's figures as sentences; each part stays "none" unless the monitor had it.
-  realized  = "$.monitor.summary.champion.realized"
-  estimated = "$.monitor.summary.champion.estimated"
-  held_out  = "$.monitor.summary.champion.held_out"
-  figure_states = {
-    DescribeFigures = {
-      Type = "Pass"
-      Result = {
-        realized  = { text = "none yet (no outcome joined to a prediction of this version)" }
-        estimated = { text = "none (no prediction of this version awaits an outcome)" }
-        held_out  = { text = "unknown (no champion before this run, or no held-out figure in its contract)" }
+  # The champion's figures as sentences; each part stays "none" unless the monitor had it. Each
+  # figure (in this order, then the gate) is looked for at champion.KEY of the monitor's summary
+  # and, when present and not null, described by its format filled with these of its fields.
+  champion = "$.monitor.summary.champion"
+  figures = [
+    {
+      key    = "realized"
+      state  = "Realized"
+      format = "ROC-AUC {} (95 % interval {} to {}), F1 {}, Brier {} on {} students with an outcome (small sample: {})"
+      fields = ["roc_auc.value", "roc_auc.low", "roc_auc.high", "f1.value", "brier.value", "count", "small_sample"]
+    },
+    {
+      key    = "estimated"
+      state  = "Estimated"
+      format = "ROC-AUC {} (95 % interval {} to {}), F1 {}, from the calibrated probabilities of {} students awaiting an outcome (small sample: {})"
+      fields = ["roc_auc.value", "roc_auc.low", "roc_auc.high", "f1.value", "count", "small_sample"]
+    },
+    {
+      key    = "held_out"
+      state  = "HeldOut"
+      format = "ROC-AUC {} on the held-out rows of its training run"
+      fields = ["roc_auc"]
+    },
+  ]
+  # After a figure: the next figure's check, after the last one the gate.
+  after_figure = [for i, figure in local.figures : i + 1 < length(local.figures) ? "Has${local.figures[i + 1].state}" : "Gate"]
+  figure_states = merge(
+    {
+      DescribeFigures = {
+        Type = "Pass"
+        Result = {
+          realized  = { text = "none yet (no outcome joined to a prediction of this version)" }
+          estimated = { text = "none (no prediction of this version awaits an outcome)" }
+          held_out  = { text = "unknown (no champion before this run, or no held-out figure in its contract)" }
+        }
+        ResultPath = "$.figures"
+        Next       = "Has${local.figures[0].state}"
       }
-      ResultPath = "$.figures"
-      Next       = "HasRealized"
-    }
-    HasRealized = {
-      Type = "Choice"
-      Choices = [
-        { Not = { Variable = local.realized, IsPresent = true }, Next = "HasEstimated" },
-        { Variable = local.realized, IsNull = true, Next = "HasEstimated" },
-      ]
-      Default = "DescribeRealized"
-    }
-    DescribeRealized = {
-      Type = "Pass"
-      Parameters = {
-        "text.$" = "States.Format('ROC-AUC {} (95 % interval {} to {}), F1 {}, Brier {} on {} students with an outcome (small sample: {})', ${local.realized}.roc_auc.value, ${local.realized}.roc_auc.low, ${local.realized}.roc_auc.high, ${local.realized}.f1.value, ${local.realized}.brier.value, ${local.realized}.count, ${local.realized}.small_sample)"
+    },
+    {
+      for i, figure in local.figures : "Has${figure.state}" => {
+        Type = "Choice"
+        Choices = [
+          { Not = { Variable = "${local.champion}.${figure.key}", IsPresent = true }, Next = local.after_figure[i] },
+          { Variable = "${local.champion}.${figure.key}", IsNull = true, Next = local.after_figure[i] },
+        ]
+        Default = "Describe${figure.state}"
       }
-      ResultPath = "$.figures.realized"
-      Next       = "HasEstimated"
-    }
-    HasEstimated = {
-      Type = "Choice"
-      Choices = [
-        { Not = { Variable = local.estimated, IsPresent = true }, Next = "HasHeldOut" },
-        { Variable = local.estimated, IsNull = true, Next = "HasHeldOut" },
-      ]
-      Default = "DescribeEstimated"
-    }
-    DescribeEstimated = {
-      Type = "Pass"
-      Parameters = {
-        "text.$" = "States.Format('ROC-AUC {} (95 % interval {} to {}), F1 {}, from the calibrated probabilities of {} students awaiting an outcome (small sample: {})', ${local.estimated}.roc_auc.value, ${local.estimated}.roc_auc.low, ${local.estimated}.roc_auc.high, ${local.estimated}.f1.value, ${local.estimated}.count, ${local.estimated}.small_sample)"
+    },
+    {
+      for i, figure in local.figures : "Describe${figure.state}" => {
+        Type       = "Pass"
+        Parameters = { "text.$" = "States.Format('${figure.format}', ${join(", ", [for field in figure.fields : "${local.champion}.${figure.key}.${field}"])})" }
+        ResultPath = "$.figures.${figure.key}"
+        Next       = local.after_figure[i]
       }
-      ResultPath = "$.figures.estimated"
-      Next       = "HasHeldOut"
-    }
-    HasHeldOut = {
-      Type = "Choice"
-      Choices = [
-        { Not = { Variable = local.held_out, IsPresent = true }, Next = "Gate" },
-        { Variable = local.held_out, IsNull = true, Next = "Gate" },
-      ]
-      Default = "DescribeHeldOut"
-    }
-    DescribeHeldOut = {
-      Type       = "Pass"
-      Parameters = { "text.$" = "States.Format('ROC-AUC {} on the held-out rows of its training run', ${local.held_out}.roc_auc)" }
-      ResultPath = "$.figures.held_out"
-      Next       = "Gate"
-    }
-  }
+    },
+  )
 
   # train.json: decision promoted|refused, its reason, both score maps on the same held-out
   # rows; dataset.json: built|empty; monitor.json: the champion's realized, estimated and
@@ -269,36 +265,6 @@ locals {
       Choices = [{ Variable = "$.train.summary.decision", StringEquals = "promoted", Next = "NotifyPromoted" }]
       Default = "NotifyRefused"
     }
-    NotifyPromoted = {
-      Type     = "Task"
-      Resource = "arn:${var.partition}:states:::sns:publish"
-      Parameters = {
-        TopicArn    = var.topic_arn
-        Subject     = "Dropout retraining (${var.name}): new version promoted"
-        "Message.$" = local.outcome_message
-      }
-      End = true
-    }
-    NotifyRefused = {
-      Type     = "Task"
-      Resource = "arn:${var.partition}:states:::sns:publish"
-      Parameters = {
-        TopicArn    = var.topic_arn
-        Subject     = "Dropout retraining (${var.name}): new version refused by the gate"
-        "Message.$" = local.outcome_message
-      }
-      End = true
-    }
-    NotifyCommandDone = {
-      Type     = "Task"
-      Resource = "arn:${var.partition}:states:::sns:publish"
-      Parameters = {
-        TopicArn    = var.topic_arn
-        Subject     = "Dropout training command succeeded (${var.name})"
-        "Message.$" = "States.Format('Run {}: python -m training {} exited with code 0. The registry tags of a new model version say whether it became @${var.model_alias}. Task logs: ${var.task_log_group}.', $$.Execution.Name, $.command)"
-      }
-      End = true
-    }
     StepDidNotRun = {
       Type = "Pass"
       Parameters = {
@@ -317,16 +283,6 @@ locals {
       ResultPath = "$.error"
       Next       = "NotifyFailure"
     }
-    NotifyFailure = {
-      Type     = "Task"
-      Resource = "arn:${var.partition}:states:::sns:publish"
-      Parameters = {
-        TopicArn    = var.topic_arn
-        Subject     = "Dropout retraining FAILED (${var.name})"
-        "Message.$" = "States.Format('Retraining run {} failed: {}. Task logs: ${var.task_log_group}.', $$.Execution.Name, States.JsonToString($.error))"
-      }
-      Next = "Failed"
-    }
     Failed = {
       Type  = "Fail"
       Error = "RetrainingFailed"
@@ -334,10 +290,49 @@ locals {
     }
   }
 
+  # Every notification is one message to the topic: its subject, its message (a States.Format
+  # expression of the run's state) and what follows it.
+  notifications = {
+    NotifyPromoted = {
+      subject = "Dropout retraining (${var.name}): new version promoted"
+      message = local.outcome_message
+      then    = { End = true }
+    }
+    NotifyRefused = {
+      subject = "Dropout retraining (${var.name}): new version refused by the gate"
+      message = local.outcome_message
+      then    = { End = true }
+    }
+    NotifyCommandDone = {
+      subject = "Dropout training command succeeded (${var.name})"
+      message = "States.Format('Run {}: python -m training {} exited with code 0. The registry tags of a new model version say whether it became @${var.model_alias}. Task logs: ${var.task_log_group}.', $$.Execution.Name, $.command)"
+      then    = { End = true }
+    }
+    NotifyFailure = {
+      subject = "Dropout retraining FAILED (${var.name})"
+      message = "States.Format('Retraining run {} failed: {}. Task logs: ${var.task_log_group}.', $$.Execution.Name, States.JsonToString($.error))"
+      then    = { Next = "Failed" }
+    }
+  }
+  notification_states = {
+    for state, notification in local.notifications : state => merge(
+      {
+        Type     = "Task"
+        Resource = "arn:${var.partition}:states:::sns:publish"
+        Parameters = {
+          TopicArn    = var.topic_arn
+          Subject     = notification.subject
+          "Message.$" = notification.message
+        }
+      },
+      notification.then,
+    )
+  }
+
   definition = {
     Comment        = "Monitor the live model, build the institution's dataset, retrain and gate, notify."
     TimeoutSeconds = (2 * var.step_timeout_seconds + var.train_timeout_seconds) * (var.max_retries + 1) + 900
     StartAt        = "HasCommand"
-    States         = merge(local.step_states, local.figure_states, local.other_states)
+    States         = merge(local.step_states, local.figure_states, local.other_states, local.notification_states)
   }
 }
