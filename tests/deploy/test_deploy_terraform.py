@@ -395,7 +395,14 @@ def test_kms_is_scoped_to_the_project_key(parsed_terraform: dict[Path, dict[str,
         if {a for a in actions if a.startswith("kms:")} <= KMS_METADATA | {"kms:ListAliases"}:
             continue  # the plan role reads key metadata, never uses a key
         targets = {strip_quotes(r) for r in as_list(statement["resources"])}
-        assert targets <= {"${var.kms_key_arn}", "${module.kms.key_arn}"}, (path, targets)
+        # The project key: its module's output, or the variable of a module it reaches
+        # (the platform input of the modules of the tasks).
+        key = {"${var.kms_key_arn}", "${var.platform.kms_key_arn}", "${module.kms.key_arn}"}
+        assert targets <= key, (path, targets)
+    # ...and the platform's key is the project key.
+    assert re.search(
+        r"platform = \{[^}]*\bkms_key_arn\s*=\s*module\.kms\.key_arn\n", dir_text(LIVE)
+    )
 
 
 # --- variables and module interfaces ---------------------------------------------------------
@@ -656,7 +663,7 @@ def test_mlflow_store(parsed_terraform: dict[Path, dict[str, Any]]) -> None:
     # The artifact store is a modules/bucket: versioned, SSE-KMS with the project key, private.
     artifacts = module_call(parsed_terraform, MODULES / "mlflow", "artifacts")
     assert strip_quotes(artifacts["source"]) == "../bucket"
-    assert artifacts["kms_key_arn"] == "${var.kms_key_arn}"
+    assert artifacts["kms_key_arn"] == "${var.platform.kms_key_arn}"
     assert_private_encrypted_versioned_bucket(parsed_terraform)
     text = dir_text(MODULES / "mlflow")
     assert (
@@ -735,7 +742,7 @@ def test_registry_passwords_never_reach_the_terraform_state(
     assert not resources(parsed_terraform, "aws_secretsmanager_secret_version")
     assert not resources(parsed_terraform, "random_password")
     ((_, _, secret),) = resources(parsed_terraform, "aws_secretsmanager_secret")
-    assert secret["kms_key_id"] == "${var.kms_key_arn}"
+    assert secret["kms_key_id"] == "${var.platform.kms_key_arn}"
     assert strip_quotes(secret["name"]) == "${var.name}/${each.key}"
     text = dir_text(MODULES / "mlflow")
     keys = re.search(r"auth_secrets\s*=\s*toset\(\[([^\]]*)\]\)", text)

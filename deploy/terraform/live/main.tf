@@ -28,6 +28,22 @@ locals {
     image => "${module.ecr.repository_urls[image]}:${var.image_tag}"
   }
 
+  # Where the tasks run and what their resources share: the cluster, the VPC, the project key,
+  # log retention and tags travel together to MLflow, the Pushgateway, the consumer and
+  # training (and on to each one's modules/ecs_task) as their platform input.
+  platform = {
+    cluster_name             = module.cluster.cluster_name
+    cluster_arn              = module.cluster.cluster_arn
+    capacity_provider        = module.cluster.capacity_provider
+    requires_compatibilities = module.cluster.requires_compatibilities
+    vpc_id                   = module.network.vpc_id
+    vpc_cidr_block           = module.network.vpc_cidr_block
+    subnet_ids               = module.network.private_subnet_ids
+    kms_key_arn              = module.kms.key_arn
+    log_retention_days       = var.log_retention_days
+    tags                     = local.tags
+  }
+
   ec2_capacity = var.ecs_capacity_type == "EC2"
   # Its ARN is fixed; naming the resource (when this stack creates it) orders it before the key.
   autoscaling_role_arn = "arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
@@ -114,12 +130,7 @@ module "cluster" {
 module "mlflow" {
   source                   = "../modules/mlflow"
   name                     = "${local.name}-mlflow"
-  cluster_arn              = module.cluster.cluster_arn
-  capacity_provider        = module.cluster.capacity_provider
-  requires_compatibilities = module.cluster.requires_compatibilities
-  vpc_id                   = module.network.vpc_id
-  vpc_cidr_block           = module.network.vpc_cidr_block
-  subnet_ids               = module.network.private_subnet_ids
+  platform                 = local.platform
   dns_namespace            = "${var.environment}.dropout.internal"
   image                    = local.images["mlflow"]
   ecr_repository_arn       = module.ecr.repository_arns["mlflow"]
@@ -131,9 +142,6 @@ module "mlflow" {
   operator_cidr_blocks     = var.mlflow_operator_cidr_blocks
   experiment_name          = var.experiment_name
   model_name               = var.model_name
-  kms_key_arn              = module.kms.key_arn
-  log_retention_days       = var.log_retention_days
-  tags                     = local.tags
 }
 
 # The learning loop's store (captures, outcomes, datasets, run summaries) and the Pushgateway
@@ -152,31 +160,18 @@ module "loop_store" {
 }
 
 module "pushgateway" {
-  source                   = "../modules/pushgateway"
-  name                     = "${local.name}-pushgateway"
-  cluster_arn              = module.cluster.cluster_arn
-  capacity_provider        = module.cluster.capacity_provider
-  requires_compatibilities = module.cluster.requires_compatibilities
-  vpc_id                   = module.network.vpc_id
-  subnet_ids               = module.network.private_subnet_ids
-  dns_namespace_id         = module.mlflow.dns_namespace_id
-  dns_namespace            = "${var.environment}.dropout.internal"
-  scraper_cidr_blocks      = coalesce(var.pushgateway_scraper_cidr_blocks, [module.network.vpc_cidr_block])
-  kms_key_arn              = module.kms.key_arn
-  log_retention_days       = var.log_retention_days
-  tags                     = local.tags
+  source              = "../modules/pushgateway"
+  name                = "${local.name}-pushgateway"
+  platform            = local.platform
+  dns_namespace_id    = module.mlflow.dns_namespace_id
+  dns_namespace       = "${var.environment}.dropout.internal"
+  scraper_cidr_blocks = coalesce(var.pushgateway_scraper_cidr_blocks, [module.network.vpc_cidr_block])
 }
 
 module "consumer" {
   source                    = "../modules/consumer"
   name                      = "${local.name}-consumer"
-  cluster_name              = module.cluster.cluster_name
-  cluster_arn               = module.cluster.cluster_arn
-  capacity_provider         = module.cluster.capacity_provider
-  requires_compatibilities  = module.cluster.requires_compatibilities
-  vpc_id                    = module.network.vpc_id
-  vpc_cidr_block            = module.network.vpc_cidr_block
-  subnet_ids                = module.network.private_subnet_ids
+  platform                  = local.platform
   extra_security_group_ids  = [module.mlflow.client_security_group_id]
   image                     = local.images["consumer"]
   ecr_repository_arn        = module.ecr.repository_arns["consumer"]
@@ -195,20 +190,12 @@ module "consumer" {
   loop_uri                  = module.loop_store.uri
   loop_bucket_arn           = module.loop_store.bucket_arn
   capture_enabled           = var.capture_enabled
-  kms_key_arn               = module.kms.key_arn
-  log_retention_days        = var.log_retention_days
-  tags                      = local.tags
 }
 
 module "training" {
   source                   = "../modules/training"
   name                     = "${local.name}-training"
-  cluster_name             = module.cluster.cluster_name
-  cluster_arn              = module.cluster.cluster_arn
-  capacity_provider        = module.cluster.capacity_provider
-  requires_compatibilities = module.cluster.requires_compatibilities
-  vpc_id                   = module.network.vpc_id
-  subnet_ids               = module.network.private_subnet_ids
+  platform                 = local.platform
   extra_security_group_ids = [module.mlflow.client_security_group_id, module.pushgateway.client_security_group_id]
   image                    = local.images["training"]
   ecr_repository_arn       = module.ecr.repository_arns["training"]
@@ -230,7 +217,4 @@ module "training" {
   loop_uri                 = module.loop_store.uri
   uci_mirror_uri           = module.loop_store.uci_mirror_uri
   pushgateway_url          = module.pushgateway.url
-  kms_key_arn              = module.kms.key_arn
-  log_retention_days       = var.log_retention_days
-  tags                     = local.tags
 }

@@ -13,7 +13,7 @@ locals {
   account     = data.aws_caller_identity.current.account_id
   metrics     = 9108
   table_arn   = "arn:${local.partition}:dynamodb:${local.region}:${local.account}:table"
-  ecs_service = "service/${var.cluster_name}/${var.name}"
+  ecs_service = "service/${var.platform.cluster_name}/${var.name}"
 
   # Every variable here is one consumer/config.py reads (tests/deploy checks it). The endpoint
   # variables are empty: boto3 and the KCL use the regional endpoints and the task role.
@@ -81,7 +81,7 @@ data "aws_iam_policy_document" "task" {
       "kms:Decrypt",
       "kms:GenerateDataKey",
     ]
-    resources = [var.kms_key_arn]
+    resources = [var.platform.kms_key_arn]
   }
   statement {
     # Capture: one PutObject per batch per shard under captures/<model>/, nothing else in the
@@ -136,28 +136,24 @@ data "aws_iam_policy_document" "task" {
 }
 
 module "task" {
-  source                   = "../ecs_task"
-  name                     = var.name
-  requires_compatibilities = var.requires_compatibilities
-  cpu                      = var.cpu
-  memory                   = var.memory
-  ecr_repository_arns      = [var.ecr_repository_arn]
+  source              = "../ecs_task"
+  name                = var.name
+  platform            = var.platform
+  cpu                 = var.cpu
+  memory              = var.memory
+  ecr_repository_arns = [var.ecr_repository_arn]
   # The registry password (the container's secrets), read by the ECS agent at task start.
   secret_arns      = [var.mlflow.password_secret_arn]
   task_policy_name = "kcl-consumer"
   task_policy_json = data.aws_iam_policy_document.task.json
-  vpc_id           = var.vpc_id
   security_group = {
     name              = var.name
     description       = "Dropout consumer tasks: metrics scraped from the VPC; HTTPS to AWS APIs (MLflow: clients group)"
     https_description = "HTTPS to Kinesis, DynamoDB, CloudWatch and ECR"
-    ingress           = [{ description = "Prometheus scrapes /metrics from inside the VPC", port = local.metrics, cidr_blocks = [var.vpc_cidr_block] }]
+    ingress           = [{ description = "Prometheus scrapes /metrics from inside the VPC", port = local.metrics, cidr_blocks = [var.platform.vpc_cidr_block] }]
   }
   # The autoscaling policies below own the task count after the first apply.
   service = {
-    cluster_arn              = var.cluster_arn
-    capacity_provider        = var.capacity_provider
-    subnet_ids               = var.subnet_ids
     desired_count            = var.min_count
     autoscaled               = true
     extra_security_group_ids = var.extra_security_group_ids
@@ -191,9 +187,6 @@ module "task" {
     }
   ]
 
-  kms_key_arn        = var.kms_key_arn
-  log_retention_days = var.log_retention_days
-  tags               = var.tags
 }
 
 # --- autoscaling -----------------------------------------------------------------------------
@@ -264,5 +257,5 @@ resource "aws_cloudwatch_metric_alarm" "iterator_age_high" {
   comparison_operator = "GreaterThanThreshold"
   treat_missing_data  = "notBreaching"
   alarm_actions       = [aws_appautoscaling_policy.iterator_age.arn]
-  tags                = var.tags
+  tags                = var.platform.tags
 }

@@ -3,39 +3,20 @@ variable "name" {
   type        = string
 }
 
-variable "cluster_name" {
-  description = "Name of the ECS cluster."
-  type        = string
-}
-
-variable "cluster_arn" {
-  description = "ARN of the ECS cluster."
-  type        = string
-}
-
-variable "capacity_provider" {
-  description = "Capacity provider of the service (FARGATE or the cluster's EC2 provider)."
-  type        = string
-}
-
-variable "requires_compatibilities" {
-  description = "FARGATE or EC2, matching the cluster's capacity."
-  type        = string
-}
-
-variable "vpc_id" {
-  description = "VPC of the tasks."
-  type        = string
-}
-
-variable "vpc_cidr_block" {
-  description = "CIDR of the VPC: Prometheus scrapes from it, MLflow answers inside it."
-  type        = string
-}
-
-variable "subnet_ids" {
-  description = "Private subnets of the tasks."
-  type        = list(string)
+variable "platform" {
+  description = "Where the consumer runs and what its resources share (live/main.tf's local.platform, passed on to modules/ecs_task): the ECS cluster, the VPC (Prometheus scrapes from its CIDR), its private subnets, the project key (streams, captures, logs, images), log retention, tags."
+  type = object({
+    cluster_name             = string
+    cluster_arn              = string
+    capacity_provider        = string
+    requires_compatibilities = string
+    vpc_id                   = string
+    vpc_cidr_block           = string
+    subnet_ids               = list(string)
+    kms_key_arn              = string
+    log_retention_days       = number
+    tags                     = map(string)
+  })
 }
 
 variable "extra_security_group_ids" {
@@ -139,22 +120,6 @@ variable "log_level" {
   description = "DEBUG, INFO, WARNING or ERROR."
   type        = string
   default     = "INFO"
-}
-
-variable "kms_key_arn" {
-  description = "Customer managed key of the streams, logs and images."
-  type        = string
-}
-
-variable "log_retention_days" {
-  description = "Retention of the log group."
-  type        = number
-}
-
-variable "tags" {
-  description = "Tags of every resource."
-  type        = map(string)
-  default     = {}
 }
 
 variable "loop_uri" {

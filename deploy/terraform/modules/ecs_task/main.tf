@@ -18,9 +18,9 @@ locals {
 
 resource "aws_cloudwatch_log_group" "this" {
   name              = "/dropout/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
+  retention_in_days = var.platform.log_retention_days
+  kms_key_id        = var.platform.kms_key_arn
+  tags              = var.platform.tags
 }
 
 # --- roles -----------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ data "aws_iam_policy_document" "decrypt" {
     sid       = "DecryptTheImageAndSecrets"
     effect    = "Allow"
     actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
+    resources = [var.platform.kms_key_arn]
   }
 }
 
@@ -100,7 +100,7 @@ module "role" {
   service     = "ecs-tasks.amazonaws.com"
   policy_name = each.value.policy_name
   policy_json = each.value.policy_json
-  tags        = var.tags
+  tags        = var.platform.tags
 }
 
 # --- network ---------------------------------------------------------------------------------
@@ -110,7 +110,7 @@ resource "aws_security_group" "this" {
   #checkov:skip=CKV2_AWS_5:A task without a service (training) gets this group at run time, from the state machine's RunTask parameters (NetworkConfiguration), which static analysis cannot follow; a service attaches it below.
   name        = var.security_group.name
   description = var.security_group.description
-  vpc_id      = var.vpc_id
+  vpc_id      = var.platform.vpc_id
 
   egress {
     description = var.security_group.https_description
@@ -142,13 +142,13 @@ resource "aws_security_group" "this" {
     }
   }
 
-  tags = var.tags
+  tags = var.platform.tags
 }
 
 # --- task definition -------------------------------------------------------------------------
 resource "aws_ecs_task_definition" "this" {
   family                   = var.name
-  requires_compatibilities = [var.requires_compatibilities]
+  requires_compatibilities = [var.platform.requires_compatibilities]
   network_mode             = "awsvpc"
   cpu                      = var.cpu
   memory                   = var.memory
@@ -184,14 +184,14 @@ resource "aws_ecs_task_definition" "this" {
     )
   ])
 
-  tags = var.tags
+  tags = var.platform.tags
 }
 
 # --- service ---------------------------------------------------------------------------------
 resource "aws_ecs_service" "this" {
   count                              = var.service != null && !local.autoscaled ? 1 : 0
   name                               = var.name
-  cluster                            = var.service.cluster_arn
+  cluster                            = var.platform.cluster_arn
   task_definition                    = aws_ecs_task_definition.this.arn
   desired_count                      = var.service.desired_count
   deployment_minimum_healthy_percent = 100
@@ -200,7 +200,7 @@ resource "aws_ecs_service" "this" {
   propagate_tags                     = "SERVICE"
 
   capacity_provider_strategy {
-    capacity_provider = var.service.capacity_provider
+    capacity_provider = var.platform.capacity_provider
     weight            = 1
   }
 
@@ -210,7 +210,7 @@ resource "aws_ecs_service" "this" {
   }
 
   network_configuration {
-    subnets          = var.service.subnet_ids
+    subnets          = var.platform.subnet_ids
     security_groups  = concat([aws_security_group.this.id], var.service.extra_security_group_ids)
     assign_public_ip = false
   }
@@ -222,7 +222,7 @@ resource "aws_ecs_service" "this" {
     }
   }
 
-  tags = var.tags
+  tags = var.platform.tags
 }
 
 # The same service when an autoscaling policy (the caller's) owns the task count after the
@@ -231,7 +231,7 @@ resource "aws_ecs_service" "this" {
 resource "aws_ecs_service" "autoscaled" {
   count                              = local.autoscaled ? 1 : 0
   name                               = var.name
-  cluster                            = var.service.cluster_arn
+  cluster                            = var.platform.cluster_arn
   task_definition                    = aws_ecs_task_definition.this.arn
   desired_count                      = var.service.desired_count
   deployment_minimum_healthy_percent = 100
@@ -240,7 +240,7 @@ resource "aws_ecs_service" "autoscaled" {
   propagate_tags                     = "SERVICE"
 
   capacity_provider_strategy {
-    capacity_provider = var.service.capacity_provider
+    capacity_provider = var.platform.capacity_provider
     weight            = 1
   }
 
@@ -250,7 +250,7 @@ resource "aws_ecs_service" "autoscaled" {
   }
 
   network_configuration {
-    subnets          = var.service.subnet_ids
+    subnets          = var.platform.subnet_ids
     security_groups  = concat([aws_security_group.this.id], var.service.extra_security_group_ids)
     assign_public_ip = false
   }
@@ -266,7 +266,7 @@ resource "aws_ecs_service" "autoscaled" {
     ignore_changes = [desired_count]
   }
 
-  tags = var.tags
+  tags = var.platform.tags
 }
 
 # --- private endpoint: NAME.<namespace>:PORT for the clients group and some CIDRs --------------
@@ -290,7 +290,7 @@ resource "aws_service_discovery_service" "this" {
     failure_threshold = 1
   }
 
-  tags = var.tags
+  tags = var.platform.tags
 }
 
 resource "aws_security_group" "clients" {
@@ -298,8 +298,8 @@ resource "aws_security_group" "clients" {
   count       = local.endpoint ? 1 : 0
   name        = "${var.name}-clients"
   description = var.service.endpoint.descriptions.clients_group
-  vpc_id      = var.vpc_id
-  tags        = var.tags
+  vpc_id      = var.platform.vpc_id
+  tags        = var.platform.tags
 }
 
 resource "aws_vpc_security_group_egress_rule" "clients_to_server" {
@@ -310,7 +310,7 @@ resource "aws_vpc_security_group_egress_rule" "clients_to_server" {
   from_port                    = var.service.endpoint.port
   to_port                      = var.service.endpoint.port
   referenced_security_group_id = aws_security_group.this.id
-  tags                         = var.tags
+  tags                         = var.platform.tags
 }
 
 resource "aws_vpc_security_group_ingress_rule" "server_from_clients" {
@@ -321,7 +321,7 @@ resource "aws_vpc_security_group_ingress_rule" "server_from_clients" {
   from_port                    = var.service.endpoint.port
   to_port                      = var.service.endpoint.port
   referenced_security_group_id = aws_security_group.clients[0].id
-  tags                         = var.tags
+  tags                         = var.platform.tags
 }
 
 resource "aws_vpc_security_group_ingress_rule" "server_from_cidrs" {
@@ -332,5 +332,5 @@ resource "aws_vpc_security_group_ingress_rule" "server_from_cidrs" {
   from_port         = var.service.endpoint.port
   to_port           = var.service.endpoint.port
   cidr_ipv4         = each.value
-  tags              = var.tags
+  tags              = var.platform.tags
 }

@@ -3,9 +3,20 @@ variable "name" {
   type        = string
 }
 
-variable "requires_compatibilities" {
-  description = "FARGATE or EC2, matching the cluster's capacity."
-  type        = string
+variable "platform" {
+  description = "Where the task runs and what its resources share (live/main.tf's local.platform): the ECS cluster (its capacity provider, FARGATE or EC2), the VPC and its private subnets, the project key (log group, images, secrets), log retention, tags."
+  type = object({
+    cluster_name             = string
+    cluster_arn              = string
+    capacity_provider        = string
+    requires_compatibilities = string
+    vpc_id                   = string
+    vpc_cidr_block           = string
+    subnet_ids               = list(string)
+    kms_key_arn              = string
+    log_retention_days       = number
+    tags                     = map(string)
+  })
 }
 
 variable "cpu" {
@@ -57,11 +68,6 @@ variable "task_policy_json" {
   default     = null
 }
 
-variable "vpc_id" {
-  description = "VPC of the task's security group."
-  type        = string
-}
-
 variable "security_group" {
   description = "The task's security group: its name and description, why it needs HTTPS out (every task does), and more rules (one TCP port each)."
   type = object({
@@ -76,9 +82,6 @@ variable "security_group" {
 variable "service" {
   description = "The service that keeps desired_count tasks running (null: the task is run by someone else, e.g. a state machine). autoscaled: an autoscaling policy owns the count after the first apply. endpoint: a Cloud Map name DNS_NAME.<namespace> on PORT, reachable by a clients group and by cidr_blocks only."
   type = object({
-    cluster_arn              = string
-    capacity_provider        = string
-    subnet_ids               = list(string)
     desired_count            = number
     autoscaled               = optional(bool, false)
     extra_security_group_ids = optional(list(string), [])
@@ -97,20 +100,4 @@ variable "service" {
     condition     = try(var.service.endpoint, null) == null || length(var.security_group.ingress) == 0
     error_message = "A service with an endpoint takes no security_group.ingress: its clients group and endpoint.cidr_blocks say who reaches it."
   }
-}
-
-variable "kms_key_arn" {
-  description = "Customer managed key of the log group, the images and the secrets."
-  type        = string
-}
-
-variable "log_retention_days" {
-  description = "Retention of the log group."
-  type        = number
-}
-
-variable "tags" {
-  description = "Tags of every resource."
-  type        = map(string)
-  default     = {}
 }

@@ -36,26 +36,26 @@ resource "aws_secretsmanager_secret" "auth" {
   for_each                = local.auth_secrets
   name                    = "${var.name}/${each.key}"
   description             = "MLflow registry (${var.name}): ${each.key}"
-  kms_key_id              = var.kms_key_arn
+  kms_key_id              = var.platform.kms_key_arn
   recovery_window_in_days = var.force_destroy ? 0 : 30
-  tags                    = var.tags
+  tags                    = var.platform.tags
 }
 
 # --- artifact bucket -------------------------------------------------------------------------
 module "artifacts" {
   source                  = "../bucket"
   name                    = local.bucket_name
-  kms_key_arn             = var.kms_key_arn
+  kms_key_arn             = var.platform.kms_key_arn
   noncurrent_version_days = var.noncurrent_version_days
   force_destroy           = var.force_destroy
-  tags                    = var.tags
+  tags                    = var.platform.tags
 }
 
 # --- database --------------------------------------------------------------------------------
 resource "aws_security_group" "database" {
   name        = "${var.name}-database"
   description = "MLflow backend store: PostgreSQL from the MLflow server only"
-  vpc_id      = var.vpc_id
+  vpc_id      = var.platform.vpc_id
 
   ingress {
     description     = "PostgreSQL from the MLflow server"
@@ -65,13 +65,13 @@ resource "aws_security_group" "database" {
     security_groups = [module.task.security_group_id]
   }
 
-  tags = var.tags
+  tags = var.platform.tags
 }
 
 resource "aws_db_subnet_group" "this" {
   name       = var.name
-  subnet_ids = var.subnet_ids
-  tags       = var.tags
+  subnet_ids = var.platform.subnet_ids
+  tags       = var.platform.tags
 }
 
 resource "aws_db_parameter_group" "this" {
@@ -91,7 +91,7 @@ resource "aws_db_parameter_group" "this" {
     value = "1"
   }
 
-  tags = var.tags
+  tags = var.platform.tags
 }
 
 resource "aws_db_instance" "this" {
@@ -105,13 +105,13 @@ resource "aws_db_instance" "this" {
 
   # RDS generates the password and keeps it (and rotates it) in Secrets Manager.
   manage_master_user_password   = true
-  master_user_secret_kms_key_id = var.kms_key_arn
+  master_user_secret_kms_key_id = var.platform.kms_key_arn
 
   allocated_storage     = var.db_allocated_storage_gb
   max_allocated_storage = var.db_allocated_storage_gb * 4
   storage_type          = "gp3"
   storage_encrypted     = true
-  kms_key_id            = var.kms_key_arn
+  kms_key_id            = var.platform.kms_key_arn
 
   db_subnet_group_name   = aws_db_subnet_group.this.name
   vpc_security_group_ids = [aws_security_group.database.id]
@@ -129,9 +129,9 @@ resource "aws_db_instance" "this" {
   enabled_cloudwatch_logs_exports     = ["postgresql", "upgrade"]
 
   performance_insights_enabled    = true
-  performance_insights_kms_key_id = var.kms_key_arn
+  performance_insights_kms_key_id = var.platform.kms_key_arn
 
-  tags = var.tags
+  tags = var.platform.tags
 }
 
 # --- server ----------------------------------------------------------------------------------
@@ -160,7 +160,7 @@ data "aws_iam_policy_document" "task" {
       "kms:Decrypt",
       "kms:GenerateDataKey",
     ]
-    resources = [var.kms_key_arn]
+    resources = [var.platform.kms_key_arn]
   }
   statement {
     # IAM database authentication: tokens for the one database user, on this instance only.
@@ -174,37 +174,33 @@ data "aws_iam_policy_document" "task" {
 resource "aws_service_discovery_private_dns_namespace" "this" {
   name        = var.dns_namespace
   description = "Private names of the dropout services"
-  vpc         = var.vpc_id
-  tags        = var.tags
+  vpc         = var.platform.vpc_id
+  tags        = var.platform.tags
 }
 
 # Whoever can register a model version runs code in the consumers: the registry answers only
 # the tasks that carry the clients group (consumer, training) and the operators' VPN/bastion
 # CIDRs (var.operator_cidr_blocks), never the whole VPC.
 module "task" {
-  source                   = "../ecs_task"
-  name                     = var.name
-  requires_compatibilities = var.requires_compatibilities
-  cpu                      = var.cpu
-  memory                   = var.memory
-  ecr_repository_arns      = [var.ecr_repository_arn]
+  source              = "../ecs_task"
+  name                = var.name
+  platform            = var.platform
+  cpu                 = var.cpu
+  memory              = var.memory
+  ecr_repository_arns = [var.ecr_repository_arn]
   # The master password only for the one-time rds_iam grant (the entry point drops it), and
   # the registry's own credentials.
   secret_arns      = concat([aws_db_instance.this.master_user_secret[0].secret_arn], [for s in aws_secretsmanager_secret.auth : s.arn])
   task_policy_name = "artifact-store"
   task_policy_json = data.aws_iam_policy_document.task.json
-  vpc_id           = var.vpc_id
   security_group = {
     name              = "${var.name}-server"
     description       = "MLflow server tasks"
     https_description = "HTTPS to S3, Secrets Manager, ECR and CloudWatch Logs"
-    egress            = [{ description = "PostgreSQL inside the VPC", port = 5432, cidr_blocks = [var.vpc_cidr_block] }]
+    egress            = [{ description = "PostgreSQL inside the VPC", port = 5432, cidr_blocks = [var.platform.vpc_cidr_block] }]
   }
   service = {
-    cluster_arn       = var.cluster_arn
-    capacity_provider = var.capacity_provider
-    subnet_ids        = var.subnet_ids
-    desired_count     = var.desired_count
+    desired_count = var.desired_count
     endpoint = {
       dns_name     = "mlflow"
       namespace_id = aws_service_discovery_private_dns_namespace.this.id
@@ -284,7 +280,4 @@ module "task" {
     }
   ]
 
-  kms_key_arn        = var.kms_key_arn
-  log_retention_days = var.log_retention_days
-  tags               = var.tags
 }

@@ -3,34 +3,20 @@ variable "name" {
   type        = string
 }
 
-variable "cluster_arn" {
-  description = "ARN of the ECS cluster."
-  type        = string
-}
-
-variable "capacity_provider" {
-  description = "Capacity provider of the service."
-  type        = string
-}
-
-variable "requires_compatibilities" {
-  description = "FARGATE or EC2, matching the cluster's capacity."
-  type        = string
-}
-
-variable "vpc_id" {
-  description = "VPC of the server and database."
-  type        = string
-}
-
-variable "vpc_cidr_block" {
-  description = "CIDR of the VPC."
-  type        = string
-}
-
-variable "subnet_ids" {
-  description = "Private subnets of the server and database."
-  type        = list(string)
+variable "platform" {
+  description = "Where the server and its database run and what their resources share (live/main.tf's local.platform, passed on to modules/ecs_task): the ECS cluster, the VPC (its CIDR reaches the database) and its private subnets, the project key (bucket, database, secrets, logs), log retention, tags."
+  type = object({
+    cluster_name             = string
+    cluster_arn              = string
+    capacity_provider        = string
+    requires_compatibilities = string
+    vpc_id                   = string
+    vpc_cidr_block           = string
+    subnet_ids               = list(string)
+    kms_key_arn              = string
+    log_retention_days       = number
+    tags                     = map(string)
+  })
 }
 
 variable "dns_namespace" {
@@ -112,22 +98,6 @@ variable "noncurrent_version_days" {
   description = "Days an overwritten or deleted artifact version is kept."
   type        = number
   default     = 90
-}
-
-variable "kms_key_arn" {
-  description = "Customer managed key of the bucket, database, secret and logs."
-  type        = string
-}
-
-variable "log_retention_days" {
-  description = "Retention of the log group."
-  type        = number
-}
-
-variable "tags" {
-  description = "Tags of every resource."
-  type        = map(string)
-  default     = {}
 }
 
 variable "operator_cidr_blocks" {

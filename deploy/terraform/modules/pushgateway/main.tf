@@ -14,12 +14,11 @@ locals {
 }
 
 module "task" {
-  source                   = "../ecs_task"
-  name                     = var.name
-  requires_compatibilities = var.requires_compatibilities
-  cpu                      = var.cpu
-  memory                   = var.memory
-  vpc_id                   = var.vpc_id
+  source   = "../ecs_task"
+  name     = var.name
+  platform = var.platform
+  cpu      = var.cpu
+  memory   = var.memory
   # No ecr_repository_arns, secret_arns or task policy: the image is public and there is no
   # secret (the ECS agent only ships the output to the log group), and the Pushgateway calls no
   # AWS API (its task role has no permission).
@@ -31,10 +30,7 @@ module "task" {
   # The Pushgateway has no authentication of its own: the clients group pushes (training), the
   # scrapers' CIDRs read, nothing else connects.
   service = {
-    cluster_arn       = var.cluster_arn
-    capacity_provider = var.capacity_provider
-    subnet_ids        = var.subnet_ids
-    desired_count     = 1
+    desired_count = 1
     endpoint = {
       dns_name     = "pushgateway"
       namespace_id = var.dns_namespace_id
@@ -70,7 +66,4 @@ module "task" {
     }
   ]
 
-  kms_key_arn        = var.kms_key_arn
-  log_retention_days = var.log_retention_days
-  tags               = var.tags
 }

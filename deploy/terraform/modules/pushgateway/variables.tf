@@ -3,29 +3,20 @@ variable "name" {
   type        = string
 }
 
-variable "cluster_arn" {
-  description = "ARN of the ECS cluster."
-  type        = string
-}
-
-variable "capacity_provider" {
-  description = "Capacity provider of the service."
-  type        = string
-}
-
-variable "requires_compatibilities" {
-  description = "FARGATE or EC2, matching the cluster's capacity."
-  type        = string
-}
-
-variable "vpc_id" {
-  description = "VPC of the service."
-  type        = string
-}
-
-variable "subnet_ids" {
-  description = "Private subnets of the service."
-  type        = list(string)
+variable "platform" {
+  description = "Where the service runs and what its resources share (live/main.tf's local.platform, passed on to modules/ecs_task): the ECS cluster, the VPC and its private subnets, the project key (log group), log retention, tags."
+  type = object({
+    cluster_name             = string
+    cluster_arn              = string
+    capacity_provider        = string
+    requires_compatibilities = string
+    vpc_id                   = string
+    vpc_cidr_block           = string
+    subnet_ids               = list(string)
+    kms_key_arn              = string
+    log_retention_days       = number
+    tags                     = map(string)
+  })
 }
 
 variable "dns_namespace_id" {
@@ -60,20 +51,4 @@ variable "memory" {
   description = "Task memory (MiB)."
   type        = number
   default     = 512
-}
-
-variable "kms_key_arn" {
-  description = "Customer managed key of the log group."
-  type        = string
-}
-
-variable "log_retention_days" {
-  description = "Retention of the log group."
-  type        = number
-}
-
-variable "tags" {
-  description = "Tags of every resource."
-  type        = map(string)
-  default     = {}
 }

@@ -14,7 +14,7 @@ locals {
   container = "training"
   # Any revision of the family: the state machine runs the latest active one.
   task_definition_family_arn = "arn:${local.partition}:ecs:${local.region}:${local.account}:task-definition/${var.name}:*"
-  cluster_tasks_arn          = "arn:${local.partition}:ecs:${local.region}:${local.account}:task/${var.cluster_name}/*"
+  cluster_tasks_arn          = "arn:${local.partition}:ecs:${local.region}:${local.account}:task/${var.platform.cluster_name}/*"
   ecs_events_rule_arn        = "arn:${local.partition}:events:${local.region}:${local.account}:rule/StepFunctionsGetEventsForECSTaskRule"
   # The state machine's own ARN (its name is var.name): the scheduler's role may start it.
   state_machine_arn = "arn:${local.partition}:states:${local.region}:${local.account}:stateMachine:${var.name}"
@@ -87,22 +87,21 @@ data "aws_iam_policy_document" "task" {
       "kms:Decrypt",
       "kms:GenerateDataKey",
     ]
-    resources = [var.kms_key_arn]
+    resources = [var.platform.kms_key_arn]
   }
 }
 
 module "task" {
-  source                   = "../ecs_task"
-  name                     = var.name
-  requires_compatibilities = var.requires_compatibilities
-  cpu                      = var.cpu
-  memory                   = var.memory
-  ecr_repository_arns      = [var.ecr_repository_arn]
+  source              = "../ecs_task"
+  name                = var.name
+  platform            = var.platform
+  cpu                 = var.cpu
+  memory              = var.memory
+  ecr_repository_arns = [var.ecr_repository_arn]
   # The registry password (the container's secrets), read by the ECS agent at task start.
   secret_arns      = [var.mlflow.password_secret_arn]
   task_policy_name = "learning-loop-store"
   task_policy_json = data.aws_iam_policy_document.task.json
-  vpc_id           = var.vpc_id
   # No service: the state machine runs the task, with this group (RunTask parameters).
   security_group = {
     name              = var.name
@@ -128,16 +127,13 @@ module "task" {
     }
   ]
 
-  kms_key_arn        = var.kms_key_arn
-  log_retention_days = var.log_retention_days
-  tags               = var.tags
 }
 
 # --- outcome notifications -------------------------------------------------------------------
 resource "aws_sns_topic" "outcome" {
   name              = "${var.name}-outcome"
-  kms_master_key_id = var.kms_key_arn
-  tags              = var.tags
+  kms_master_key_id = var.platform.kms_key_arn
+  tags              = var.platform.tags
 }
 
 resource "aws_sns_topic_subscription" "email" {
@@ -151,9 +147,9 @@ resource "aws_sns_topic_subscription" "email" {
 resource "aws_cloudwatch_log_group" "state_machine" {
   # /aws/vendedlogs/ keeps the log delivery's resource policy small (AWS recommendation).
   name              = "/aws/vendedlogs/states/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
+  retention_in_days = var.platform.log_retention_days
+  kms_key_id        = var.platform.kms_key_arn
+  tags              = var.platform.tags
 }
 
 data "aws_iam_policy_document" "state_machine" {
@@ -165,7 +161,7 @@ data "aws_iam_policy_document" "state_machine" {
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"
-      values   = [var.cluster_arn]
+      values   = [var.platform.cluster_arn]
     }
   }
   statement {
@@ -221,7 +217,7 @@ data "aws_iam_policy_document" "state_machine" {
       "kms:Decrypt",
       "kms:GenerateDataKey",
     ]
-    resources = [var.kms_key_arn]
+    resources = [var.platform.kms_key_arn]
   }
   statement {
     sid    = "LogDelivery"
@@ -258,11 +254,11 @@ module "workflow" {
   source                = "../retraining_workflow"
   name                  = var.name
   partition             = local.partition
-  cluster_arn           = var.cluster_arn
+  cluster_arn           = var.platform.cluster_arn
   task_definition       = var.name
   container_name        = local.container
-  capacity_provider     = var.capacity_provider
-  subnet_ids            = var.subnet_ids
+  capacity_provider     = var.platform.capacity_provider
+  subnet_ids            = var.platform.subnet_ids
   security_group_ids    = concat([module.task.security_group_id], var.extra_security_group_ids)
   topic_arn             = aws_sns_topic.outcome.arn
   loop_bucket           = var.loop_bucket
@@ -290,7 +286,7 @@ resource "aws_sfn_state_machine" "this" {
     enabled = true
   }
 
-  tags = var.tags
+  tags = var.platform.tags
 }
 
 # --- schedule --------------------------------------------------------------------------------
@@ -305,7 +301,7 @@ data "aws_iam_policy_document" "scheduler" {
     sid       = "EncryptedSchedule"
     effect    = "Allow"
     actions   = ["kms:Decrypt"]
-    resources = [var.kms_key_arn]
+    resources = [var.platform.kms_key_arn]
   }
 }
 
@@ -321,7 +317,7 @@ module "role" {
   service     = each.value.service
   policy_name = each.value.policy_name
   policy_json = each.value.policy_json
-  tags        = var.tags
+  tags        = var.platform.tags
 }
 
 resource "aws_scheduler_schedule" "this" {
@@ -330,7 +326,7 @@ resource "aws_scheduler_schedule" "this" {
   schedule_expression          = var.schedule_expression
   schedule_expression_timezone = var.schedule_timezone
   state                        = var.schedule_enabled ? "ENABLED" : "DISABLED"
-  kms_key_arn                  = var.kms_key_arn
+  kms_key_arn                  = var.platform.kms_key_arn
 
   flexible_time_window {
     mode                      = "FLEXIBLE"

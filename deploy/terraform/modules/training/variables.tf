@@ -3,34 +3,20 @@ variable "name" {
   type        = string
 }
 
-variable "cluster_name" {
-  description = "Name of the ECS cluster."
-  type        = string
-}
-
-variable "cluster_arn" {
-  description = "ARN of the ECS cluster."
-  type        = string
-}
-
-variable "capacity_provider" {
-  description = "Capacity provider of the training task."
-  type        = string
-}
-
-variable "requires_compatibilities" {
-  description = "FARGATE or EC2, matching the cluster's capacity."
-  type        = string
-}
-
-variable "vpc_id" {
-  description = "VPC of the task."
-  type        = string
-}
-
-variable "subnet_ids" {
-  description = "Private subnets of the task."
-  type        = list(string)
+variable "platform" {
+  description = "Where the training task and its state machine run and what their resources share (live/main.tf's local.platform, passed on to modules/ecs_task): the ECS cluster, the VPC and its private subnets, the project key (logs, topic, schedule, image), log retention, tags."
+  type = object({
+    cluster_name             = string
+    cluster_arn              = string
+    capacity_provider        = string
+    requires_compatibilities = string
+    vpc_id                   = string
+    vpc_cidr_block           = string
+    subnet_ids               = list(string)
+    kms_key_arn              = string
+    log_retention_days       = number
+    tags                     = map(string)
+  })
 }
 
 variable "extra_security_group_ids" {
@@ -136,22 +122,6 @@ variable "gate_tolerance" {
   description = "ROC-AUC a new version may lose against the champion and still be promoted."
   type        = number
   default     = 0.005
-}
-
-variable "kms_key_arn" {
-  description = "Customer managed key of the logs, topic, schedule and image."
-  type        = string
-}
-
-variable "log_retention_days" {
-  description = "Retention of the log groups."
-  type        = number
-}
-
-variable "tags" {
-  description = "Tags of every resource."
-  type        = map(string)
-  default     = {}
 }
 
 variable "loop_bucket" {
