@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from common.object_store import LocalStore
-from tests.training.loop.helpers import at, dead_letter_line, outcome_csv, put_batch, student_line
+from tests.training.loop.helpers import at, dead_letter_line, put_batch, put_outcomes, student_line
 from training.loop.estimate import fit_calibrator
 from training.loop.monitor import MonitorReport, monitor
 
@@ -35,9 +35,9 @@ def store(tmp_path: Path) -> LocalStore:
             outcomes.append((student, label, "2026-11-30", "registrar-2026-T1"))
     lines.append(dead_letter_line(None, sequence=999, scored_at=at("2026-10-02")))
     put_batch(store, lines)
-    store.put("outcomes/registrar-2026-T1.csv", outcome_csv([*outcomes, (999, "?", "x", "r")]))
+    key = put_outcomes(store, "registrar-2026-T1.csv", [*outcomes, (999, "?", "x", "r")])
     stamp = datetime(2026, 12, 3, 12, tzinfo=UTC).timestamp()
-    os.utime(store.root / "outcomes" / "registrar-2026-T1.csv", (stamp, stamp))
+    os.utime(store.root / key, (stamp, stamp))
     return store
 
 
