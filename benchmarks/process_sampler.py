@@ -34,6 +34,8 @@ ROLES = (SUPERVISOR, KCL, PROCESSOR)
 
 DAEMON_MAIN_CLASS = "software.amazon.kinesis.multilang.MultiLangDaemon"
 MB = float(2**20)
+# The memory goal per shard processor (issue 3), judged by every benchmark that runs a worker.
+PROCESSOR_RSS_GOAL_MB = 350.0
 
 
 def role_of(cmdline: Sequence[str], pid: int, root_pid: int) -> str | None:

@@ -40,6 +40,7 @@ from typing import Any, cast
 
 from benchmarks.process_sampler import (
     PROCESSOR,
+    PROCESSOR_RSS_GOAL_MB,
     ProcessSampler,
     RoleFigures,
     Status,
@@ -63,7 +64,6 @@ from devstack.settings import StackSettings
 
 GOAL_P50_MS = 1000.0
 GOAL_P99_MS = 2500.0
-GOAL_RSS_MB = 350.0
 GOAL_CAPTURE_COST_PCT = 10.0
 KCL_DEFAULT_IDLE_MS = 1000
 SHARDS = 4
@@ -448,7 +448,9 @@ def main(argv: list[str] | None = None) -> int:
             verdicts += latency_verdicts(run)
         verdicts += [
             Verdict(f"{run.name}: {v.name}", v.value, v.status, v.limit, v.unit, v.why)
-            for v in usage_verdicts(run.usage, expected_processors=SHARDS, rss_goal_mb=GOAL_RSS_MB)
+            for v in usage_verdicts(
+                run.usage, expected_processors=SHARDS, rss_goal_mb=PROCESSOR_RSS_GOAL_MB
+            )
         ]
     if paths:
         # Throughput is what a saturated processor has too little of, and a saturated one

@@ -23,7 +23,13 @@ import sys
 import threading
 import time
 
-from benchmarks.process_sampler import ProcessSampler, failures, report, usage_verdicts
+from benchmarks.process_sampler import (
+    PROCESSOR_RSS_GOAL_MB,
+    ProcessSampler,
+    failures,
+    report,
+    usage_verdicts,
+)
 from benchmarks.stream_harness import (
     embedded_stack,
     emulator_process,
@@ -37,7 +43,6 @@ from benchmarks.stream_harness import (
 from devstack.settings import StackSettings
 
 CAPACITY_PROBE_SECONDS = 20.0
-RSS_GOAL_MB = 350.0  # per shard processor (issue 3), as in stream_latency.py
 
 
 def emulator_capacity(stack: StackSettings, rows: list[dict[str, float]]) -> float:
@@ -146,7 +151,7 @@ def main() -> int:
     # Throughput is reported, not judged (the emulator sets the ceiling here); the memory goal
     # per shard processor is judged as in stream_latency.py, and every usage figure printed
     # above must rest on samples.
-    verdicts = usage_verdicts(usage, expected_processors=4, rss_goal_mb=RSS_GOAL_MB)
+    verdicts = usage_verdicts(usage, expected_processors=4, rss_goal_mb=PROCESSOR_RSS_GOAL_MB)
     print(report(verdicts))
     return 1 if failures(verdicts) else 0
 

@@ -19,12 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from devstack.processes import ManagedProcess, ServiceStartError
-from devstack.services import (
-    KINESIS_LOCAL_BEHAVIOUR,
-    kinesis_local,
-    mlflow_server,
-    moto_dynamodb,
-)
+from devstack.services import KINESIS_LOCAL_BEHAVIOUR, base_services
 from devstack.settings import StackSettings
 
 # The versions of the local processes (devstack/package.json, requirements/dev.txt); a
@@ -65,11 +60,7 @@ class ProcessBackend:
     def run(self, settings: StackSettings) -> Iterator[list[ManagedProcess]]:
         started: list[ManagedProcess] = []
         try:
-            for spec in (
-                kinesis_local(settings),
-                moto_dynamodb(settings),
-                mlflow_server(settings),
-            ):
+            for spec in base_services(settings):
                 started.append(ManagedProcess(spec, settings.logs_dir, settings.pids_dir).start())
             yield started
         finally:
@@ -155,8 +146,7 @@ class ContainerBackend:
                         f"{container.image} publishes beyond loopback: {', '.join(wide)}"
                     )
             # The same readiness probes as the local processes.
-            services = (kinesis_local(settings), moto_dynamodb(settings), mlflow_server(settings))
-            for service in services:
+            for service in base_services(settings):
                 deadline = time.monotonic() + service.start_timeout
                 while not service.probe():
                     if time.monotonic() > deadline:

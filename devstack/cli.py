@@ -10,11 +10,9 @@ import typer
 
 from devstack.processes import ManagedProcess, ServiceSpec, stop_from_pid_files
 from devstack.services import (
+    base_services,
     consumer_service,
     http_ok,
-    kinesis_local,
-    mlflow_server,
-    moto_dynamodb,
     prometheus_server,
     pushgateway_server,
 )
@@ -53,7 +51,7 @@ def up(
     settings.stack_dir.mkdir(parents=True, exist_ok=True)
     typer.echo(f"embedded stack in {settings.stack_dir}")
     if services:
-        for spec in (kinesis_local(settings), moto_dynamodb(settings), mlflow_server(settings)):
+        for spec in base_services(settings):
             _start(spec, settings)
         create_streams(settings)
         typer.echo(

@@ -148,6 +148,12 @@ def mlflow_server(settings: StackSettings) -> ServiceSpec:
     )
 
 
+def base_services(settings: StackSettings) -> tuple[ServiceSpec, ...]:
+    """What every stack starts first, in this order: kinesis-local, moto, the MLflow server
+    (the consumer, the Pushgateway and Prometheus come after, when a caller wants them)."""
+    return (kinesis_local(settings), moto_dynamodb(settings), mlflow_server(settings))
+
+
 # KCL timings of the embedded stack (tests, demo, benchmarks): a fresh KCL application serves
 # in seconds instead of most of a minute, and a stop waits 5 s, not 20, for the batch in flight.
 # Deployments keep the defaults of consumer/config.py.

@@ -35,12 +35,10 @@ from common.attributes import SEED_RECORD
 from devstack.processes import ManagedProcess
 from devstack.services import (
     FAKE_AWS_ENV,
+    base_services,
     consumer_env,
     consumer_service,
     http_ok,
-    kinesis_local,
-    mlflow_server,
-    moto_dynamodb,
     prometheus_server,
     pushgateway_server,
     training_env,
@@ -246,7 +244,7 @@ def main() -> int:
     }
     try:
         step("1/9 embedded stack: kinesis-local, moto (DynamoDB), MLflow server")
-        for spec in (kinesis_local(settings), moto_dynamodb(settings), mlflow_server(settings)):
+        for spec in base_services(settings):
             start(spec)
         create_streams(settings)
 

@@ -264,6 +264,15 @@ def failure_of(outcome: Outcome) -> str:
     )
 
 
+def succeeded(
+    aws: dict[str, Any], scenario: Scenario, name: str, payload: dict[str, Any] | None = None
+) -> Outcome:
+    """`execute`, asserting that the run succeeded (its failed events as the message)."""
+    outcome = execute(aws, scenario, name, payload or {})
+    assert outcome.status == "SUCCEEDED", failure_of(outcome)
+    return outcome
+
+
 # --- the summaries, made by training/run_summary.py from real objects ------------------------
 def monitor_summary_of(
     store_root: Path, *, with_outcomes: bool, champion: str | None = "3"
@@ -378,8 +387,7 @@ def test_the_loop_with_outcomes_trains_on_uci_and_the_institution(
     aws: dict[str, Any], tmp_path: Path
 ) -> None:
     steps = weekly_steps(tmp_path / "store", with_outcomes=True, dataset=built_dataset_summary)
-    outcome = execute(aws, Scenario(steps), "weekly-2026-12-14", {})
-    assert outcome.status == "SUCCEEDED", failure_of(outcome)
+    outcome = succeeded(aws, Scenario(steps), "weekly-2026-12-14")
     assert [run["command"] for run in outcome.runs] == [
         ["monitor"],
         ["dataset", "build"],
@@ -419,8 +427,7 @@ def test_before_any_outcome_the_loop_trains_on_uci_alone_and_says_what_it_lacks(
     aws: dict[str, Any], tmp_path: Path
 ) -> None:
     steps = weekly_steps(tmp_path / "store", with_outcomes=False, promote=False)
-    outcome = execute(aws, Scenario(steps), "weekly-2026-10-05", {})
-    assert outcome.status == "SUCCEEDED", failure_of(outcome)
+    outcome = succeeded(aws, Scenario(steps), "weekly-2026-10-05")
     assert outcome.runs[-1]["command"] == ["train", "--data", "uci"]
     (note,) = outcome.notifications
     assert note["subject"].endswith("new version refused by the gate")
@@ -436,8 +443,7 @@ def test_a_first_deployment_has_no_champion_and_still_notifies(
     aws: dict[str, Any], tmp_path: Path
 ) -> None:
     steps = weekly_steps(tmp_path / "store", with_outcomes=False, first=True)
-    outcome = execute(aws, Scenario(steps), "manual-20261201T000000Z", {})
-    assert outcome.status == "SUCCEEDED", failure_of(outcome)
+    outcome = succeeded(aws, Scenario(steps), "manual-20261201T000000Z")
     message = outcome.notifications[0]["message"]
     assert "Reason: first_model." in message
     assert "Champion before this run: version null" in message
@@ -489,8 +495,7 @@ def test_a_missing_summary_fails_the_run(aws: dict[str, Any]) -> None:
 
 def test_the_execution_input_command_runs_alone(aws: dict[str, Any]) -> None:
     scenario = Scenario({"train": Step(train_summary_of(promote=True))})
-    outcome = execute(aws, scenario, "manual-force", {"command": ["train", "--force"]})
-    assert outcome.status == "SUCCEEDED", failure_of(outcome)
+    outcome = succeeded(aws, scenario, "manual-force", {"command": ["train", "--force"]})
     assert [run["command"] for run in outcome.runs] == [["train", "--force"]]
     assert outcome.runs[0]["env"] == {"RUN_SUMMARY_URI": f"s3://{BUCKET}/runs/manual-force/"}
     (note,) = outcome.notifications

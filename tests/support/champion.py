@@ -142,13 +142,5 @@ def session_champion(shared: Path, data_path: Path, port: int) -> SessionChampio
             root.mkdir(parents=True, exist_ok=True)
             result_path.write_text(json.dumps(_train(root, data_path, port)), encoding="utf-8")
         outcome = json.loads(result_path.read_text(encoding="utf-8"))
-    return SessionChampion(
-        root=root,
-        model_name=MODEL_NAME,
-        version=outcome["version"],
-        run_id=outcome["run_id"],
-        returncode=outcome["returncode"],
-        stdout=outcome["stdout"],
-        stderr=outcome["stderr"],
-        seconds=outcome["seconds"],
-    )
+    # The result file holds the rest of the fields, as `_train` wrote them.
+    return SessionChampion(root=root, model_name=MODEL_NAME, **outcome)

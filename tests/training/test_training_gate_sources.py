@@ -10,6 +10,7 @@ challenger against the UCI-only champion, and name the per-source figures in bot
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,7 @@ def two_sources(dataset: Dataset) -> Split:
     target = pd.Series(np.where(ours, 1 - dataset.target, dataset.target), name="target")
     labels = pd.Series(np.where(target == 1, "Dropout", "Graduate"), name="Target")
     origin = pd.Series(np.where(ours, "institution", "uci"), name="origin")
-    mixed = Dataset(
-        features=dataset.features,
-        target=target,
-        labels=labels,
-        source=dataset.source,
-        origin=origin,
-        sources=dataset.sources,
-    )
+    mixed = dataclasses.replace(dataset, target=target, labels=labels, origin=origin)
     return held_out_split(mixed, seed=42, test_size=0.2)
 
 

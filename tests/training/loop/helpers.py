@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from common.capture_format import capture_key, encode_capture_object
+from common.capture_format import OUTCOMES_PREFIX, capture_key, encode_capture_object
 from common.object_store import Store
 
 MODEL = "student-dropout"
@@ -106,6 +106,13 @@ def outcome_csv(rows: Iterable[tuple[Any, str, str, str]], *, bom: bool = False)
         f"{student},{outcome},{day},{source}\n" for student, outcome, day, source in rows
     )
     return ("\ufeff" if bom else "").encode() + text.encode()
+
+
+def put_outcomes(store: Store, name: str, rows: Iterable[tuple[Any, str, str, str]]) -> str:
+    """One registrar's outcome file `name` in the store, where the loop reads outcomes; its key."""
+    key = OUTCOMES_PREFIX + name
+    store.put(key, outcome_csv(rows))
+    return key
 
 
 def at(day: str, hour: int = 10) -> datetime:

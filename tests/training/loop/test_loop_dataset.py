@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from common.object_store import LocalStore
-from tests.training.loop.helpers import at, outcome_csv, prediction_line, put_batch, uci_header
+from tests.training.loop.helpers import at, prediction_line, put_batch, put_outcomes, uci_header
 from training.loop.captures import read_captures
 from training.loop.dataset import build_dataset, write_dataset
 from training.loop.outcomes import read_outcomes
@@ -113,7 +113,7 @@ def store(
     lines.sort(key=lambda line: line["scored_at"])
     for start in range(0, len(lines), 40):
         put_batch(store, lines[start : start + 40])
-    store.put("outcomes/registrar-2026-T1.csv", outcome_csv(outcomes))
+    put_outcomes(store, "registrar-2026-T1.csv", outcomes)
     return store
 
 

@@ -16,7 +16,7 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 from common.object_store import LocalStore
-from tests.training.loop.helpers import outcome_csv, put_batch, student_line
+from tests.training.loop.helpers import put_batch, put_outcomes, student_line
 from training.fairness import definitions_to_json, select_groups
 from training.loop.groups import label_groups
 from training.loop.monitor import monitor
@@ -59,7 +59,7 @@ def students(tmp_path: Path) -> tuple[LocalStore, dict[int, dict[str, Any]]]:
             "version": version,
         }
     put_batch(store, lines)
-    store.put("outcomes/reg.csv", outcome_csv(outcomes))
+    put_outcomes(store, "reg.csv", outcomes)
     return store, truth
 
 

@@ -12,9 +12,9 @@ from common.object_store import LocalStore
 from tests.training.loop.helpers import (
     at,
     dead_letter_line,
-    outcome_csv,
     prediction_line,
     put_batch,
+    put_outcomes,
 )
 from training.loop.captures import read_captures
 from training.loop.join import JOINED_COLUMNS, join_outcomes, pending_predictions
@@ -64,17 +64,16 @@ def store(tmp_path: Path) -> LocalStore:
             prediction_line("s-5", sequence=9, scored_at=at("2026-11-29", 23), probability=0.1),
         ],
     )
-    store.put(
-        "outcomes/term.csv",
-        outcome_csv(
-            [
-                (1, "Dropout", "2026-11-30", "reg"),
-                (2, "Dropout", "2026-11-30", "reg"),
-                (3, "Graduate", "2026-11-30", "reg"),
-                ("s-5", "Graduate", "2026-11-30", "reg"),
-                (6, "Enrolled", "2026-11-30", "reg"),  # never captured
-            ]
-        ),
+    put_outcomes(
+        store,
+        "term.csv",
+        [
+            (1, "Dropout", "2026-11-30", "reg"),
+            (2, "Dropout", "2026-11-30", "reg"),
+            (3, "Graduate", "2026-11-30", "reg"),
+            ("s-5", "Graduate", "2026-11-30", "reg"),
+            (6, "Enrolled", "2026-11-30", "reg"),  # never captured
+        ],
     )
     return store
 
@@ -105,7 +104,7 @@ def test_join_rule(store: LocalStore) -> None:
 def test_a_prediction_at_midnight_of_the_decision_day_does_not_count(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     put_batch(store, [prediction_line(1, sequence=1, scored_at=at("2026-11-30", 0))])
-    store.put("outcomes/a.csv", outcome_csv([(1, "Dropout", "2026-11-30", "r")]))
+    put_outcomes(store, "a.csv", [(1, "Dropout", "2026-11-30", "r")])
     joined = join_outcomes(read_captures(store).frame, read_outcomes(store, today=TODAY).frame)
     assert joined.frame.empty
     assert joined.counts.predicted_only_after_decision == 1

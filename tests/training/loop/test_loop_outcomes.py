@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from common.object_store import LocalStore
-from tests.training.loop.helpers import outcome_csv
+from tests.training.loop.helpers import outcome_csv, put_outcomes
 from training.loop.outcomes import (
     OutcomeImportError,
     encode_outcomes,
@@ -192,27 +192,25 @@ def test_read_outcomes_latest_decision_wins_and_same_day_conflicts_are_left_out(
     tmp_path: Path,
 ) -> None:
     store = LocalStore(tmp_path / "store")
-    store.put(
-        "outcomes/2026-T1.csv",
-        outcome_csv(
-            [
-                (1, "Enrolled", "2026-06-30", "T1"),
-                (2, "Graduate", "2026-06-30", "T1"),
-                (3, "Dropout", "2026-06-30", "T1"),
-                (4, "Dropout", "2026-06-30", "T1"),
-            ]
-        ),
+    put_outcomes(
+        store,
+        "2026-T1.csv",
+        [
+            (1, "Enrolled", "2026-06-30", "T1"),
+            (2, "Graduate", "2026-06-30", "T1"),
+            (3, "Dropout", "2026-06-30", "T1"),
+            (4, "Dropout", "2026-06-30", "T1"),
+        ],
     )
-    store.put(
-        "outcomes/2026-T2.csv",
-        outcome_csv(
-            [
-                (1, "Dropout", "2026-11-30", "T2"),  # later: supersedes Enrolled
-                (2, "Enrolled", "2026-01-15", "T2"),  # earlier: superseded by Graduate
-                (3, "Graduate", "2026-06-30", "T2"),  # same day, other outcome: conflict
-                (4, "Dropout", "2026-06-30", "T2b"),  # same day, same outcome: one decision
-            ]
-        ),
+    put_outcomes(
+        store,
+        "2026-T2.csv",
+        [
+            (1, "Dropout", "2026-11-30", "T2"),  # later: supersedes Enrolled
+            (2, "Enrolled", "2026-01-15", "T2"),  # earlier: superseded by Graduate
+            (3, "Graduate", "2026-06-30", "T2"),  # same day, other outcome: conflict
+            (4, "Dropout", "2026-06-30", "T2b"),  # same day, same outcome: one decision
+        ],
     )
     outcomes = read_outcomes(store, today=TODAY)
     frame = outcomes.frame.set_index("student_id")
@@ -238,7 +236,7 @@ def test_read_outcomes_reports_bad_rows_of_dropped_files(tmp_path: Path) -> None
             ).rows
         ),
     )
-    store.put("outcomes/b.csv", outcome_csv([(2, "Maybe", "2026-11-01", "r")]))
+    put_outcomes(store, "b.csv", [(2, "Maybe", "2026-11-01", "r")])
     outcomes = read_outcomes(store, today=TODAY)
     assert outcomes.frame["student_id"].tolist() == ["1"]
     assert outcomes.summary.problems.by_reason() == {"unknown_outcome": 1}
