@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from common.attributes import STAGES
 from training.loop import metrics as m
-from training.loop.join import STAGE_ORDER
 
 MIN_COUNT: Final = 50
 MIN_PER_CLASS: Final = 10
@@ -264,7 +264,7 @@ def _empty(
 def group_keys(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """(version, stage) groups of a joined or pending frame, with the "all" roll-ups."""
     versions = sorted(set(frame["model_version"]), key=_version_key)
-    stages = [s for s in STAGE_ORDER if s in set(frame["stage"])]
+    stages: list[str] = [s for s in STAGES if s in set(frame["stage"])]
     keys = [(v, s) for v in versions for s in stages if _has(frame, v, s)]
     keys += [(v, ALL) for v in versions]
     keys += [(ALL, s) for s in stages]
