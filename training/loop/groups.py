@@ -38,8 +38,8 @@ from training.loop.quality import (
     Metric,
     group_keys,
     group_seed,
+    sample_counts,
     select,
-    small_sample_note,
 )
 
 GROUP_METRICS: Final = ("tpr", "fpr", "flag_rate")
@@ -154,11 +154,9 @@ def _group(
     version, stage, attribute, group = where
     y = np.asarray(y_true, dtype=np.int64)
     d = np.asarray(at_risk, dtype=bool)
-    n, positives, flagged = len(y), int(y.sum()), int(d.sum())
+    counts, notes = sample_counts(y, d, min_count=min_count, min_per_class=min_per_class)
+    n, positives = counts["count"], counts["positives"]
     negatives = n - positives
-    note = small_sample_note(n, positives, min_count=min_count, min_per_class=min_per_class)
-    small = note is not None
-    notes = [note] if note else []
     if positives == 0:
         notes.append("TPR undefined: no dropout in this group")
     if negatives == 0:
@@ -167,7 +165,7 @@ def _group(
     values = {
         "tpr": float(m.recall(point)[0]),
         "fpr": float(_fpr(point)[0]),
-        "flag_rate": flagged / n,
+        "flag_rate": counts["flagged"] / n,
     }
     # A stable seed per group: adding a group or a version does not move another's interval.
     rng = group_seed(seed, f"{version}\x00{attribute}\x00{group}", stage)
@@ -187,12 +185,9 @@ def _group(
         stage=stage,
         attribute=attribute,
         group=group,
-        count=n,
-        positives=positives,
-        flagged=flagged,
-        small_sample=small,
         n_bootstrap=n_bootstrap,
         notes=tuple(notes),
+        **counts,
         **figures,
     )
 

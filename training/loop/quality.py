@@ -100,6 +100,28 @@ def small_sample_note(n: int, positives: int, *, min_count: int, min_per_class: 
     )
 
 
+class SampleCounts(TypedDict):
+    """What every realized report says of its rows (its fields of the same names)."""
+
+    count: int
+    positives: int
+    flagged: int
+    small_sample: bool
+
+
+def sample_counts(
+    y: npt.NDArray[np.int64], d: m.BoolArray, *, min_count: int, min_per_class: int
+) -> tuple[SampleCounts, list[str]]:
+    """The counts of a group's outcomes `y` (1 = dropout) and decisions `d`, and its first
+    notes: the small-sample note when the figures cannot be relied on."""
+    n, positives = len(y), int(y.sum())
+    note = small_sample_note(n, positives, min_count=min_count, min_per_class=min_per_class)
+    counts = SampleCounts(
+        count=n, positives=positives, flagged=int(d.sum()), small_sample=note is not None
+    )
+    return counts, [note] if note is not None else []
+
+
 def group_seed(seed: int, version: str, stage: str) -> np.random.Generator:
     """A generator per group, stable whatever other groups exist."""
     return np.random.default_rng([seed, zlib.crc32(f"{version}\x00{stage}".encode())])
@@ -142,10 +164,8 @@ def realized_quality(
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(probability, dtype=float)
     d = np.asarray(at_risk, dtype=bool)
-    n, positives, flagged = len(y), int(y.sum()), int(d.sum())
-    note = small_sample_note(n, positives, min_count=min_count, min_per_class=min_per_class)
-    small = note is not None
-    notes = [note] if note else []
+    counts, notes = sample_counts(y, d, min_count=min_count, min_per_class=min_per_class)
+    n, positives, flagged = counts["count"], counts["positives"], counts["flagged"]
     if n == 0:
         return _empty(version, stage, n_bins, n_bootstrap, notes)
     both = 0 < positives < n
@@ -181,13 +201,10 @@ def realized_quality(
     return QualityReport(
         version=version,
         stage=stage,
-        count=n,
-        positives=positives,
-        flagged=flagged,
-        small_sample=small,
         bins=_bins(sums, samples["bin_rates"], n_bins, confidence),
         n_bootstrap=n_bootstrap,
         notes=tuple(notes),
+        **counts,
         **values,
     )
 
