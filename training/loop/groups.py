@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypedDict, Unpack
+from typing import Any, Final, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -36,6 +36,7 @@ from training.loop.quality import (
     MIN_COUNT,
     MIN_PER_CLASS,
     Metric,
+    SampleOptions,
     group_keys,
     group_seed,
     sample_counts,
@@ -98,20 +99,10 @@ def attributes_of(document: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...
     return [(str(s["name"]), spec_labels(s, unknown)) for s in group_specs(document)]
 
 
-class GroupOptions(TypedDict, total=False):
-    """How one student group's figures are measured (the defaults are `_group`'s)."""
-
-    n_bootstrap: int
-    seed: int
-    confidence: float
-    min_count: int
-    min_per_class: int
-
-
 def quality_by_student_group(
     joined: pd.DataFrame,
     attributes: Sequence[tuple[str, tuple[str, ...]]],
-    **options: Unpack[GroupOptions],
+    **options: Unpack[SampleOptions],
 ) -> tuple[list[GroupQuality], list[AttributeGap]]:
     """Per roll-up of a joined frame (with `group:` columns), each group's figures and each
     attribute's gap. Groups with no joined row are left out."""

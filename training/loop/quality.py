@@ -127,15 +127,21 @@ def group_seed(seed: int, version: str, stage: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(f"{version}\x00{stage}".encode())])
 
 
-class QualityOptions(TypedDict, total=False):
-    """How `realized_quality` measures a group (its defaults); passed on by `quality_by_group`."""
+class SampleOptions(TypedDict, total=False):
+    """How a group's figures are measured, by `realized_quality` and by the per-student-group
+    figures alike (the defaults are those of the function measuring it)."""
 
     n_bootstrap: int
     seed: int
-    n_bins: int
     confidence: float
     min_count: int
     min_per_class: int
+
+
+class QualityOptions(SampleOptions, total=False):
+    """How `realized_quality` measures a group (its defaults); passed on by `quality_by_group`."""
+
+    n_bins: int
 
 
 def realized_quality(
