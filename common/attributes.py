@@ -18,6 +18,8 @@ Kind = Literal["categorical", "numeric"]
 Stage = Literal["enrollment", "first_semester", "second_semester"]
 
 STAGES: Final[tuple[Stage, ...]] = ("enrollment", "first_semester", "second_semester")
+# Each stage's place in STAGES, to sort rows by stage.
+STAGE_RANK: Final[dict[str, int]] = {stage: rank for rank, stage in enumerate(STAGES)}
 TARGET: Final = "Target"
 TARGET_LABELS: Final = ("Dropout", "Enrolled", "Graduate")
 POSITIVE_LABEL: Final = "Dropout"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import NoReturn, Protocol
 
 import structlog
@@ -44,30 +45,19 @@ class CaptureStep(Protocol):
     def capture(self, result: BatchResult) -> str: ...
 
 
+@dataclass(kw_only=True, eq=False)
 class BatchHandler:
-    def __init__(
-        self,
-        *,
-        models: ModelHandOff,
-        publisher: Publisher,
-        checkpointer: ShardCheckpointer,
-        metrics: ConsumerMetrics,
-        daemon_alive: Callable[[], bool],
-        exit_process: Callable[[int], NoReturn],
-        capture: CaptureStep | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._models = models
-        self._publisher = publisher
-        self._checkpointer = checkpointer
-        self._metrics = metrics
-        self._daemon_alive = daemon_alive
-        self._exit = exit_process
-        self._capture = capture
-        self._clock = clock
-        self.shard_id = "unknown"
-        # The last position whose outputs (and all before it) were accepted and captured.
-        self.published: tuple[str, int | None] | None = None
+    models: ModelHandOff
+    publisher: Publisher
+    checkpointer: ShardCheckpointer
+    metrics: ConsumerMetrics
+    daemon_alive: Callable[[], bool]
+    exit_process: Callable[[int], NoReturn]
+    capture: CaptureStep | None = None
+    clock: Callable[[], float] = time.time
+    shard_id: str = field(default="unknown", init=False)
+    # The last position whose outputs (and all before it) were accepted and captured.
+    published: tuple[str, int | None] | None = field(default=None, init=False)
 
     def handle(
         self,
@@ -77,17 +67,17 @@ class BatchHandler:
     ) -> CheckpointOutcome | None:
         """Runs the steps; returns the checkpoint's outcome (None for an empty batch)."""
         if millis_behind_latest is not None:
-            self._metrics.behind_latest.labels(shard_id=self.shard_id).set(
+            self.metrics.behind_latest.labels(shard_id=self.shard_id).set(
                 millis_behind_latest / 1000.0
             )
         if not records:
             return None
         inputs = self.prepare(records)
-        model = self._models.await_model()
+        model = self.models.await_model()
         started = time.perf_counter()  # the batch's own time, not the wait for a first model
-        result = run_batch(model, inputs, clock=self._clock)
+        result = run_batch(model, inputs, clock=self.clock)
         self.publish(result)
-        self.capture(result)
+        self.capture_outcomes(result)
         last = result.last
         self.published = (last.sequence_number, last.sub_sequence_number)
         outcome = self.checkpoint(checkpointer, result)
@@ -98,8 +88,8 @@ class BatchHandler:
 
     def prepare(self, records: Sequence[KclRecord]) -> list[InputRecord]:
         inputs = [to_input_record(record, self.shard_id) for record in records]
-        self._metrics.records_received.labels(shard_id=self.shard_id).inc(len(inputs))
-        self._metrics.batch_size.observe(len(inputs))
+        self.metrics.records_received.labels(shard_id=self.shard_id).inc(len(inputs))
+        self.metrics.batch_size.observe(len(inputs))
         return inputs
 
     def publish(self, result: BatchResult) -> None:
@@ -109,19 +99,19 @@ class BatchHandler:
             "batch_size": len(result.outputs),
             "model_version": result.model_version,
         }
-        if not self._daemon_alive():
+        if not self.daemon_alive():
             # The worker is gone (the model may have arrived just as it went): the shard's
             # next owner publishes this batch, so we must not.
             log.error("daemon_gone_exiting_without_checkpoint", **where)
-            self._exit(ExitCode.DAEMON_GONE)
+            self.exit_process(ExitCode.DAEMON_GONE)
         try:
-            self._publisher.publish(result.outputs)
+            self.publisher.publish(result.outputs)
         except PublishAbandonedError as exc:
             log.error("daemon_gone_exiting_without_checkpoint", error=str(exc), **where)
-            self._exit(ExitCode.DAEMON_GONE)
+            self.exit_process(ExitCode.DAEMON_GONE)
         except LeaseLostError as exc:
             log.error("lease_lost_exiting_without_checkpoint", error=str(exc), **where)
-            self._exit(ExitCode.LEASE_LOST_WHILE_PUBLISHING)
+            self.exit_process(ExitCode.LEASE_LOST_WHILE_PUBLISHING)
         except OutputRefusedError as exc:
             log.error(
                 "output_refused_exiting_without_checkpoint",
@@ -129,19 +119,19 @@ class BatchHandler:
                 error=str(exc),
                 **where,
             )
-            self._exit(ExitCode.OUTPUT_REFUSED)
+            self.exit_process(ExitCode.OUTPUT_REFUSED)
         except PublishError as exc:
             log.error("publish_failed_exiting_without_checkpoint", error=str(exc), **where)
-            self._exit(ExitCode.PUBLISH_FAILED)
+            self.exit_process(ExitCode.PUBLISH_FAILED)
 
-    def capture(self, result: BatchResult) -> None:
-        if self._capture is None:
+    def capture_outcomes(self, result: BatchResult) -> None:
+        if self.capture is None:
             return
         try:
-            self._capture.capture(result)
+            self.capture.capture(result)
         except CaptureAbandonedError as exc:
             log.error("daemon_gone_exiting_without_checkpoint", error=str(exc))
-            self._exit(ExitCode.DAEMON_GONE)
+            self.exit_process(ExitCode.DAEMON_GONE)
         except CaptureError as exc:
             log.error(
                 "capture_failed_exiting_without_checkpoint",
@@ -149,11 +139,11 @@ class BatchHandler:
                 first_sequence=result.first.sequence_number,
                 last_sequence=result.last.sequence_number,
             )
-            self._exit(ExitCode.CAPTURE_FAILED)
+            self.exit_process(ExitCode.CAPTURE_FAILED)
 
     def checkpoint(self, checkpointer: KclCheckpointer, result: BatchResult) -> CheckpointOutcome:
         last = result.last
-        outcome = self._checkpointer.checkpoint(
+        outcome = self.checkpointer.checkpoint(
             checkpointer, last.sequence_number, last.sub_sequence_number
         )
         if outcome not in (CheckpointOutcome.SUCCESS, CheckpointOutcome.SHUTDOWN):
@@ -166,9 +156,9 @@ class BatchHandler:
     def account(self, result: BatchResult, outcome: CheckpointOutcome, started: float) -> None:
         try:
             self._count(result)
-            if self._models.drift is not None:
-                self._models.drift.add(result.scored_rows)
-            groups = self._models.groups
+            if self.models.drift is not None:
+                self.models.drift.add(result.scored_rows)
+            groups = self.models.groups
             if groups is not None and groups.version == result.model_version:
                 self._count_groups(groups, result)
         except Exception:
@@ -177,7 +167,7 @@ class BatchHandler:
                 first_sequence=result.first.sequence_number,
                 last_sequence=result.last.sequence_number,
             )
-        self._metrics.batch_duration.observe(time.perf_counter() - started)
+        self.metrics.batch_duration.observe(time.perf_counter() - started)
         counts = result.counts
         log.info(
             "batch_processed",
@@ -206,10 +196,10 @@ class BatchHandler:
         )
 
     def _count(self, result: BatchResult) -> None:
-        metrics = self._metrics
+        metrics = self.metrics
         metrics.scoring_duration.observe(result.scoring_seconds)
         counts = result.counts
-        now_ms = self._clock() * 1000.0
+        now_ms = self.clock() * 1000.0
         for output in result.outputs:
             arrival = output.position.arrival_timestamp_ms
             if arrival is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -90,21 +91,15 @@ def _line(
     }
 
 
+@dataclass(eq=False)
 class CaptureWriter:
     """Writes one object per batch; raises CaptureError when the store keeps refusing."""
 
-    def __init__(
-        self,
-        store: Store,
-        retry: Retry,
-        metrics: ConsumerMetrics | None = None,
-        *,
-        keep_trying: Callable[[], bool] | None = None,
-    ) -> None:
-        self._store = store
-        self._retry = retry
-        self._metrics = metrics
-        self._keep_trying = keep_trying
+    store: Store
+    retry: Retry
+    metrics: ConsumerMetrics | None = None
+    _: KW_ONLY
+    keep_trying: Callable[[], bool] | None = None
 
     @classmethod
     def from_settings(
@@ -149,17 +144,17 @@ class CaptureWriter:
         while True:
             attempt += 1
             try:
-                self._store.put(key, data)
+                self.store.put(key, data)
                 break
             except StoreError as exc:
                 error = exc.detail.split(":", 1)[0][:60] or type(exc).__name__
-                if self._metrics is not None:
-                    self._metrics.capture_retries.labels(error=error).inc()
-                if self._retry.exhausted(attempt):
+                if self.metrics is not None:
+                    self.metrics.capture_retries.labels(error=error).inc()
+                if self.retry.exhausted(attempt):
                     raise CaptureError(
                         f"capture of {key} failed after {attempt} attempt(s): {exc}"
                     ) from exc
-                delay = self._retry.delay(attempt)
+                delay = self.retry.delay(attempt)
                 log.warning(
                     "capture_retry",
                     key=key,
@@ -167,12 +162,12 @@ class CaptureWriter:
                     error=str(exc)[:300],
                     delay_seconds=round(delay, 3),
                 )
-                self._retry.sleep(delay)
-                if self._keep_trying is not None and not self._keep_trying():
+                self.retry.sleep(delay)
+                if self.keep_trying is not None and not self.keep_trying():
                     raise CaptureAbandonedError(f"capture of {key} abandoned: {exc}") from exc
-        if self._metrics is not None:
+        if self.metrics is not None:
             counts = result.counts
-            self._metrics.captured_records.labels(kind="prediction").inc(counts.predictions)
-            self._metrics.captured_records.labels(kind="dead_letter").inc(counts.dead_letters)
-            self._metrics.capture_duration.observe(time.perf_counter() - started)
+            self.metrics.captured_records.labels(kind="prediction").inc(counts.predictions)
+            self.metrics.captured_records.labels(kind="dead_letter").inc(counts.dead_letters)
+            self.metrics.capture_duration.observe(time.perf_counter() - started)
         return key

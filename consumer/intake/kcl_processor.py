@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import NoReturn
 
 import structlog
@@ -51,29 +52,20 @@ from consumer.output.publisher import Publisher
 log = structlog.get_logger("consumer.intake.kcl_processor")
 
 
+@dataclass(kw_only=True, eq=False)
 class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
     """The life cycle of one shard; see the module docstring for the policy."""
 
-    def __init__(
-        self,
-        *,
-        handler: BatchHandler,
-        models: ModelHandOff,
-        checkpointer: ShardCheckpointer,
-        status_factory: Callable[[str], StatusFile],
-        on_initialize: Callable[[str], None] | None = None,
-        exit_process: Callable[[int], NoReturn] = exit_process,
-    ) -> None:
-        self.handler = handler
-        self.models = models
-        self._checkpointer = checkpointer
-        self._status_factory = status_factory
-        self._on_initialize = on_initialize
-        self._exit = exit_process
-        self.shard_id = "unknown"
-        self.status: StatusReporter | None = None
-        self.shutting_down = False
-        self.skipped_batches = 0
+    handler: BatchHandler
+    models: ModelHandOff
+    checkpointer: ShardCheckpointer
+    status_factory: Callable[[str], StatusFile]
+    on_initialize: Callable[[str], None] | None = None
+    exit_process: Callable[[int], NoReturn] = exit_process
+    shard_id: str = field(default="unknown", init=False)
+    status: StatusReporter | None = field(default=None, init=False)
+    shutting_down: bool = field(default=False, init=False)
+    skipped_batches: int = field(default=0, init=False)
 
     def _guarded(self, step: str, action: Callable[[], None]) -> None:
         """Runs a life-cycle step; an error ends the process (kclpy would swallow it)."""
@@ -81,7 +73,7 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
             action()
         except Exception:
             log.exception("processor_failed_exiting_without_checkpoint", step=step)
-            self._exit(ExitCode.PROCESSOR_ERROR)
+            self.exit_process(ExitCode.PROCESSOR_ERROR)
 
     # --- the KCL's calls --------------------------------------------------------------------
 
@@ -93,7 +85,7 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
 
     def lease_lost(self, lease_lost_input: messages.LeaseLostInput) -> None:
         # Before anything that could fail: no checkpoint may follow a lost lease.
-        self._checkpointer.lease_lost = True
+        self.checkpointer.lease_lost = True
         self._guarded("lease_lost", self._lease_lost)
 
     def shard_ended(self, shard_ended_input: messages.ShardEndedInput) -> None:
@@ -116,11 +108,11 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
     def _initialize(self, initialize_input: messages.InitializeInput) -> None:
         self.shard_id = str(initialize_input.shard_id)
         self.handler.shard_id = self.shard_id
-        if self._on_initialize is not None:
-            self._on_initialize(self.shard_id)
+        if self.on_initialize is not None:
+            self.on_initialize(self.shard_id)
         structlog.contextvars.bind_contextvars(shard_id=self.shard_id)
         self.status = StatusReporter(
-            self._status_factory(self.shard_id), lambda: self.models.version
+            self.status_factory(self.shard_id), lambda: self.models.version
         )
         self.status.report("starting")
         self.models.start(self.shard_id, self.status)
@@ -132,14 +124,14 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
 
     def _process_records(self, process_records_input: messages.ProcessRecordsInput) -> None:
         records = process_records_input.records or []
-        if records and (self.shutting_down or self._checkpointer.lease_lost):
+        if records and (self.shutting_down or self.checkpointer.lease_lost):
             # Not ours to finish: no output, no checkpoint; the next owner reads it again.
             self.skipped_batches += 1
             log.warning(
                 "batch_skipped",
                 batch_size=len(records),
                 shutting_down=self.shutting_down,
-                lease_lost=self._checkpointer.lease_lost,
+                lease_lost=self.checkpointer.lease_lost,
             )
             return
         with self.models.batch():
@@ -163,13 +155,13 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
                 skipped_batches=self.skipped_batches,
                 reason="batches were skipped",
             )
-            self._exit(ExitCode.SHARD_END_NOT_CHECKPOINTED)
-        outcome = self._checkpointer.checkpoint(shard_ended_input.checkpointer)
+            self.exit_process(ExitCode.SHARD_END_NOT_CHECKPOINTED)
+        outcome = self.checkpointer.checkpoint(shard_ended_input.checkpointer)
         if outcome is not CheckpointOutcome.SUCCESS:
             # The daemon never calls shard_ended again, and the child shards wait for this
             # checkpoint: only a restart of the worker retries it.
             log.error("shard_end_not_checkpointed_exiting", checkpoint=outcome.value)
-            self._exit(ExitCode.SHARD_END_NOT_CHECKPOINTED)
+            self.exit_process(ExitCode.SHARD_END_NOT_CHECKPOINTED)
         log.info("shard_ended", checkpoint=outcome.value)
         self._stop("shard ended")
 
@@ -178,9 +170,9 @@ class RecordProcessor(kcl_processor.RecordProcessorBase):  # type: ignore[misc]
     ) -> None:
         outcome: CheckpointOutcome | None = None
         published = self.handler.published
-        if published is not None and not self._checkpointer.lease_lost:
+        if published is not None and not self.checkpointer.lease_lost:
             sequence, sub_sequence = published
-            outcome = self._checkpointer.checkpoint(
+            outcome = self.checkpointer.checkpoint(
                 shutdown_requested_input.checkpointer, sequence, sub_sequence
             )
         log.info(

@@ -9,6 +9,7 @@ a batch on a transient DynamoDB error would only cause a restart.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -23,16 +24,14 @@ if TYPE_CHECKING:  # boto3-stubs is a development dependency only
 log = structlog.get_logger("consumer.intake.lease_watch")
 
 
+@dataclass(frozen=True)
 class LeaseWatch:
     """Reads the owner of one shard's lease (the lease table is named after the application)."""
 
-    def __init__(
-        self, client: DynamoDBClient | Any, table: str, shard_id: str, worker_id: str | None
-    ) -> None:
-        self._client = client
-        self._table = table
-        self._shard_id = shard_id
-        self._worker_id = worker_id
+    client: DynamoDBClient | Any
+    table: str
+    shard_id: str
+    worker_id: str | None
 
     @classmethod
     def from_settings(cls, settings: ConsumerSettings, shard_id: str) -> LeaseWatch:
@@ -45,17 +44,17 @@ class LeaseWatch:
         return cls(client, settings.kcl_application_name, shard_id, settings.kcl_worker_id)
 
     def held(self) -> bool:
-        if self._worker_id is None:
+        if self.worker_id is None:
             return True
         try:
-            item = self._client.get_item(
-                TableName=self._table,
-                Key={"leaseKey": {"S": self._shard_id}},
+            item = self.client.get_item(
+                TableName=self.table,
+                Key={"leaseKey": {"S": self.shard_id}},
                 ConsistentRead=True,
                 ProjectionExpression="leaseOwner",
             ).get("Item")
         except Exception as exc:  # noqa: BLE001 (doubt means held; see the module docstring)
-            log.warning("lease_check_failed", shard_id=self._shard_id, error=str(exc)[:300])
+            log.warning("lease_check_failed", shard_id=self.shard_id, error=str(exc)[:300])
             return True
         owner = (item or {}).get("leaseOwner", {}).get("S")
-        return owner is None or owner == self._worker_id
+        return owner is None or owner == self.worker_id

@@ -15,6 +15,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import KW_ONLY, dataclass, field
 from typing import NoReturn
 
 import structlog
@@ -34,34 +35,27 @@ log = structlog.get_logger("consumer.model.handoff")
 WAIT_FOR_MODEL_TICK_SECONDS = 1.0
 
 
+@dataclass(eq=False)
 class ModelHandOff:
-    def __init__(
-        self,
-        holder: ModelHolder,
-        poller: ModelPoller | None,
-        *,
-        metrics: ConsumerMetrics,
-        drift_window: int,
-        drift_update_every: int,
-        daemon_alive: Callable[[], bool],
-        exit_process: Callable[[int], NoReturn],
-    ) -> None:
-        self._holder = holder
-        self._poller = poller
-        self._metrics = metrics
-        self._drift_window = drift_window
-        self._drift_update_every = drift_update_every
-        self._daemon_alive = daemon_alive
-        self._exit = exit_process
-        self.model: ServedModel | None = None
-        self.drift: DriftMonitor | None = None
-        self.groups: GroupRates | None = None
-        self.shard_id = "unknown"
-        self._status: StatusReporter | None = None
-        # Held for a whole batch: a swap from the poller thread waits for the batch to end.
-        self._batch_lock = threading.Lock()
-        holder.add_listener(self._swap_in)
-        holder.add_offer_listener(self._on_offer)
+    holder: ModelHolder
+    poller: ModelPoller | None
+    _: KW_ONLY
+    metrics: ConsumerMetrics
+    drift_window: int
+    drift_update_every: int
+    daemon_alive: Callable[[], bool]
+    exit_process: Callable[[int], NoReturn]
+    model: ServedModel | None = field(default=None, init=False)
+    drift: DriftMonitor | None = field(default=None, init=False)
+    groups: GroupRates | None = field(default=None, init=False)
+    shard_id: str = field(default="unknown", init=False)
+    _status: StatusReporter | None = field(default=None, init=False)
+    # Held for a whole batch: a swap from the poller thread waits for the batch to end.
+    _batch_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.holder.add_listener(self._swap_in)
+        self.holder.add_offer_listener(self._on_offer)
 
     @property
     def version(self) -> str | None:
@@ -74,15 +68,15 @@ class ModelHandOff:
         self._status = status
         with status.lock:
             ready = self.model is not None
-            self._metrics.processor_ready.labels(shard_id=shard_id).set(1 if ready else 0)
+            self.metrics.processor_ready.labels(shard_id=shard_id).set(1 if ready else 0)
             status.report("ready" if ready else "waiting_for_model")
-        if self._poller is not None:
-            self._poller.start()
+        if self.poller is not None:
+            self.poller.start()
 
     def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.stop()
-        self._metrics.processor_ready.labels(shard_id=self.shard_id).set(0)
+        if self.poller is not None:
+            self.poller.stop()
+        self.metrics.processor_ready.labels(shard_id=self.shard_id).set(0)
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
@@ -92,7 +86,7 @@ class ModelHandOff:
     def await_model(self) -> ServedModel:
         """The model for this batch; blocks (reporting not ready) until there is one. Called
         with the batch lock held."""
-        model = self._holder.for_next_batch()
+        model = self.holder.for_next_batch()
         if model is not None:
             return model
         if self._status is not None:
@@ -100,14 +94,14 @@ class ModelHandOff:
         log.warning("waiting_for_model")
         started = time.monotonic()
         while model is None:
-            if not self._daemon_alive():
+            if not self.daemon_alive():
                 log.error(
                     "daemon_gone_exiting_without_checkpoint",
                     waited_seconds=round(time.monotonic() - started, 1),
                 )
-                self._exit(ExitCode.DAEMON_GONE)
-            self._holder.wait_for_offer(WAIT_FOR_MODEL_TICK_SECONDS)
-            model = self._holder.for_next_batch()
+                self.exit_process(ExitCode.DAEMON_GONE)
+            self.holder.wait_for_offer(WAIT_FOR_MODEL_TICK_SECONDS)
+            model = self.holder.for_next_batch()
         return model
 
     def _on_offer(self, model: ServedModel) -> None:
@@ -115,7 +109,7 @@ class ModelHandOff:
         stopped = self._status is not None and self._status.stopped
         if not stopped and self._batch_lock.acquire(blocking=False):
             try:
-                self._holder.for_next_batch()
+                self.holder.for_next_batch()
             finally:
                 self._batch_lock.release()
 
@@ -124,16 +118,16 @@ class ModelHandOff:
         self.model = new
         self.drift = DriftMonitor(
             new.contract,
-            window=self._drift_window,
-            update_every=self._drift_update_every,
-            metrics=self._metrics,
+            window=self.drift_window,
+            update_every=self.drift_update_every,
+            metrics=self.metrics,
         )
         if self.drift.problems:
             log.warning("drift_reference_unusable", problems=self.drift.problems)
-        self.groups = GroupRates.for_model(new.contract, new.version, self._metrics)
+        self.groups = GroupRates.for_model(new.contract, new.version, self.metrics)
         if old is not None and (old.name, old.version) != (new.name, new.version):
-            self._metrics.model_info.labels(model_name=old.name, model_version=old.version).set(0)
-        self._metrics.model_info.labels(model_name=new.name, model_version=new.version).set(1)
+            self.metrics.model_info.labels(model_name=old.name, model_version=old.version).set(0)
+        self.metrics.model_info.labels(model_name=new.name, model_version=new.version).set(1)
         log.info(
             "model_swapped",
             model_name=new.name,
@@ -145,5 +139,5 @@ class ModelHandOff:
             return
         with status.lock:
             if not status.stopped:
-                self._metrics.processor_ready.labels(shard_id=self.shard_id).set(1)
+                self.metrics.processor_ready.labels(shard_id=self.shard_id).set(1)
                 status.report("ready")

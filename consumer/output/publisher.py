@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -129,33 +130,27 @@ class _Throttle:
         return True
 
 
+@dataclass(eq=False)
 class Publisher:
     """Publishes outputs to their streams; returns only when every output is accepted."""
 
-    def __init__(
-        self,
-        client: KinesisClient | Any,
-        *,
-        predictions_stream: str,
-        dead_letter_stream: str,
-        retry: Retry,
-        metrics: ConsumerMetrics | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        keep_trying: Callable[[], bool] | None = None,
-        lease_held: Callable[[], bool] | None = None,
-        report_interval_seconds: float = 60.0,
-    ) -> None:
-        self._client = client
+    client: KinesisClient | Any
+    _: KW_ONLY
+    predictions_stream: str
+    dead_letter_stream: str
+    retry: Retry
+    metrics: ConsumerMetrics | None = None
+    clock: Callable[[], float] = time.monotonic
+    keep_trying: Callable[[], bool] | None = None
+    lease_held: Callable[[], bool] | None = None
+    report_interval_seconds: float = 60.0
+    _streams: dict[OutputKind, str] = field(init=False)
+
+    def __post_init__(self) -> None:
         self._streams = {
-            OutputKind.PREDICTION: predictions_stream,
-            OutputKind.DEAD_LETTER: dead_letter_stream,
+            OutputKind.PREDICTION: self.predictions_stream,
+            OutputKind.DEAD_LETTER: self.dead_letter_stream,
         }
-        self._retry = retry
-        self._metrics = metrics
-        self._clock = clock
-        self._keep_trying = keep_trying
-        self._lease_held = lease_held
-        self._report_interval = report_interval_seconds
 
     @classmethod
     def from_settings(
@@ -191,21 +186,21 @@ class Publisher:
                     self._put_chunk(kind, chunk)
 
     def _count_retries(self, kind: OutputKind, errors: dict[str, int]) -> None:
-        if self._metrics is not None:
+        if self.metrics is not None:
             for code, count in errors.items():
-                self._metrics.publish_retries.labels(stream=kind.value, error_code=code).inc(count)
+                self.metrics.publish_retries.labels(stream=kind.value, error_code=code).inc(count)
 
     def _put_chunk(self, kind: OutputKind, chunk: list[OutputRecord]) -> None:
         stream = self._streams[kind]
         pending = chunk
         calls = transient_failures = 0
-        throttle = _Throttle(self._clock, self._report_interval)
+        throttle = _Throttle(self.clock, self.report_interval_seconds)
         while True:
             calls += 1
             failed, errors = self._call(stream, pending)
             accepted = len(pending) - len(failed)
-            if accepted and self._metrics is not None:
-                self._metrics.published_records.labels(stream=kind.value).inc(accepted)
+            if accepted and self.metrics is not None:
+                self.metrics.published_records.labels(stream=kind.value).inc(accepted)
             if not failed:
                 if throttle.since is not None:
                     log.info(
@@ -229,14 +224,14 @@ class Publisher:
                 raise OutputRefusedError(stream, len(failed), calls, last_error)
             if ErrorClass.TRANSIENT in classes:
                 transient_failures += 1
-                if self._retry.exhausted(transient_failures):
-                    if self._metrics is not None:
-                        self._metrics.publish_retries.labels(
+                if self.retry.exhausted(transient_failures):
+                    if self.metrics is not None:
+                        self.metrics.publish_retries.labels(
                             stream=kind.value, error_code=BUDGET_EXHAUSTED
                         ).inc()
                     raise PublishError(stream, len(failed), calls, last_error)
             self._count_retries(kind, errors)
-            delay = self._retry.delay(calls)
+            delay = self.retry.delay(calls)
             if classes == {ErrorClass.THROTTLED}:
                 self._throttled(stream, kind, throttle, len(failed), calls, delay)
             else:
@@ -248,8 +243,8 @@ class Publisher:
                     errors=last_error,
                     delay_seconds=round(delay, 3),
                 )
-            self._retry.sleep(delay)
-            if self._keep_trying is not None and not self._keep_trying():
+            self.retry.sleep(delay)
+            if self.keep_trying is not None and not self.keep_trying():
                 raise PublishAbandonedError(
                     stream, len(failed), calls, f"{last_error}; gave up early"
                 )
@@ -265,11 +260,11 @@ class Publisher:
         delay: float,
     ) -> None:
         throttle.start()
-        if self._metrics is not None:
-            self._metrics.publish_throttled_seconds.labels(stream=kind.value).inc(delay)
+        if self.metrics is not None:
+            self.metrics.publish_throttled_seconds.labels(stream=kind.value).inc(delay)
         log.debug("publish_retry", stream=stream, attempt=calls, failed=failed, throttled=True)
         if throttle.report_due():
-            held = self._lease_held() if self._lease_held is not None else True
+            held = self.lease_held() if self.lease_held is not None else True
             log.warning(
                 "publish_throttled",
                 stream=stream,
@@ -291,7 +286,7 @@ class Publisher:
             {"Data": o.data, "PartitionKey": o.partition_key} for o in pending
         ]
         try:
-            response = self._client.put_records(StreamName=stream, Records=entries)
+            response = self.client.put_records(StreamName=stream, Records=entries)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code") or "ClientError")
             return pending, {code: 1}

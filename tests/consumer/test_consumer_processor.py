@@ -168,7 +168,7 @@ def test_a_failing_initialize_ends_the_process(
     def broken_factory(shard_id: str) -> FakeStatus:
         raise PermissionError(13, "state dir not writable")
 
-    h.processor._status_factory = broken_factory
+    h.processor.status_factory = broken_factory
     with pytest.raises(SystemExit) as exited:
         h.initialize()
     assert exited.value.code == ExitCode.PROCESSOR_ERROR

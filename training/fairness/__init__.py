@@ -10,9 +10,9 @@ consumer and the learning loop use), so it can move with the training code.
 Importing it does no work (matplotlib is only imported when a figure is drawn).
 """
 
+from common.attributes import STAGES
 from training.fairness.audit import (
     DISPARITY_KINDS,
-    STAGES,
     AttributeDisparity,
     FairnessAudit,
     GroupResult,

@@ -39,7 +39,6 @@ from sklearn.metrics import precision_score, roc_auc_score
 
 from training.fairness.groups import UNKNOWN
 
-STAGES: Final = ("enrollment", "first_semester", "second_semester")
 DISPARITY_KINDS: Final = ("dp_difference", "dp_ratio", "eo_difference", "calibration_gap")
 # For a ratio 1 is parity, so the worst is the lowest; for the others the worst is the highest.
 LOWER_IS_WORSE: Final = frozenset({"dp_ratio"})

@@ -35,11 +35,11 @@ from typing import Any, Final
 import orjson
 import pandas as pd
 
+from common.attributes import STAGES
 from common.capture_format import CAPTURE_SCHEMA, CAPTURES_PREFIX
 from common.object_store import Store, StoreError
 from training.loop.problems import ProblemLog
 
-STAGES: Final = ("enrollment", "first_semester", "second_semester")
 OUTCOMES: Final = ("prediction", "dead_letter")
 MAX_STUDENT_ID_CHARS: Final = 128
 POSITION: Final = ("shard_id", "sequence_number", "sub_sequence_number")

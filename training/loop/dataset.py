@@ -39,12 +39,12 @@ from typing import Final
 
 import pandas as pd
 
+from common.attributes import STAGE_RANK
 from common.object_store import Store
 from training.loop.problems import ProblemLog
 
 TARGET: Final = "Target"
 DATASETS_PREFIX: Final = "datasets/"
-STAGE_RANK: Final = {"enrollment": 0, "first_semester": 1, "second_semester": 2}
 PROVENANCE_COLUMNS: Final = (
     "row",
     "student_id",

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, TypedDict, Unpack
+from typing import Any, Final, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -36,10 +36,11 @@ from training.loop.quality import (
     MIN_COUNT,
     MIN_PER_CLASS,
     Metric,
+    SampleOptions,
     group_keys,
     group_seed,
+    sample_counts,
     select,
-    small_sample_note,
 )
 
 GROUP_METRICS: Final = ("tpr", "fpr", "flag_rate")
@@ -98,20 +99,10 @@ def attributes_of(document: Mapping[str, Any]) -> list[tuple[str, tuple[str, ...
     return [(str(s["name"]), spec_labels(s, unknown)) for s in group_specs(document)]
 
 
-class GroupOptions(TypedDict, total=False):
-    """How one student group's figures are measured (the defaults are `_group`'s)."""
-
-    n_bootstrap: int
-    seed: int
-    confidence: float
-    min_count: int
-    min_per_class: int
-
-
 def quality_by_student_group(
     joined: pd.DataFrame,
     attributes: Sequence[tuple[str, tuple[str, ...]]],
-    **options: Unpack[GroupOptions],
+    **options: Unpack[SampleOptions],
 ) -> tuple[list[GroupQuality], list[AttributeGap]]:
     """Per roll-up of a joined frame (with `group:` columns), each group's figures and each
     attribute's gap. Groups with no joined row are left out."""
@@ -154,11 +145,9 @@ def _group(
     version, stage, attribute, group = where
     y = np.asarray(y_true, dtype=np.int64)
     d = np.asarray(at_risk, dtype=bool)
-    n, positives, flagged = len(y), int(y.sum()), int(d.sum())
+    counts, notes = sample_counts(y, d, min_count=min_count, min_per_class=min_per_class)
+    n, positives = counts["count"], counts["positives"]
     negatives = n - positives
-    note = small_sample_note(n, positives, min_count=min_count, min_per_class=min_per_class)
-    small = note is not None
-    notes = [note] if note else []
     if positives == 0:
         notes.append("TPR undefined: no dropout in this group")
     if negatives == 0:
@@ -167,7 +156,7 @@ def _group(
     values = {
         "tpr": float(m.recall(point)[0]),
         "fpr": float(_fpr(point)[0]),
-        "flag_rate": flagged / n,
+        "flag_rate": counts["flagged"] / n,
     }
     # A stable seed per group: adding a group or a version does not move another's interval.
     rng = group_seed(seed, f"{version}\x00{attribute}\x00{group}", stage)
@@ -187,12 +176,9 @@ def _group(
         stage=stage,
         attribute=attribute,
         group=group,
-        count=n,
-        positives=positives,
-        flagged=flagged,
-        small_sample=small,
         n_bootstrap=n_bootstrap,
         notes=tuple(notes),
+        **counts,
         **figures,
     )
 

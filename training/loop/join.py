@@ -26,8 +26,9 @@ from typing import Final
 
 import pandas as pd
 
+from common.attributes import STAGE_RANK
+
 POSITIVE_OUTCOME: Final = "Dropout"
-STAGE_ORDER: Final = ("enrollment", "first_semester", "second_semester")
 # A prediction still waiting for its outcome; a joined row is the same prediction and its outcome.
 PENDING_COLUMNS: Final = (
     "student_id",
@@ -73,7 +74,7 @@ def _last_per_stage(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
-    stage_rank = frame["stage"].map({s: i for i, s in enumerate(STAGE_ORDER)})
+    stage_rank = frame["stage"].map(STAGE_RANK)
     order = frame.assign(_rank=stage_rank).sort_values(
         ["model_name", "student_id", "_rank"], kind="mergesort"
     )

@@ -51,6 +51,7 @@ from training.loop.quality import (
     MIN_PER_CLASS,
     Metric,
     QualityReport,
+    SampleOptions,
     quality_by_group,
 )
 
@@ -252,13 +253,10 @@ def monitor(
         frame = label_groups(frame, group_definitions)
     joined = join_outcomes(frame, outcomes.frame)
     pending = pending_predictions(captured.frame, outcomes.frame)
-    realized = quality_by_group(
-        joined.frame,
-        n_bootstrap=n_bootstrap,
-        seed=seed,
-        min_count=min_count,
-        min_per_class=min_per_class,
+    sampling = SampleOptions(
+        n_bootstrap=n_bootstrap, seed=seed, min_count=min_count, min_per_class=min_per_class
     )
+    realized = quality_by_group(joined.frame, **sampling)
     estimated = estimate_by_group(
         pending,
         calibrators=calibrators,
@@ -267,14 +265,7 @@ def monitor(
         min_count=min_count,
     )
     groups, gaps = (
-        quality_by_student_group(
-            joined.frame,
-            attributes_of(group_definitions),
-            n_bootstrap=n_bootstrap,
-            seed=seed,
-            min_count=min_count,
-            min_per_class=min_per_class,
-        )
+        quality_by_student_group(joined.frame, attributes_of(group_definitions), **sampling)
         if group_definitions is not None
         else ([], [])
     )

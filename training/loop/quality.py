@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from common.attributes import STAGES
 from training.loop import metrics as m
-from training.loop.join import STAGE_ORDER
 
 MIN_COUNT: Final = 50
 MIN_PER_CLASS: Final = 10
@@ -100,20 +100,48 @@ def small_sample_note(n: int, positives: int, *, min_count: int, min_per_class: 
     )
 
 
+class SampleCounts(TypedDict):
+    """What every realized report says of its rows (its fields of the same names)."""
+
+    count: int
+    positives: int
+    flagged: int
+    small_sample: bool
+
+
+def sample_counts(
+    y: npt.NDArray[np.int64], d: m.BoolArray, *, min_count: int, min_per_class: int
+) -> tuple[SampleCounts, list[str]]:
+    """The counts of a group's outcomes `y` (1 = dropout) and decisions `d`, and its first
+    notes: the small-sample note when the figures cannot be relied on."""
+    n, positives = len(y), int(y.sum())
+    note = small_sample_note(n, positives, min_count=min_count, min_per_class=min_per_class)
+    counts = SampleCounts(
+        count=n, positives=positives, flagged=int(d.sum()), small_sample=note is not None
+    )
+    return counts, [note] if note is not None else []
+
+
 def group_seed(seed: int, version: str, stage: str) -> np.random.Generator:
     """A generator per group, stable whatever other groups exist."""
     return np.random.default_rng([seed, zlib.crc32(f"{version}\x00{stage}".encode())])
 
 
-class QualityOptions(TypedDict, total=False):
-    """How `realized_quality` measures a group (its defaults); passed on by `quality_by_group`."""
+class SampleOptions(TypedDict, total=False):
+    """How a group's figures are measured, by `realized_quality` and by the per-student-group
+    figures alike (the defaults are those of the function measuring it)."""
 
     n_bootstrap: int
     seed: int
-    n_bins: int
     confidence: float
     min_count: int
     min_per_class: int
+
+
+class QualityOptions(SampleOptions, total=False):
+    """How `realized_quality` measures a group (its defaults); passed on by `quality_by_group`."""
+
+    n_bins: int
 
 
 def realized_quality(
@@ -142,10 +170,8 @@ def realized_quality(
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(probability, dtype=float)
     d = np.asarray(at_risk, dtype=bool)
-    n, positives, flagged = len(y), int(y.sum()), int(d.sum())
-    note = small_sample_note(n, positives, min_count=min_count, min_per_class=min_per_class)
-    small = note is not None
-    notes = [note] if note else []
+    counts, notes = sample_counts(y, d, min_count=min_count, min_per_class=min_per_class)
+    n, positives, flagged = counts["count"], counts["positives"], counts["flagged"]
     if n == 0:
         return _empty(version, stage, n_bins, n_bootstrap, notes)
     both = 0 < positives < n
@@ -181,13 +207,10 @@ def realized_quality(
     return QualityReport(
         version=version,
         stage=stage,
-        count=n,
-        positives=positives,
-        flagged=flagged,
-        small_sample=small,
         bins=_bins(sums, samples["bin_rates"], n_bins, confidence),
         n_bootstrap=n_bootstrap,
         notes=tuple(notes),
+        **counts,
         **values,
     )
 
@@ -264,7 +287,7 @@ def _empty(
 def group_keys(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """(version, stage) groups of a joined or pending frame, with the "all" roll-ups."""
     versions = sorted(set(frame["model_version"]), key=_version_key)
-    stages = [s for s in STAGE_ORDER if s in set(frame["stage"])]
+    stages: list[str] = [s for s in STAGES if s in set(frame["stage"])]
     keys = [(v, s) for v in versions for s in stages if _has(frame, v, s)]
     keys += [(v, ALL) for v in versions]
     keys += [(ALL, s) for s in stages]
