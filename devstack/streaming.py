@@ -35,25 +35,46 @@ def source_position(output: dict[str, Any]) -> Position:
 
 @dataclass
 class StreamReader:
-    """Follows every shard of a stream from its start; `poll()` returns what is new."""
+    """Follows every shard of a stream from its start; `poll()` returns what is new.
+
+    A shard iterator expires 5 minutes after it was handed out, and a test may wait longer
+    than that between two polls (a fail-over under load): the reader then asks for a new one
+    after the last record it read, so nothing is read twice or skipped.
+    """
 
     client: Any
     stream: str
     iterators: dict[str, str | None] = field(default_factory=dict)
+    last_sequence: dict[str, str] = field(default_factory=dict)
+
+    def _iterator(self, shard_id: str) -> str:
+        after = self.last_sequence.get(shard_id)
+        where = (
+            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+            if after
+            else {"ShardIteratorType": "TRIM_HORIZON"}
+        )
+        return str(
+            self.client.get_shard_iterator(StreamName=self.stream, ShardId=shard_id, **where)[
+                "ShardIterator"
+            ]
+        )
 
     def poll(self) -> list[dict[str, Any]]:
         for shard in self.client.list_shards(StreamName=self.stream)["Shards"]:
             if shard["ShardId"] not in self.iterators:
-                self.iterators[shard["ShardId"]] = self.client.get_shard_iterator(
-                    StreamName=self.stream,
-                    ShardId=shard["ShardId"],
-                    ShardIteratorType="TRIM_HORIZON",
-                )["ShardIterator"]
+                self.iterators[shard["ShardId"]] = self._iterator(shard["ShardId"])
         new: list[dict[str, Any]] = []
         for shard_id, start in list(self.iterators.items()):
-            iterator = start
+            iterator, renewed = start, False
             while iterator:
-                response = _get_records(self.client, iterator)
+                try:
+                    response = _get_records(self.client, iterator)
+                except self.client.exceptions.ExpiredIteratorException:
+                    if renewed:  # a fresh iterator does not expire: something else is wrong
+                        raise
+                    iterator, renewed = self._iterator(shard_id), True
+                    continue
                 for record in response["Records"]:
                     body = orjson.loads(record["Data"])
                     body["_arrival_ms"] = int(
@@ -62,6 +83,7 @@ class StreamReader:
                     # Where the output landed: orders the outputs of one partition key.
                     body["_output_position"] = (shard_id, record["SequenceNumber"])
                     new.append(body)
+                    self.last_sequence[shard_id] = record["SequenceNumber"]
                 iterator = response.get("NextShardIterator")
                 if not response["Records"]:
                     break
