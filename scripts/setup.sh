@@ -33,6 +33,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- Python virtualenv, re-installed only when a requirements file changed -------------------
+# pip into the virtualenv, quietly (the filter drops pip's notes about extra index folders some
+# machines configure).
+venv_pip() {
+  "$VENV/bin/python" -m pip install --quiet "$@" 2> >(grep -v "is ignored: it is neither" >&2)
+}
 stamp="$VENV/.requirements.sha256"
 want=$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)
 if [ ! -x "$VENV/bin/python" ]; then
@@ -46,14 +51,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # Byte code is compiled here, as pip does: where PYTHONDONTWRITEBYTECODE is set, every one of
   # the hundreds of Python processes the tests and the demo start would otherwise compile
   # MLflow, pandas and scikit-learn again (the suite ran 1.6 times slower).
-  # (The filter drops pip's notes about extra index folders some machines configure.)
-  if "$VENV/bin/python" -m pip install --quiet -r requirements/bootstrap.txt 2> >(grep -v "is ignored: it is neither" >&2) \
-      && "$VENV/bin/uv" pip install --quiet --compile-bytecode --python "$VENV/bin/python" -r requirements/dev.txt; then
-    :
-  else
+  if ! { venv_pip -r requirements/bootstrap.txt \
+      && "$VENV/bin/uv" pip install --quiet --compile-bytecode --python "$VENV/bin/python" -r requirements/dev.txt; }; then
     echo "setup: uv could not install the requirements; installing them with pip" >&2
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip 2> >(grep -v "is ignored: it is neither" >&2)
-    "$VENV/bin/python" -m pip install --quiet -r requirements/dev.txt 2> >(grep -v "is ignored: it is neither" >&2)
+    venv_pip --upgrade pip
+    venv_pip -r requirements/dev.txt
   fi
   echo "$want" > "$stamp"
 fi
