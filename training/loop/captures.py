@@ -32,13 +32,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Final
 
-import orjson
 import pandas as pd
 
 from common.attributes import STAGES
 from common.capture_format import CAPTURE_SCHEMA, CAPTURES_PREFIX
 from common.object_store import Store, StoreError
-from training.loop.problems import ProblemLog
+from training.loop.problems import InputError, ProblemLog, json_object
 
 OUTCOMES: Final = ("prediction", "dead_letter")
 MAX_STUDENT_ID_CHARS: Final = 128
@@ -93,13 +92,6 @@ class Captures:
     summary: ReadSummary
 
 
-class _BadLine(Exception):  # noqa: N818 - internal control flow, never escapes
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
 def read_captures(
     store: Store,
     *,
@@ -143,7 +135,7 @@ def read_captures(
             summary.lines_read += 1
             try:
                 row, values = _parse_line(raw, match["model"])
-            except _BadLine as bad:
+            except InputError as bad:
                 summary.problems.add(bad.reason, f"{key} line {number}", bad.message)
                 continue
             row["object_key"] = key
@@ -180,22 +172,17 @@ def _read_object(store: Store, key: str, problems: ProblemLog) -> bytes | None:
 
 
 def _parse_line(raw: bytes, key_model: str) -> tuple[dict[str, Any], dict[str, float]]:
-    try:
-        record = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise _BadLine("invalid_json", f"not JSON: {exc}") from exc
-    if not isinstance(record, dict):
-        raise _BadLine("not_an_object", f"a JSON {type(record).__name__}, not an object")
+    record = json_object(raw)
     schema = _required(record, "schema")
     if schema != CAPTURE_SCHEMA:
-        raise _BadLine("wrong_schema", f"schema {schema!r}, expected {CAPTURE_SCHEMA!r}")
+        raise InputError("wrong_schema", f"schema {schema!r}, expected {CAPTURE_SCHEMA!r}")
     outcome = _required(record, "outcome")
     if outcome not in OUTCOMES:
-        raise _BadLine("invalid_field", f"outcome {outcome!r} is not one of {OUTCOMES}")
+        raise InputError("invalid_field", f"outcome {outcome!r} is not one of {OUTCOMES}")
     model = _object(record, "model")
     model_name = _string(model, "name", "model.name")
     if model_name != key_model:
-        raise _BadLine("model_mismatch", f"model {model_name!r} under captures/{key_model}/")
+        raise InputError("model_mismatch", f"model {model_name!r} under captures/{key_model}/")
     source = _object(record, "source")
     row: dict[str, Any] = {
         "student_id": _student_id(record, nullable=outcome == "dead_letter"),
@@ -221,12 +208,12 @@ def _parse_line(raw: bytes, key_model: str) -> tuple[dict[str, Any], dict[str, f
         row["threshold"] = _probability(prediction, "threshold")
         at_risk = _required(prediction, "at_risk", "prediction.at_risk")
         if not isinstance(at_risk, bool):
-            raise _BadLine("invalid_field", f"prediction.at_risk is {at_risk!r}, not a boolean")
+            raise InputError("invalid_field", f"prediction.at_risk is {at_risk!r}, not a boolean")
         row["at_risk"] = at_risk
         row["risk_band"] = _string(prediction, "risk_band", "prediction.risk_band")
         stage = _required(prediction, "stage", "prediction.stage")
         if stage not in STAGES:
-            raise _BadLine("invalid_field", f"prediction.stage {stage!r} is not one of {STAGES}")
+            raise InputError("invalid_field", f"prediction.stage {stage!r} is not one of {STAGES}")
         row["stage"] = stage
         values = _attributes(_object(record, "attributes"))
     else:
@@ -240,28 +227,28 @@ def _parse_line(raw: bytes, key_model: str) -> tuple[dict[str, Any], dict[str, f
 def _required(record: Mapping[str, Any], key: str, label: str | None = None) -> Any:
     value = record.get(key)
     if value is None:
-        raise _BadLine("missing_field", f"{label or key} is missing or null")
+        raise InputError("missing_field", f"{label or key} is missing or null")
     return value
 
 
 def _object(record: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = _required(record, key)
     if not isinstance(value, dict):
-        raise _BadLine("invalid_field", f"{key} is a {type(value).__name__}, not an object")
+        raise InputError("invalid_field", f"{key} is a {type(value).__name__}, not an object")
     return value
 
 
 def _string(record: Mapping[str, Any], key: str, label: str) -> str:
     value = _required(record, key, label)
     if not isinstance(value, str) or not value:
-        raise _BadLine("invalid_field", f"{label} is {value!r}, not a non-empty string")
+        raise InputError("invalid_field", f"{label} is {value!r}, not a non-empty string")
     return value
 
 
 def _count(record: Mapping[str, Any], key: str, label: str) -> int:
     value = _required(record, key, label)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _BadLine("invalid_field", f"{label} is {value!r}, not a non-negative integer")
+        raise InputError("invalid_field", f"{label} is {value!r}, not a non-negative integer")
     return value
 
 
@@ -270,13 +257,13 @@ def _sequence(source: Mapping[str, Any]) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return str(value)
     if not isinstance(value, str) or not value.isdigit():
-        raise _BadLine("invalid_field", f"source.sequence_number is {value!r}, not digits")
+        raise InputError("invalid_field", f"source.sequence_number is {value!r}, not digits")
     return value
 
 
 def _student_id(record: Mapping[str, Any], *, nullable: bool) -> str | None:
     if "student_id" not in record or (record["student_id"] is None and not nullable):
-        raise _BadLine("missing_field", "student_id is missing or null")
+        raise InputError("missing_field", "student_id is missing or null")
     value = record["student_id"]
     if value is None:
         return None
@@ -284,7 +271,7 @@ def _student_id(record: Mapping[str, Any], *, nullable: bool) -> str | None:
         return str(value)
     if isinstance(value, str) and 1 <= len(value) <= MAX_STUDENT_ID_CHARS:
         return value
-    raise _BadLine("invalid_field", f"student_id {value!r} is not an id")
+    raise InputError("invalid_field", f"student_id {value!r} is not an id")
 
 
 def _timestamp(record: Mapping[str, Any]) -> datetime:
@@ -294,7 +281,7 @@ def _timestamp(record: Mapping[str, Any]) -> datetime:
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
-        raise _BadLine("invalid_field", f"scored_at {value!r} is not an ISO time with a zone")
+        raise InputError("invalid_field", f"scored_at {value!r} is not an ISO time with a zone")
     return moment.astimezone(UTC)
 
 
@@ -303,14 +290,14 @@ def _arrival(record: Mapping[str, Any]) -> datetime | None:
     if value is None:
         return None  # offline scoring has no arrival time
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _BadLine("invalid_field", f"arrival_timestamp_ms is {value!r}, not epoch millis")
+        raise InputError("invalid_field", f"arrival_timestamp_ms is {value!r}, not epoch millis")
     return datetime.fromtimestamp(value / 1000, tz=UTC)
 
 
 def _probability(record: Mapping[str, Any], key: str) -> float:
     value = _required(record, key, f"prediction.{key}")
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise _BadLine("invalid_field", f"prediction.{key} is {value!r}, not in [0, 1]")
+        raise InputError("invalid_field", f"prediction.{key} is {value!r}, not in [0, 1]")
     return float(value)
 
 
@@ -320,7 +307,7 @@ def _attributes(values: Mapping[str, Any]) -> dict[str, float]:
         if value is None:
             continue  # the consumer writes present ones only; null is as good as absent
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _BadLine("invalid_field", f"attributes[{name!r}] is {value!r}, not a number")
+            raise InputError("invalid_field", f"attributes[{name!r}] is {value!r}, not a number")
         out[name] = float(value)
     return out
 

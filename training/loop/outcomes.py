@@ -53,7 +53,7 @@ import pandas as pd
 from common.capture_format import OUTCOMES_PREFIX
 from common.object_store import Store, StoreError
 from common.wire import OUTCOME_LABELS, OUTCOME_SCHEMA
-from training.loop.problems import ProblemLog
+from training.loop.problems import InputError, ProblemLog, json_object
 
 POSITIVE_OUTCOME: Final = "Dropout"
 FIELDS: Final = ("student_id", "outcome", "decision_date", "source")
@@ -293,13 +293,6 @@ class _Candidate:
     where: str
 
 
-class _BadRow(Exception):  # noqa: N818 - internal control flow, never escapes
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.message = message
-
-
 def _csv_rows(text: str, parsed: ParsedOutcomes, today: date) -> list[_Candidate]:
     reader = csv.reader(io.StringIO(text, newline=""))
     header: list[str] | None = None
@@ -314,7 +307,7 @@ def _csv_rows(text: str, parsed: ParsedOutcomes, today: date) -> list[_Candidate
         where = f"{parsed.name} line {reader.line_num}"
         try:
             if len(cells) > len(header):
-                raise _BadRow(
+                raise InputError(
                     "malformed_row", f"{len(cells)} cells where the header has {len(header)}"
                 )
             values = {
@@ -323,11 +316,11 @@ def _csv_rows(text: str, parsed: ParsedOutcomes, today: date) -> list[_Candidate
             }
             missing = [name for name in FIELDS if name not in header]
             if missing:
-                raise _BadRow(
+                raise InputError(
                     "missing_field", f"the header has no column {', '.join(map(repr, missing))}"
                 )
             out.append(_Candidate(_validate(values, today), where))
-        except _BadRow as bad:
+        except InputError as bad:
             parsed.problems.add(bad.reason, where, bad.message)
     return out
 
@@ -340,17 +333,12 @@ def _json_rows(text: str, parsed: ParsedOutcomes, today: date) -> list[_Candidat
         parsed.rows_total += 1
         where = f"{parsed.name} line {number}"
         try:
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise _BadRow("invalid_json", f"not JSON: {exc}") from exc
-            if not isinstance(record, dict):
-                raise _BadRow("not_an_object", f"a JSON {type(record).__name__}, not an object")
+            record = json_object(line)
             schema = record.get("schema", OUTCOME_SCHEMA)
             if schema != OUTCOME_SCHEMA:
-                raise _BadRow("wrong_schema", f"schema {schema!r}, expected {OUTCOME_SCHEMA!r}")
+                raise InputError("wrong_schema", f"schema {schema!r}, expected {OUTCOME_SCHEMA!r}")
             out.append(_Candidate(_validate(record, today), where))
-        except _BadRow as bad:
+        except InputError as bad:
             parsed.problems.add(bad.reason, where, bad.message)
     return out
 
@@ -359,7 +347,7 @@ def _validate(values: Mapping[str, Any], today: date) -> OutcomeRow:
     for name in FIELDS:
         value = values.get(name)
         if value is None or value == "":
-            raise _BadRow("missing_field", f"{name} is missing or empty")
+            raise InputError("missing_field", f"{name} is missing or empty")
     return OutcomeRow(
         student_id=_student_id(values["student_id"]),
         outcome=_outcome(values["outcome"]),
@@ -371,19 +359,19 @@ def _validate(values: Mapping[str, Any], today: date) -> OutcomeRow:
 def _student_id(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
-            raise _BadRow("invalid_student_id", f"student_id {value} is negative")
+            raise InputError("invalid_student_id", f"student_id {value} is negative")
         return str(value)
     if not isinstance(value, str):
-        raise _BadRow("invalid_student_id", f"student_id {value!r} is not an integer or string")
+        raise InputError("invalid_student_id", f"student_id {value!r} is not an integer or string")
     if len(value) > MAX_CHARS:
-        raise _BadRow("invalid_student_id", f"student_id has {len(value)} characters (max 128)")
+        raise InputError("invalid_student_id", f"student_id has {len(value)} characters (max 128)")
     return value
 
 
 def _outcome(value: Any) -> str:
     label = _BY_LOWER.get(value.strip().lower()) if isinstance(value, str) else None
     if label is None:
-        raise _BadRow(
+        raise InputError(
             "unknown_outcome", f"outcome {value!r} is not one of {', '.join(OUTCOME_LABELS)}"
         )
     return label
@@ -395,15 +383,19 @@ def _decision_date(value: Any, today: date) -> date:
             raise ValueError
         day = date.fromisoformat(value)
     except ValueError:
-        raise _BadRow("invalid_date", f"decision_date {value!r} is not a date YYYY-MM-DD") from None
+        raise InputError(
+            "invalid_date", f"decision_date {value!r} is not a date YYYY-MM-DD"
+        ) from None
     if day > today:
-        raise _BadRow("future_date", f"decision_date {value} is after today ({today.isoformat()})")
+        raise InputError(
+            "future_date", f"decision_date {value} is after today ({today.isoformat()})"
+        )
     return day
 
 
 def _source(value: Any) -> str:
     if not isinstance(value, str) or len(value) > MAX_CHARS:
-        raise _BadRow("invalid_source", "source must be a string of 1 to 128 characters")
+        raise InputError("invalid_source", "source must be a string of 1 to 128 characters")
     return value
 
 

@@ -1,16 +1,41 @@
 """Skipped inputs, counted by a stable reason code with the first few examples of each.
 
 Readers never drop anything silently: every object, line or row they skip goes through a
-`ProblemLog`, which the caller can show, count into metrics or turn into an error.
+`ProblemLog`, which the caller can show, count into metrics or turn into an error. Their
+checks raise `InputError` with the reason code, and `json_object` is the first check of a JSON
+line both readers share.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
+
+import orjson
 
 EXAMPLES_PER_REASON: Final = 5
+
+
+class InputError(Exception):
+    """One input (line or row) is unusable: a stable reason code and why; the reader catches it
+    and records it in its `ProblemLog` with where the input was."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def json_object(raw: bytes | str) -> dict[str, Any]:
+    """One JSON line that must be an object (`invalid_json`, `not_an_object` otherwise)."""
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InputError("invalid_json", f"not JSON: {exc}") from exc
+    if not isinstance(record, dict):
+        raise InputError("not_an_object", f"a JSON {type(record).__name__}, not an object")
+    return record
 
 
 @dataclass(frozen=True)
