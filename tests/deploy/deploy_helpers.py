@@ -305,11 +305,33 @@ def module_call(parsed: dict[Path, dict[str, Any]], directory: Path, name: str) 
     return body
 
 
+def task_spec(parsed: dict[Path, dict[str, Any]], directory: Path) -> dict[str, Any]:
+    """What a service's module says its ECS task is: its outputs `task`, `security_group` and
+    (for a service) `service`, by name. Checked to be what live/main.tf's call of
+    modules/ecs_task for it (module "<service>_task") passes on, with the platform."""
+    name = directory.name
+    call = module_call(parsed, LIVE, f"{name}_task")
+    assert strip_quotes(call["source"]) == "../modules/ecs_task", name
+    assert call["platform"] == "${local.platform}", name
+    outputs = {
+        output: body["value"]
+        for doc in dir_parsed(parsed, directory)
+        for entry in doc.get("output", [])
+        for output, body in entry.items()
+    }
+    spec = {}
+    for key in ("task", "security_group", "service"):
+        if key in call:
+            assert call[key] == f"${{module.{name}.{key}}}", (name, key)
+            (spec[key],) = as_list(outputs[key])
+        else:
+            assert key not in outputs, (name, key)
+    return spec
+
+
 def task_containers(parsed: dict[Path, dict[str, Any]], directory: Path) -> dict[str, Any]:
-    """The containers of a module's task (its call of modules/ecs_task), by name."""
-    call = module_call(parsed, directory, "task")
-    assert strip_quotes(call["source"]) == "../ecs_task", directory.name
-    return {strip_quotes(c["name"]): c for c in call["containers"]}
+    """The containers of a module's task (modules/ecs_task's `task` input), by name."""
+    return {strip_quotes(c["name"]): c for c in task_spec(parsed, directory)["task"]["containers"]}
 
 
 def assert_ecs_task_enforces_read_only_root_file_systems() -> None:

@@ -29,6 +29,7 @@ from tests.deploy.deploy_helpers import (
     module_call,
     parse_hcl,
     strip_quotes,
+    task_spec,
 )
 
 LOOP = MODULES / "loop_store"
@@ -377,7 +378,7 @@ def test_the_tasks_know_the_loop(parsed_terraform: dict[Path, dict[str, Any]]) -
             assert line in flat, f"{module}: {line}"
     training_call = re.search(r'module "training" \{(.*?)\n\}', stack, re.S)
     assert training_call
-    assert "module.pushgateway.client_security_group_id" in training_call.group(1)
+    assert "module.pushgateway_task.client_security_group_id" in training_call.group(1)
 
 
 # --- the Pushgateway on AWS ------------------------------------------------------------------
@@ -395,19 +396,15 @@ def test_the_pushgateway_is_the_official_image_reachable_by_training_and_scraper
     # port only the clients group and the scrapers' CIDRs reach.
     assert_ecs_task_enforces_read_only_root_file_systems()
     endpoint_rules(parsed_terraform)
-    call = module_call(parsed_terraform, directory, "task")
-    assert strip_quotes(call["source"]) == "../ecs_task"
-    (group,) = as_list(call["security_group"])
-    assert "ingress" not in group
-    (service,) = as_list(call["service"])
-    (endpoint,) = as_list(service["endpoint"])
+    spec = task_spec(parsed_terraform, directory)
+    assert "ingress" not in spec["security_group"]
+    (endpoint,) = as_list(spec["service"]["endpoint"])
     assert strip_quotes(endpoint["dns_name"]) == "pushgateway"
     assert endpoint["cidr_blocks"] == "${var.scraper_cidr_blocks}"
     # The Pushgateway calls no AWS API and pulls a public image: its task role has no policy,
     # its execution role reads no secret and pulls from no ECR repository (only writes logs).
-    assert not {"task_policy_name", "task_policy_json", "secret_arns", "ecr_repository_arns"} & set(
-        call
-    )
+    assert not {"policy_name", "policy_json", "ecr_repository_arns"} & set(spec["task"])
+    assert not any("secrets" in c for c in spec["task"]["containers"])
     # modules/ecs_task adds each optional part of the execution policy only when the task has
     # what it is for, and modules/service_role gives a role without policy_name no policy.
     documents = module_blocks(parsed_terraform, ECS_TASK, "data", "aws_iam_policy_document")
@@ -418,8 +415,12 @@ def test_the_pushgateway_is_the_official_image_reachable_by_training_and_scraper
         "execution": None,
     }
     ecs_task = module_locals(parsed_terraform, ECS_TASK)
-    assert ecs_task["pulls_images"] == "${length(var.ecr_repository_arns) > 0}"
-    assert ecs_task["reads_secrets"] == "${length(var.secret_arns) > 0}"
+    assert ecs_task["pulls_images"] == "${length(var.task.ecr_repository_arns) > 0}"
+    secrets = 'length(lookup(container,"secrets",[])) > 0'
+    assert (
+        ecs_task["reads_secrets"]
+        == f"${{anytrue([for container in var.task.containers : {secrets}])}}"
+    )
     role = module_blocks(parsed_terraform, SERVICE_ROLE, "resource", "aws_iam_role_policy")
     assert role["this"]["count"] == "${var.policy_name == None ? 0 : 1}"
     (policy_json,) = [v["policy_json"] for v in parse_hcl(SERVICE_ROLE / "variables.tf")["variable"]

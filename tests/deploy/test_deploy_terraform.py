@@ -32,6 +32,7 @@ from tests.deploy.deploy_helpers import (
     resources,
     strip_quotes,
     task_containers,
+    task_spec,
     terraform_dirs,
     terraform_files,
 )
@@ -221,18 +222,23 @@ def test_every_policy_is_a_policy_document_data_source(
     # The roles' inline policies are handed to modules/service_role (directly or through
     # modules/ecs_task) as the json of the caller's own document.
     for path, name, body in module_calls(parsed_terraform):
-        for argument in ("policy_json", "task_policy_json", "policy_documents"):
+        for argument in ("policy_json", "policy_documents"):
             if argument not in body:
                 continue
             values = as_list(body[argument])
             if body[argument] == f"${{each.value.{argument}}}":
                 values = [v[argument] for v in as_list(body["for_each"])[0].values()]
             for value in values:
-                # modules/ecs_task passes its callers' task policy on (checked at the callers).
-                if value == "${var.task_policy_json}" and path.parent == MODULES / "ecs_task":
+                # modules/ecs_task passes its task's policy on (checked at the tasks, below).
+                if value == "${var.task.policy_json}" and path.parent == MODULES / "ecs_task":
                     continue
                 assert re.fullmatch(document, str(value)), f"{path} module {name}: {value}"
                 seen += 1
+    # The task policies: each service's module hands modules/ecs_task its own document.
+    for module in ("consumer", "training", "mlflow"):
+        value = task_spec(parsed_terraform, MODULES / module)["task"]["policy_json"]
+        assert re.fullmatch(document, str(value)), f"{module}: {value}"
+        seen += 1
     assert seen >= 19
 
 
@@ -597,9 +603,15 @@ def test_consumer_autoscales_on_cpu_and_iterator_age(
     assert strip_quotes(alarm["metric_name"]) == "GetRecords.IteratorAgeMilliseconds"
     assert strip_quotes(alarm["namespace"]) == "AWS/Kinesis"
     assert "aws_appautoscaling_policy.iterator_age.arn" in str(alarm["alarm_actions"])
-    # The consumer's service is modules/ecs_task's autoscaled one: the policies own its count.
-    (service,) = as_list(module_call(parsed_terraform, MODULES / "consumer", "task")["service"])
+    # The consumer's service is modules/ecs_task's autoscaled one: the policies own its count,
+    # and their target is that service, created first.
+    service = task_spec(parsed_terraform, MODULES / "consumer")["service"]
     assert service["autoscaled"] is True
+    ((_, _, target),) = resources(parsed_terraform, "aws_appautoscaling_target")
+    assert target["resource_id"] == "service/${var.platform.cluster_name}/${var.service_name}"
+    assert module_call(parsed_terraform, LIVE, "consumer")["service_name"] == (
+        "${module.consumer_task.service_name}"
+    )
     assert service["desired_count"] == "${var.min_count}"
     services = {n: b for p, n, b in resources(parsed_terraform, "aws_ecs_service")
                 if p.parent == ECS_TASK}  # fmt: skip
@@ -640,16 +652,30 @@ def test_training_is_orchestrated_by_scheduler_and_step_functions(
     call = re.search(r'module "workflow" \{(.*?)\n\}', training, re.S)
     assert call
     assert re.search(r"topic_arn\s*=\s*aws_sns_topic\.outcome\.arn", call.group(1))
-    assert re.search(r"task_definition\s*=\s*var\.name", call.group(1))
+    # It runs the task where modules/ecs_task placed it (live/main.tf passes module.training_task).
+    for argument in ("cluster_arn", "capacity_provider", "subnet_ids"):
+        assert re.search(rf"{argument}\s*=\s*var\.task\.run_task\.{argument}\n", call.group(1))
+    assert re.search(r"task_definition\s*=\s*var\.task\.run_task\.family", call.group(1))
     assert re.search(r"max_retries\s*=\s*var\.max_retries", call.group(1))
-    assert "concat([module.task.security_group_id], var.extra_security_group_ids)" in call.group(1)
+    assert (
+        "concat([var.task.run_task.security_group_id], var.extra_security_group_ids)"
+        in call.group(1)
+    )
+    assert module_call(parsed_terraform, LIVE, "training")["task"] == "${module.training_task}"
+    (run_task,) = as_list(next(
+        e["run_task"]["value"] for doc in dir_parsed(parsed_terraform, ECS_TASK)
+        for e in doc.get("output", []) if "run_task" in e
+    ))  # fmt: skip
+    assert run_task["cluster_arn"] == "${var.platform.cluster_arn}"
+    assert run_task["subnet_ids"] == "${var.platform.subnet_ids}"
+    assert run_task["security_group_id"] == "${aws_security_group.this.id}"
     ((_, _, schedule),) = resources(parsed_terraform, "aws_scheduler_schedule")
     assert schedule["target"][0]["arn"] == "${aws_sfn_state_machine.this.arn}"
     assert resources(parsed_terraform, "aws_sns_topic")
-    # The training task definition: modules/training's call of modules/ecs_task, without a
+    # The training task definition: modules/training's task for modules/ecs_task, without a
     # service (the state machine runs it).
     assert list(task_containers(parsed_terraform, MODULES / "training")) == ["${local.container}"]
-    assert "service" not in module_call(parsed_terraform, MODULES / "training", "task")
+    assert "service" not in task_spec(parsed_terraform, MODULES / "training")
     ((path, _, _),) = resources(parsed_terraform, "aws_ecs_task_definition")
     assert path.parent == ECS_TASK
 
@@ -771,12 +797,12 @@ def test_each_registry_client_has_its_own_identity_from_secrets_manager(
     assert container["secrets"] == [
         {"name": "MLFLOW_TRACKING_PASSWORD", "valueFrom": "${var.mlflow.password_secret_arn}"}
     ]
-    # The execution role (modules/ecs_task) reads exactly the task's secrets: this one.
-    call = module_call(parsed_terraform, MODULES / module, "task")
-    assert call["secret_arns"] == ["${var.mlflow.password_secret_arn}"]
+    # The execution role (modules/ecs_task) reads exactly the secrets the containers name:
+    # this one (test_the_execution_role_reads_the_secrets_the_containers_name).
+    assert "secret_arns" not in task_spec(parsed_terraform, MODULES / module)["task"]
     read = _statement_by_sid(parsed_terraform, ECS_TASK, "ReadTheTaskSecrets")
     assert [strip_quotes(a) for a in read["actions"]] == ["secretsmanager:GetSecretValue"]
-    assert read["resources"] == "${var.secret_arns}"
+    assert read["resources"] == "${local.secret_arns}"
     stack = dir_text(LIVE)
     call = re.search(rf'module "{module}" \{{(.*?)\n\}}', stack, re.S)
     assert call
@@ -793,6 +819,42 @@ def test_each_registry_client_has_its_own_identity_from_secrets_manager(
         r'password_secret_arn\s*=\s*aws_secretsmanager_secret\.auth\["\$\{client\}-password"\]\.arn',
         mlflow,
     )
+
+
+def test_the_execution_role_reads_the_secrets_the_containers_name(
+    parsed_terraform: dict[Path, dict[str, Any]],
+) -> None:
+    """modules/ecs_task grants the execution role the Secrets Manager secrets its containers'
+    `secrets` name, and no other: no second list to keep in step with the containers."""
+    local = next(
+        e["secret_arns"] for doc in dir_parsed(parsed_terraform, ECS_TASK)
+        for e in doc.get("locals", []) if "secret_arns" in e
+    )  # fmt: skip
+    assert 'for secret in lookup(container,"secrets",[])' in local
+    found = re.search(r'regex\("([^"]+)",secret\.valueFrom\)', local)
+    assert found, local
+    arn = re.compile(found.group(1))
+    account = "arn:aws:secretsmanager:eu-west-1:123456789012:secret"
+    secret = f"{account}:dropout-prod-mlflow/admin-password-AbCdEf"
+    master = f"{account}:rds!db-0a1b2c3d-AbCdEf"
+    # A whole secret, or one JSON key of it (RDS's master secret: ARN:password::).
+    for value_from, granted in ((secret, secret), (f"{master}:password::", master)):
+        match = arn.match(value_from)
+        assert match
+        assert match.group(0) == granted
+    # Anything else (an SSM parameter) fails the plan instead of granting something unread.
+    assert not arn.match("arn:aws:ssm:eu-west-1:123456789012:parameter/dropout/x")
+    # MLflow: the master password (its JSON key) and the four basic-auth secrets it reads.
+    named = {
+        re.sub(r":password::$", "", str(s["valueFrom"]))
+        for c in task_containers(parsed_terraform, MODULES / "mlflow").values()
+        for s in c.get("secrets", [])
+    }
+    assert named == {
+        "${aws_db_instance.this.master_user_secret[0].secret_arn}",
+        *(f'${{aws_secretsmanager_secret.auth["{k}"].arn}}' for k in
+          ("admin-password", "flask-secret-key", "trainer-password", "consumer-password")),
+    }  # fmt: skip
 
 
 def test_mlflow_task_runs_basic_auth_and_bootstraps_its_grants(
@@ -822,11 +884,9 @@ def test_the_registry_is_not_open_to_the_vpc(parsed_terraform: dict[Path, dict[s
     """Only tasks carrying the clients group (consumer, training) and the operators' CIDRs
     (VPN/bastion, empty by default) reach port 5000; no rule opens it to the VPC's CIDR."""
     endpoint_rules(parsed_terraform)
-    call = module_call(parsed_terraform, MODULES / "mlflow", "task")
-    (group,) = as_list(call["security_group"])
-    assert "ingress" not in group, "the server's group has no rule of its own into it"
-    (service,) = as_list(call["service"])
-    (endpoint,) = as_list(service["endpoint"])
+    spec = task_spec(parsed_terraform, MODULES / "mlflow")
+    assert "ingress" not in spec["security_group"], "the server's group has no rule into it"
+    (endpoint,) = as_list(spec["service"]["endpoint"])
     assert endpoint["port"] == "${local.port}"
     assert endpoint["cidr_blocks"] == "${var.operator_cidr_blocks}"
     variables = parse_hcl(MODULES / "mlflow" / "variables.tf")["variable"]
@@ -852,8 +912,7 @@ def test_the_registry_is_not_open_to_the_vpc(parsed_terraform: dict[Path, dict[s
         for e in doc.get("locals", []) if "port" in e
     )  # fmt: skip
     for module in ("consumer", "training"):
-        call = module_call(parsed_terraform, MODULES / module, "task")
-        (group,) = as_list(call["security_group"])
+        group = task_spec(parsed_terraform, MODULES / module)["security_group"]
         names = {n: v for doc in dir_parsed(parsed_terraform, MODULES / module)
                  for e in doc.get("locals", []) for n, v in e.items()}  # fmt: skip
         for rule in as_list(group.get("ingress")) + as_list(group.get("egress")):

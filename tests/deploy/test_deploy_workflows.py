@@ -331,11 +331,11 @@ def test_the_expression_evaluator_reads_the_forms_cd_uses() -> None:
 
 def _task_definition_platform() -> str:
     modules = REPO_ROOT / "deploy" / "terraform" / "modules"
+    live = (REPO_ROOT / "deploy" / "terraform" / "live" / "main.tf").read_text()
     for module in ("consumer", "training", "mlflow"):
-        text = (modules / module / "main.tf").read_text()
-        assert re.search(r'module "task" \{\s*source\s*=\s*"\.\./ecs_task"', text), (
-            f"{module}: its task definition is the one of modules/ecs_task"
-        )
+        assert re.search(
+            rf'module "{module}_task" \{{\s*source\s*=\s*"\.\./modules/ecs_task"', live
+        ), f"{module}: its task definition is the one of modules/ecs_task"
     text = (modules / "ecs_task" / "main.tf").read_text()
     architectures = set(re.findall(r'cpu_architecture\s*=\s*"(\w+)"', text))
     assert architectures, "the task definition pins a runtime platform"

@@ -29,8 +29,8 @@ locals {
   }
 
   # Where the tasks run and what their resources share: the cluster, the VPC, the project key,
-  # log retention and tags travel together to MLflow, the Pushgateway, the consumer and
-  # training (and on to each one's modules/ecs_task) as their platform input.
+  # log retention and tags travel together to each task's modules/ecs_task (below) as its
+  # platform input; MLflow, the consumer and training take the part their own resources need.
   platform = {
     cluster_name             = module.cluster.cluster_name
     cluster_arn              = module.cluster.cluster_arn
@@ -131,6 +131,7 @@ module "mlflow" {
   source                   = "../modules/mlflow"
   name                     = "${local.name}-mlflow"
   platform                 = local.platform
+  server_security_group_id = module.mlflow_task.security_group_id
   dns_namespace            = "${var.environment}.dropout.internal"
   image                    = local.images["mlflow"]
   ecr_repository_arn       = module.ecr.repository_arns["mlflow"]
@@ -162,7 +163,6 @@ module "loop_store" {
 module "pushgateway" {
   source              = "../modules/pushgateway"
   name                = "${local.name}-pushgateway"
-  platform            = local.platform
   dns_namespace_id    = module.mlflow.dns_namespace_id
   dns_namespace       = "${var.environment}.dropout.internal"
   scraper_cidr_blocks = coalesce(var.pushgateway_scraper_cidr_blocks, [module.network.vpc_cidr_block])
@@ -172,7 +172,8 @@ module "consumer" {
   source                    = "../modules/consumer"
   name                      = "${local.name}-consumer"
   platform                  = local.platform
-  extra_security_group_ids  = [module.mlflow.client_security_group_id]
+  service_name              = module.consumer_task.service_name
+  extra_security_group_ids  = [module.mlflow_task.client_security_group_id]
   image                     = local.images["consumer"]
   ecr_repository_arn        = module.ecr.repository_arns["consumer"]
   cpu                       = var.consumer_cpu
@@ -196,7 +197,8 @@ module "training" {
   source                   = "../modules/training"
   name                     = "${local.name}-training"
   platform                 = local.platform
-  extra_security_group_ids = [module.mlflow.client_security_group_id, module.pushgateway.client_security_group_id]
+  task                     = module.training_task
+  extra_security_group_ids = [module.mlflow_task.client_security_group_id, module.pushgateway_task.client_security_group_id]
   image                    = local.images["training"]
   ecr_repository_arn       = module.ecr.repository_arns["training"]
   cpu                      = var.training_cpu
@@ -217,4 +219,44 @@ module "training" {
   loop_uri                 = module.loop_store.uri
   uci_mirror_uri           = module.loop_store.uci_mirror_uri
   pushgateway_url          = module.pushgateway.url
+}
+
+# --- the tasks -------------------------------------------------------------------------------
+# Each service's module says what its task runs (task, security group, service); these calls
+# place it on the platform. One call per task, not a for_each: a task's inputs name another
+# task's outputs (the MLflow and Pushgateway clients groups), which instances of one module call
+# cannot do.
+module "mlflow_task" {
+  source         = "../modules/ecs_task"
+  name           = "${local.name}-mlflow"
+  platform       = local.platform
+  security_group = module.mlflow.security_group
+  service        = module.mlflow.service
+  task           = module.mlflow.task
+}
+
+module "pushgateway_task" {
+  source         = "../modules/ecs_task"
+  name           = "${local.name}-pushgateway"
+  platform       = local.platform
+  security_group = module.pushgateway.security_group
+  service        = module.pushgateway.service
+  task           = module.pushgateway.task
+}
+
+module "consumer_task" {
+  source         = "../modules/ecs_task"
+  name           = "${local.name}-consumer"
+  platform       = local.platform
+  security_group = module.consumer.security_group
+  service        = module.consumer.service
+  task           = module.consumer.task
+}
+
+module "training_task" {
+  source         = "../modules/ecs_task"
+  name           = "${local.name}-training"
+  platform       = local.platform
+  security_group = module.training.security_group
+  task           = module.training.task
 }

@@ -366,3 +366,26 @@ moved {
   from = module.loop_store.aws_s3_bucket_policy.this
   to   = module.loop_store.module.bucket.aws_s3_bucket_policy.this
 }
+
+# Each task's modules/ecs_task is called by this configuration (module.<service>_task) instead
+# of by its service's module (module.<service>.module.task).
+
+moved {
+  from = module.mlflow.module.task
+  to   = module.mlflow_task
+}
+
+moved {
+  from = module.pushgateway.module.task
+  to   = module.pushgateway_task
+}
+
+moved {
+  from = module.consumer.module.task
+  to   = module.consumer_task
+}
+
+moved {
+  from = module.training.module.task
+  to   = module.training_task
+}

@@ -15,12 +15,12 @@ output "cluster_name" {
 
 output "consumer_service_name" {
   description = "ECS service of the consumer."
-  value       = module.consumer.service_name
+  value       = module.consumer_task.service_name
 }
 
 output "consumer_log_group" {
   description = "Log group of the consumer."
-  value       = module.consumer.log_group_name
+  value       = module.consumer_task.log_group_name
 }
 
 output "mlflow_service_name" {
@@ -90,5 +90,5 @@ output "pushgateway_url" {
 
 output "pushgateway_service_name" {
   description = "ECS service of the Pushgateway."
-  value       = module.pushgateway.service_name
+  value       = module.pushgateway_task.service_name
 }

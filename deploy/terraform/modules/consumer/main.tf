@@ -1,19 +1,18 @@
 # The consumer service: `python -m consumer run` (KCL MultiLangDaemon + one Python record
-# processor per shard lease) as an ECS service (modules/ecs_task: its roles, log group, security
-# group, task definition), its task role's permissions, and autoscaling on CPU and on the input
-# stream's iterator age. Every scored batch is captured to
+# processor per shard lease): what its ECS task runs (the task, security group and service that
+# live/main.tf's call of modules/ecs_task takes), its task role's permissions, and autoscaling
+# on CPU and on the input stream's iterator age. Every scored batch is captured to
 # the learning loop's bucket (captures/<model>/..., written before the batch is checkpointed).
 data "aws_region" "current" {}
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
 
 locals {
-  partition   = data.aws_partition.current.partition
-  region      = data.aws_region.current.name
-  account     = data.aws_caller_identity.current.account_id
-  metrics     = 9108
-  table_arn   = "arn:${local.partition}:dynamodb:${local.region}:${local.account}:table"
-  ecs_service = "service/${var.platform.cluster_name}/${var.name}"
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.name
+  account   = data.aws_caller_identity.current.account_id
+  metrics   = 9108
+  table_arn = "arn:${local.partition}:dynamodb:${local.region}:${local.account}:table"
 
   # Every variable here is one consumer/config.py reads (tests/deploy checks it). The endpoint
   # variables are empty: boto3 and the KCL use the regional endpoints and the task role.
@@ -135,68 +134,72 @@ data "aws_iam_policy_document" "task" {
   }
 }
 
-module "task" {
-  source              = "../ecs_task"
-  name                = var.name
-  platform            = var.platform
-  cpu                 = var.cpu
-  memory              = var.memory
-  ecr_repository_arns = [var.ecr_repository_arn]
-  # The registry password (the container's secrets), read by the ECS agent at task start.
-  secret_arns      = [var.mlflow.password_secret_arn]
-  task_policy_name = "kcl-consumer"
-  task_policy_json = data.aws_iam_policy_document.task.json
-  security_group = {
+# What modules/ecs_task runs (live/main.tf calls it with these outputs and the platform).
+output "security_group" {
+  description = "The consumer tasks' security group (modules/ecs_task's security_group)."
+  value = {
     name              = var.name
     description       = "Dropout consumer tasks: metrics scraped from the VPC; HTTPS to AWS APIs (MLflow: clients group)"
     https_description = "HTTPS to Kinesis, DynamoDB, CloudWatch and ECR"
     ingress           = [{ description = "Prometheus scrapes /metrics from inside the VPC", port = local.metrics, cidr_blocks = [var.platform.vpc_cidr_block] }]
   }
-  # The autoscaling policies below own the task count after the first apply.
-  service = {
+}
+
+# The autoscaling policies below own the task count after the first apply.
+output "service" {
+  description = "The consumer service (modules/ecs_task's service)."
+  value = {
     desired_count            = var.min_count
     autoscaled               = true
     extra_security_group_ids = var.extra_security_group_ids
   }
+}
 
-  # Read-only root file system: the image declares these two paths as its writable volumes.
-  volumes = ["state", "tmp"]
-  containers = [
-    {
-      name         = "consumer"
-      image        = var.image
-      user         = "10001:10001"
-      environment  = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
-      secrets      = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow.password_secret_arn }]
-      portMappings = [{ containerPort = local.metrics, protocol = "tcp", name = "metrics" }]
-      mountPoints = [
-        { sourceVolume = "state", containerPath = "/var/lib/consumer", readOnly = false },
-        { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
-      ]
-      healthCheck = {
-        command     = ["CMD", "python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:${local.metrics}/healthz', timeout=4).status == 200 else 1)"]
-        interval    = 15
-        timeout     = 5
-        retries     = 3
-        startPeriod = 120
+output "task" {
+  description = "The consumer task (modules/ecs_task's task)."
+  value = {
+    cpu                 = var.cpu
+    memory              = var.memory
+    ecr_repository_arns = [var.ecr_repository_arn]
+    policy_name         = "kcl-consumer"
+    policy_json         = data.aws_iam_policy_document.task.json
+    # Read-only root file system: the image declares these two paths as its writable volumes.
+    volumes = ["state", "tmp"]
+    containers = [
+      {
+        name         = "consumer"
+        image        = var.image
+        user         = "10001:10001"
+        environment  = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
+        secrets      = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow.password_secret_arn }]
+        portMappings = [{ containerPort = local.metrics, protocol = "tcp", name = "metrics" }]
+        mountPoints = [
+          { sourceVolume = "state", containerPath = "/var/lib/consumer", readOnly = false },
+          { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+        ]
+        healthCheck = {
+          command     = ["CMD", "python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:${local.metrics}/healthz', timeout=4).status == 200 else 1)"]
+          interval    = 15
+          timeout     = 5
+          retries     = 3
+          startPeriod = 120
+        }
+        # SIGTERM reaches the supervisor (under the init process), which forwards it to the KCL
+        # daemon; 120 s (the Fargate maximum) lets every shard finish its batch and checkpoint.
+        stopTimeout     = 120
+        linuxParameters = { initProcessEnabled = true }
       }
-      # SIGTERM reaches the supervisor (under the init process), which forwards it to the KCL
-      # daemon; 120 s (the Fargate maximum) lets every shard finish its batch and checkpoint.
-      stopTimeout     = 120
-      linuxParameters = { initProcessEnabled = true }
-    }
-  ]
-
+    ]
+  }
 }
 
 # --- autoscaling -----------------------------------------------------------------------------
 resource "aws_appautoscaling_target" "this" {
   service_namespace  = "ecs"
-  resource_id        = local.ecs_service
+  resource_id        = "service/${var.platform.cluster_name}/${var.service_name}"
   scalable_dimension = "ecs:service:DesiredCount"
   min_capacity       = var.min_count
   max_capacity       = var.max_count
-  depends_on         = [module.task]
 }
 
 # CPU: scoring is CPU-bound; target tracking scales out and back in.

@@ -4,19 +4,18 @@ variable "name" {
 }
 
 variable "platform" {
-  description = "Where the consumer runs and what its resources share (live/main.tf's local.platform, passed on to modules/ecs_task): the ECS cluster, the VPC (Prometheus scrapes from its CIDR), its private subnets, the project key (streams, captures, logs, images), log retention, tags."
+  description = "What the consumer's own resources take from the platform (live/main.tf's local.platform; Terraform drops the rest): the ECS cluster (the autoscaling target), the VPC's CIDR (Prometheus scrapes from it), the project key (streams, captures), tags."
   type = object({
-    cluster_name             = string
-    cluster_arn              = string
-    capacity_provider        = string
-    requires_compatibilities = string
-    vpc_id                   = string
-    vpc_cidr_block           = string
-    subnet_ids               = list(string)
-    kms_key_arn              = string
-    log_retention_days       = number
-    tags                     = map(string)
+    cluster_name   = string
+    vpc_cidr_block = string
+    kms_key_arn    = string
+    tags           = map(string)
   })
+}
+
+variable "service_name" {
+  description = "The consumer's ECS service (live/main.tf's modules/ecs_task call): the autoscaling target, created once the service is."
+  type        = string
 }
 
 variable "extra_security_group_ids" {

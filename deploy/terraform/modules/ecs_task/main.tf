@@ -6,10 +6,21 @@
 data "aws_region" "current" {}
 
 locals {
-  pulls_images  = length(var.ecr_repository_arns) > 0
-  reads_secrets = length(var.secret_arns) > 0
+  # The Secrets Manager secrets the containers' `secrets` name (a valueFrom may add a JSON key,
+  # ARN:key::): the execution role reads these and no others.
+  secret_arns = distinct(flatten([
+    for container in var.task.containers : [
+      for secret in lookup(container, "secrets", []) : regex("^arn:[^:]+:secretsmanager:[^:]+:[^:]+:secret:[^:]+", secret.valueFrom)
+    ]
+  ]))
+  # Counts must be known at plan; in a new environment the secrets' ARNs and the endpoint's
+  # namespace are not yet. So these look only at what is known (how many secrets each container
+  # names, the endpoint's port): try() or a comparison of an object holding an unknown value is
+  # unknown, and a new environment's first plan failed so.
+  pulls_images  = length(var.task.ecr_repository_arns) > 0
+  reads_secrets = anytrue([for container in var.task.containers : length(lookup(container, "secrets", [])) > 0])
   autoscaled    = var.service != null && try(var.service.autoscaled, false)
-  endpoint      = var.service != null && try(var.service.endpoint, null) != null
+  endpoint      = try(var.service.endpoint.port, null) != null
   log_options = {
     awslogs-group  = aws_cloudwatch_log_group.this.name
     awslogs-region = data.aws_region.current.name
@@ -43,7 +54,7 @@ data "aws_iam_policy_document" "pull_images" {
       "ecr:BatchGetImage",
       "ecr:GetDownloadUrlForLayer",
     ]
-    resources = var.ecr_repository_arns
+    resources = var.task.ecr_repository_arns
   }
 }
 
@@ -53,7 +64,7 @@ data "aws_iam_policy_document" "read_secrets" {
     sid       = "ReadTheTaskSecrets"
     effect    = "Allow"
     actions   = ["secretsmanager:GetSecretValue"]
-    resources = var.secret_arns
+    resources = local.secret_arns
   }
 }
 
@@ -94,7 +105,7 @@ module "role" {
       policy_name = join("-", compact([local.pulls_images ? "pull-image" : "", local.reads_secrets ? "read-secret" : "", "write-logs"]))
       policy_json = data.aws_iam_policy_document.execution.json
     }
-    task = { policy_name = var.task_policy_name, policy_json = var.task_policy_json }
+    task = { policy_name = var.task.policy_name, policy_json = var.task.policy_json }
   }
   name        = "${var.name}-${each.key}"
   service     = "ecs-tasks.amazonaws.com"
@@ -150,8 +161,8 @@ resource "aws_ecs_task_definition" "this" {
   family                   = var.name
   requires_compatibilities = [var.platform.requires_compatibilities]
   network_mode             = "awsvpc"
-  cpu                      = var.cpu
-  memory                   = var.memory
+  cpu                      = var.task.cpu
+  memory                   = var.task.memory
   execution_role_arn       = module.role["execution"].arn
   task_role_arn            = module.role["task"].arn
 
@@ -162,7 +173,7 @@ resource "aws_ecs_task_definition" "this" {
 
   # Read-only root file system: each path a container writes to is a volume of its own.
   dynamic "volume" {
-    for_each = toset(var.volumes)
+    for_each = toset(var.task.volumes)
     content {
       name = volume.value
     }
@@ -171,7 +182,7 @@ resource "aws_ecs_task_definition" "this" {
   # Each container (essential unless it says otherwise) gets a read-only root file system and
   # logs to the task's group under its own name.
   container_definitions = jsonencode([
-    for container in var.containers : merge(
+    for container in var.task.containers : merge(
       { essential = true },
       container,
       {

@@ -4,7 +4,7 @@ variable "name" {
 }
 
 variable "platform" {
-  description = "Where the task runs and what its resources share (live/main.tf's local.platform): the ECS cluster (its capacity provider, FARGATE or EC2), the VPC and its private subnets, the project key (log group, images, secrets), log retention, tags."
+  description = "Where the task runs and what its resources share (live/main.tf's local.platform, the same for every task): the ECS cluster (its capacity provider, FARGATE or EC2), the VPC and its private subnets, the project key (log group, images, secrets), log retention, tags."
   type = object({
     cluster_name             = string
     cluster_arn              = string
@@ -19,53 +19,21 @@ variable "platform" {
   })
 }
 
-variable "cpu" {
-  description = "Task CPU units (1024 = 1 vCPU)."
-  type        = number
-}
-
-variable "memory" {
-  description = "Task memory in MiB."
-  type        = number
-}
-
-variable "containers" {
-  description = "Container definitions (ECS JSON keys): name, image, user, environment, secrets, ports, health check... essential unless set to false; readonlyRootFilesystem and the awslogs configuration are added."
-  type        = any
+variable "task" {
+  description = "What the task runs (the `task` output of its service's module): CPU units (1024 = 1 vCPU) and memory in MiB; the container definitions (ECS JSON keys: name, image, user, environment, secrets, ports, health check... essential unless set to false; readonlyRootFilesystem and the awslogs configuration are added); the names of its (ephemeral) volumes, the paths its containers write to; the ECR repositories its images come from (the execution role may pull them; none: public images); the task role's inline policy, its name and the json of the caller's aws_iam_policy_document (none: the task calls no AWS API)."
+  type = object({
+    cpu                 = number
+    memory              = number
+    containers          = any
+    volumes             = optional(list(string), [])
+    ecr_repository_arns = optional(list(string), [])
+    policy_name         = optional(string)
+    policy_json         = optional(string)
+  })
   validation {
-    condition     = length(var.containers) > 0 && alltrue([for c in var.containers : can(c.name) && can(c.image)])
-    error_message = "containers is a list of container definitions, each with a name and an image."
+    condition     = length(var.task.containers) > 0 && alltrue([for c in var.task.containers : can(c.name) && can(c.image)])
+    error_message = "task.containers is a list of container definitions, each with a name and an image."
   }
-}
-
-variable "volumes" {
-  description = "Names of the task's (ephemeral) volumes: the paths its containers write to."
-  type        = list(string)
-  default     = []
-}
-
-variable "ecr_repository_arns" {
-  description = "ECR repositories the images come from (the execution role may pull them); empty: public images."
-  type        = list(string)
-  default     = []
-}
-
-variable "secret_arns" {
-  description = "Secrets Manager secrets the containers' `secrets` read (the execution role may read these only)."
-  type        = list(string)
-  default     = []
-}
-
-variable "task_policy_name" {
-  description = "Name of the task role's inline policy; null: the task calls no AWS API."
-  type        = string
-  default     = null
-}
-
-variable "task_policy_json" {
-  description = "The task role's inline policy: the json of the caller's aws_iam_policy_document."
-  type        = string
-  default     = null
 }
 
 variable "security_group" {

@@ -62,7 +62,7 @@ resource "aws_security_group" "database" {
     from_port       = 5432
     to_port         = 5432
     protocol        = "tcp"
-    security_groups = [module.task.security_group_id]
+    security_groups = [var.server_security_group_id]
   }
 
   tags = var.platform.tags
@@ -178,28 +178,25 @@ resource "aws_service_discovery_private_dns_namespace" "this" {
   tags        = var.platform.tags
 }
 
-# Whoever can register a model version runs code in the consumers: the registry answers only
-# the tasks that carry the clients group (consumer, training) and the operators' VPN/bastion
-# CIDRs (var.operator_cidr_blocks), never the whole VPC.
-module "task" {
-  source              = "../ecs_task"
-  name                = var.name
-  platform            = var.platform
-  cpu                 = var.cpu
-  memory              = var.memory
-  ecr_repository_arns = [var.ecr_repository_arn]
-  # The master password only for the one-time rds_iam grant (the entry point drops it), and
-  # the registry's own credentials.
-  secret_arns      = concat([aws_db_instance.this.master_user_secret[0].secret_arn], [for s in aws_secretsmanager_secret.auth : s.arn])
-  task_policy_name = "artifact-store"
-  task_policy_json = data.aws_iam_policy_document.task.json
-  security_group = {
+# What modules/ecs_task runs (live/main.tf calls it with these outputs and the platform). The
+# server's security group is an output of its own: the database admits that group, and the task
+# (its containers, secrets and policy) names the database, so the group must not wait for it.
+output "security_group" {
+  description = "The MLflow server tasks' security group (modules/ecs_task's security_group)."
+  value = {
     name              = "${var.name}-server"
     description       = "MLflow server tasks"
     https_description = "HTTPS to S3, Secrets Manager, ECR and CloudWatch Logs"
     egress            = [{ description = "PostgreSQL inside the VPC", port = 5432, cidr_blocks = [var.platform.vpc_cidr_block] }]
   }
-  service = {
+}
+
+# Whoever can register a model version runs code in the consumers: the registry answers only
+# the tasks that carry the clients group (consumer, training) and the operators' VPN/bastion
+# CIDRs (var.operator_cidr_blocks), never the whole VPC.
+output "service" {
+  description = "The MLflow service and its endpoint (modules/ecs_task's service)."
+  value = {
     desired_count = var.desired_count
     endpoint = {
       dns_name     = "mlflow"
@@ -214,70 +211,79 @@ module "task" {
       }
     }
   }
+}
 
-  volumes = ["tmp"]
-  containers = [
-    {
-      name         = "mlflow"
-      image        = var.image
-      user         = "10001:10001"
-      portMappings = [{ containerPort = local.port, protocol = "tcp", name = "http" }]
-      environment = [
-        { name = "DB_HOST", value = aws_db_instance.this.address },
-        { name = "DB_PORT", value = tostring(aws_db_instance.this.port) },
-        { name = "DB_NAME", value = local.db_name },
-        { name = "DB_USER", value = local.db_user },
-        { name = "DB_SSLMODE", value = "require" },
-        { name = "DB_IAM_AUTH", value = "true" },
-        { name = "MLFLOW_AUTH_ADMIN_USERNAME", value = local.admin_username },
-        { name = "MLFLOW_ARTIFACTS_DESTINATION", value = "s3://${module.artifacts.bucket}/artifacts" },
-        { name = "MLFLOW_SERVER_ALLOWED_HOSTS", value = "${local.dns_name},${local.dns_name}:${local.port},localhost:*,127.0.0.1:*" },
-        { name = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", value = "false" },
-        { name = "MLFLOW_WORKERS", value = tostring(var.workers) },
-        { name = "AWS_REGION", value = local.region },
-      ]
-      # The server logs in with IAM tokens (DB_IAM_AUTH); the RDS-managed master password (a
-      # JSON document) is read at task start only for the one-time rds_iam grant.
-      secrets = [
-        { name = "DB_MASTER_PASSWORD", valueFrom = "${aws_db_instance.this.master_user_secret[0].secret_arn}:password::" },
-        { name = "MLFLOW_AUTH_ADMIN_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["admin-password"].arn },
-        { name = "MLFLOW_FLASK_SERVER_SECRET_KEY", valueFrom = aws_secretsmanager_secret.auth["flask-secret-key"].arn },
-      ]
-      mountPoints = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-      healthCheck = {
-        command     = ["CMD", "python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:${local.port}/health', timeout=4).status == 200 else 1)"]
-        interval    = 15
-        timeout     = 5
-        retries     = 5
-        startPeriod = 90
+output "task" {
+  description = "The MLflow server task (modules/ecs_task's task)."
+  value = {
+    cpu                 = var.cpu
+    memory              = var.memory
+    ecr_repository_arns = [var.ecr_repository_arn]
+    policy_name         = "artifact-store"
+    policy_json         = data.aws_iam_policy_document.task.json
+    volumes             = ["tmp"]
+    containers = [
+      {
+        name         = "mlflow"
+        image        = var.image
+        user         = "10001:10001"
+        portMappings = [{ containerPort = local.port, protocol = "tcp", name = "http" }]
+        environment = [
+          { name = "DB_HOST", value = aws_db_instance.this.address },
+          { name = "DB_PORT", value = tostring(aws_db_instance.this.port) },
+          { name = "DB_NAME", value = local.db_name },
+          { name = "DB_USER", value = local.db_user },
+          { name = "DB_SSLMODE", value = "require" },
+          { name = "DB_IAM_AUTH", value = "true" },
+          { name = "MLFLOW_AUTH_ADMIN_USERNAME", value = local.admin_username },
+          { name = "MLFLOW_ARTIFACTS_DESTINATION", value = "s3://${module.artifacts.bucket}/artifacts" },
+          { name = "MLFLOW_SERVER_ALLOWED_HOSTS", value = "${local.dns_name},${local.dns_name}:${local.port},localhost:*,127.0.0.1:*" },
+          { name = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION", value = "false" },
+          { name = "MLFLOW_WORKERS", value = tostring(var.workers) },
+          { name = "AWS_REGION", value = local.region },
+        ]
+        # The server logs in with IAM tokens (DB_IAM_AUTH); the RDS-managed master password (a
+        # JSON document) is read at task start only for the one-time rds_iam grant.
+        secrets = [
+          { name = "DB_MASTER_PASSWORD", valueFrom = "${aws_db_instance.this.master_user_secret[0].secret_arn}:password::" },
+          { name = "MLFLOW_AUTH_ADMIN_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["admin-password"].arn },
+          { name = "MLFLOW_FLASK_SERVER_SECRET_KEY", valueFrom = aws_secretsmanager_secret.auth["flask-secret-key"].arn },
+        ]
+        mountPoints = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
+        healthCheck = {
+          command     = ["CMD", "python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:${local.port}/health', timeout=4).status == 200 else 1)"]
+          interval    = 15
+          timeout     = 5
+          retries     = 5
+          startPeriod = 90
+        }
+        stopTimeout     = 30
+        linuxParameters = { initProcessEnabled = true }
+      },
+      {
+        # Users and grants (docker/mlflow_auth_bootstrap.py), idempotent, once the server is
+        # healthy; it exits and the task keeps running (not essential).
+        name       = "auth-bootstrap"
+        image      = var.image
+        essential  = false
+        user       = "10001:10001"
+        entryPoint = ["python", "/opt/dropout/mlflow_auth_bootstrap.py"]
+        dependsOn  = [{ containerName = "mlflow", condition = "HEALTHY" }]
+        environment = [
+          { name = "MLFLOW_TRACKING_URI", value = "http://127.0.0.1:${local.port}" },
+          { name = "MLFLOW_AUTH_ADMIN_USERNAME", value = local.admin_username },
+          { name = "MLFLOW_TRAINER_USERNAME", value = var.trainer_username },
+          { name = "MLFLOW_CONSUMER_USERNAME", value = var.consumer_username },
+          { name = "MLFLOW_EXPERIMENT_NAME", value = var.experiment_name },
+          { name = "MODEL_NAME", value = var.model_name },
+        ]
+        secrets = [
+          { name = "MLFLOW_AUTH_ADMIN_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["admin-password"].arn },
+          { name = "MLFLOW_TRAINER_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["trainer-password"].arn },
+          { name = "MLFLOW_CONSUMER_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["consumer-password"].arn },
+        ]
+        mountPoints = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
       }
-      stopTimeout     = 30
-      linuxParameters = { initProcessEnabled = true }
-    },
-    {
-      # Users and grants (docker/mlflow_auth_bootstrap.py), idempotent, once the server is
-      # healthy; it exits and the task keeps running (not essential).
-      name       = "auth-bootstrap"
-      image      = var.image
-      essential  = false
-      user       = "10001:10001"
-      entryPoint = ["python", "/opt/dropout/mlflow_auth_bootstrap.py"]
-      dependsOn  = [{ containerName = "mlflow", condition = "HEALTHY" }]
-      environment = [
-        { name = "MLFLOW_TRACKING_URI", value = "http://127.0.0.1:${local.port}" },
-        { name = "MLFLOW_AUTH_ADMIN_USERNAME", value = local.admin_username },
-        { name = "MLFLOW_TRAINER_USERNAME", value = var.trainer_username },
-        { name = "MLFLOW_CONSUMER_USERNAME", value = var.consumer_username },
-        { name = "MLFLOW_EXPERIMENT_NAME", value = var.experiment_name },
-        { name = "MODEL_NAME", value = var.model_name },
-      ]
-      secrets = [
-        { name = "MLFLOW_AUTH_ADMIN_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["admin-password"].arn },
-        { name = "MLFLOW_TRAINER_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["trainer-password"].arn },
-        { name = "MLFLOW_CONSUMER_PASSWORD", valueFrom = aws_secretsmanager_secret.auth["consumer-password"].arn },
-      ]
-      mountPoints = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-    }
-  ]
-
+    ]
+  }
 }

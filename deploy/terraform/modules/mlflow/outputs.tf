@@ -8,11 +8,6 @@ output "port" {
   value       = local.port
 }
 
-output "client_security_group_id" {
-  description = "Security group that lets a task call the MLflow server."
-  value       = module.task.client_security_group_id
-}
-
 output "artifact_bucket" {
   description = "S3 bucket of the MLflow artifacts."
   value       = module.artifacts.bucket

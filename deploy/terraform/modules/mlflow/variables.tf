@@ -4,19 +4,19 @@ variable "name" {
 }
 
 variable "platform" {
-  description = "Where the server and its database run and what their resources share (live/main.tf's local.platform, passed on to modules/ecs_task): the ECS cluster, the VPC (its CIDR reaches the database) and its private subnets, the project key (bucket, database, secrets, logs), log retention, tags."
+  description = "What the database, the bucket and the secrets take from the platform (live/main.tf's local.platform; Terraform drops the rest): the VPC (its CIDR reaches the database) and its private subnets, the project key (bucket, database, secrets), tags."
   type = object({
-    cluster_name             = string
-    cluster_arn              = string
-    capacity_provider        = string
-    requires_compatibilities = string
-    vpc_id                   = string
-    vpc_cidr_block           = string
-    subnet_ids               = list(string)
-    kms_key_arn              = string
-    log_retention_days       = number
-    tags                     = map(string)
+    vpc_id         = string
+    vpc_cidr_block = string
+    subnet_ids     = list(string)
+    kms_key_arn    = string
+    tags           = map(string)
   })
+}
+
+variable "server_security_group_id" {
+  description = "The MLflow server tasks' security group (live/main.tf's modules/ecs_task call): the only one the database admits."
+  type        = string
 }
 
 variable "dns_namespace" {

@@ -13,23 +13,21 @@ locals {
   dns_name  = "pushgateway.${var.dns_namespace}"
 }
 
-module "task" {
-  source   = "../ecs_task"
-  name     = var.name
-  platform = var.platform
-  cpu      = var.cpu
-  memory   = var.memory
-  # No ecr_repository_arns, secret_arns or task policy: the image is public and there is no
-  # secret (the ECS agent only ships the output to the log group), and the Pushgateway calls no
-  # AWS API (its task role has no permission).
-  security_group = {
+# What modules/ecs_task runs (live/main.tf calls it with these outputs and the platform).
+output "security_group" {
+  description = "The Pushgateway tasks' security group (modules/ecs_task's security_group)."
+  value = {
     name              = "${var.name}-server"
     description       = "Pushgateway tasks: pushes from the clients group, scrapes from the scrapers"
     https_description = "HTTPS: the image pull and CloudWatch Logs"
   }
-  # The Pushgateway has no authentication of its own: the clients group pushes (training), the
-  # scrapers' CIDRs read, nothing else connects.
-  service = {
+}
+
+# The Pushgateway has no authentication of its own: the clients group pushes (training), the
+# scrapers' CIDRs read, nothing else connects.
+output "service" {
+  description = "The Pushgateway service and its endpoint (modules/ecs_task's service)."
+  value = {
     desired_count = 1
     endpoint = {
       dns_name     = "pushgateway"
@@ -44,26 +42,35 @@ module "task" {
       }
     }
   }
+}
 
-  containers = [
-    {
-      name  = local.container
-      image = var.image
-      # The image's own user (nobody).
-      user = "65534:65534"
-      # In memory only (no persistence file: the root file system is read-only).
-      command      = ["--web.listen-address=:${local.port}", "--persistence.file=", "--log.format=json"]
-      portMappings = [{ containerPort = local.port, protocol = "tcp", name = "http" }]
-      healthCheck = {
-        # The official image ships busybox's wget.
-        command     = ["CMD", "wget", "--quiet", "--output-document=/dev/null", "http://127.0.0.1:${local.port}/-/ready"]
-        interval    = 15
-        timeout     = 5
-        retries     = 3
-        startPeriod = 15
+# No ecr_repository_arns, secret_arns or task policy: the image is public and there is no
+# secret (the ECS agent only ships the output to the log group), and the Pushgateway calls no
+# AWS API (its task role has no permission).
+output "task" {
+  description = "The Pushgateway task (modules/ecs_task's task)."
+  value = {
+    cpu    = var.cpu
+    memory = var.memory
+    containers = [
+      {
+        name  = local.container
+        image = var.image
+        # The image's own user (nobody).
+        user = "65534:65534"
+        # In memory only (no persistence file: the root file system is read-only).
+        command      = ["--web.listen-address=:${local.port}", "--persistence.file=", "--log.format=json"]
+        portMappings = [{ containerPort = local.port, protocol = "tcp", name = "http" }]
+        healthCheck = {
+          # The official image ships busybox's wget.
+          command     = ["CMD", "wget", "--quiet", "--output-document=/dev/null", "http://127.0.0.1:${local.port}/-/ready"]
+          interval    = 15
+          timeout     = 5
+          retries     = 3
+          startPeriod = 15
+        }
+        stopTimeout = 10
       }
-      stopTimeout = 10
-    }
-  ]
-
+    ]
+  }
 }

@@ -3,22 +3,6 @@ variable "name" {
   type        = string
 }
 
-variable "platform" {
-  description = "Where the service runs and what its resources share (live/main.tf's local.platform, passed on to modules/ecs_task): the ECS cluster, the VPC and its private subnets, the project key (log group), log retention, tags."
-  type = object({
-    cluster_name             = string
-    cluster_arn              = string
-    capacity_provider        = string
-    requires_compatibilities = string
-    vpc_id                   = string
-    vpc_cidr_block           = string
-    subnet_ids               = list(string)
-    kms_key_arn              = string
-    log_retention_days       = number
-    tags                     = map(string)
-  })
-}
-
 variable "dns_namespace_id" {
   description = "Cloud Map private DNS namespace (the MLflow module's) where the service registers."
   type        = string

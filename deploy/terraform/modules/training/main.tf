@@ -13,7 +13,7 @@ locals {
   account   = data.aws_caller_identity.current.account_id
   container = "training"
   # Any revision of the family: the state machine runs the latest active one.
-  task_definition_family_arn = "arn:${local.partition}:ecs:${local.region}:${local.account}:task-definition/${var.name}:*"
+  task_definition_family_arn = "arn:${local.partition}:ecs:${local.region}:${local.account}:task-definition/${var.task.run_task.family}:*"
   cluster_tasks_arn          = "arn:${local.partition}:ecs:${local.region}:${local.account}:task/${var.platform.cluster_name}/*"
   ecs_events_rule_arn        = "arn:${local.partition}:events:${local.region}:${local.account}:rule/StepFunctionsGetEventsForECSTaskRule"
   # The state machine's own ARN (its name is var.name): the scheduler's role may start it.
@@ -91,42 +91,43 @@ data "aws_iam_policy_document" "task" {
   }
 }
 
-module "task" {
-  source              = "../ecs_task"
-  name                = var.name
-  platform            = var.platform
-  cpu                 = var.cpu
-  memory              = var.memory
-  ecr_repository_arns = [var.ecr_repository_arn]
-  # The registry password (the container's secrets), read by the ECS agent at task start.
-  secret_arns      = [var.mlflow.password_secret_arn]
-  task_policy_name = "learning-loop-store"
-  task_policy_json = data.aws_iam_policy_document.task.json
-  # No service: the state machine runs the task, with this group (RunTask parameters).
-  security_group = {
+# What modules/ecs_task runs (live/main.tf calls it with these outputs and the platform). No
+# service: the state machine runs the task, with this group (RunTask parameters).
+output "security_group" {
+  description = "The training tasks' security group (modules/ecs_task's security_group)."
+  value = {
     name              = var.name
     description       = "Training tasks: HTTPS out (dataset download, AWS APIs); MLflow via the clients group"
     https_description = "HTTPS: the UCI dataset download, ECR and CloudWatch Logs"
   }
+}
 
-  volumes = ["work", "tmp"]
-  containers = [
-    {
-      name        = local.container
-      image       = var.image
-      user        = "10001:10001"
-      command     = var.command
-      environment = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
-      secrets     = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow.password_secret_arn }]
-      mountPoints = [
-        { sourceVolume = "work", containerPath = "/var/lib/training", readOnly = false },
-        { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
-      ]
-      stopTimeout     = 60
-      linuxParameters = { initProcessEnabled = true }
-    }
-  ]
-
+output "task" {
+  description = "The training task (modules/ecs_task's task)."
+  value = {
+    cpu                 = var.cpu
+    memory              = var.memory
+    ecr_repository_arns = [var.ecr_repository_arn]
+    policy_name         = "learning-loop-store"
+    policy_json         = data.aws_iam_policy_document.task.json
+    volumes             = ["work", "tmp"]
+    containers = [
+      {
+        name        = local.container
+        image       = var.image
+        user        = "10001:10001"
+        command     = var.command
+        environment = [for key in sort(keys(local.environment)) : { name = key, value = local.environment[key] }]
+        secrets     = [{ name = "MLFLOW_TRACKING_PASSWORD", valueFrom = var.mlflow.password_secret_arn }]
+        mountPoints = [
+          { sourceVolume = "work", containerPath = "/var/lib/training", readOnly = false },
+          { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+        ]
+        stopTimeout     = 60
+        linuxParameters = { initProcessEnabled = true }
+      }
+    ]
+  }
 }
 
 # --- outcome notifications -------------------------------------------------------------------
@@ -161,7 +162,7 @@ data "aws_iam_policy_document" "state_machine" {
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"
-      values   = [var.platform.cluster_arn]
+      values   = [var.task.run_task.cluster_arn]
     }
   }
   statement {
@@ -189,7 +190,7 @@ data "aws_iam_policy_document" "state_machine" {
     sid       = "PassTheTaskRoles"
     effect    = "Allow"
     actions   = ["iam:PassRole"]
-    resources = [module.task.execution_role_arn, module.task.task_role_arn]
+    resources = [var.task.execution_role_arn, var.task.task_role_arn]
     condition {
       test     = "StringEquals"
       variable = "iam:PassedToService"
@@ -254,15 +255,15 @@ module "workflow" {
   source                = "../retraining_workflow"
   name                  = var.name
   partition             = local.partition
-  cluster_arn           = var.platform.cluster_arn
-  task_definition       = var.name
+  cluster_arn           = var.task.run_task.cluster_arn
+  task_definition       = var.task.run_task.family
   container_name        = local.container
-  capacity_provider     = var.platform.capacity_provider
-  subnet_ids            = var.platform.subnet_ids
-  security_group_ids    = concat([module.task.security_group_id], var.extra_security_group_ids)
+  capacity_provider     = var.task.run_task.capacity_provider
+  subnet_ids            = var.task.run_task.subnet_ids
+  security_group_ids    = concat([var.task.run_task.security_group_id], var.extra_security_group_ids)
   topic_arn             = aws_sns_topic.outcome.arn
   loop_bucket           = var.loop_bucket
-  task_log_group        = module.task.log_group_name
+  task_log_group        = var.task.run_task.log_group_name
   model_alias           = var.model_alias
   step_timeout_seconds  = var.step_timeout_seconds
   train_timeout_seconds = var.task_timeout_seconds

@@ -3,11 +3,6 @@ output "state_machine_arn" {
   value       = aws_sfn_state_machine.this.arn
 }
 
-output "task_definition_family" {
-  description = "Family of the training task definition."
-  value       = module.task.family
-}
-
 output "outcome_topic_arn" {
   description = "SNS topic of the training outcomes."
   value       = aws_sns_topic.outcome.arn

@@ -4,18 +4,28 @@ variable "name" {
 }
 
 variable "platform" {
-  description = "Where the training task and its state machine run and what their resources share (live/main.tf's local.platform, passed on to modules/ecs_task): the ECS cluster, the VPC and its private subnets, the project key (logs, topic, schedule, image), log retention, tags."
+  description = "What the training's own resources take from the platform (live/main.tf's local.platform; Terraform drops the rest): the ECS cluster's name (the state machine may stop its tasks), the project key (logs, topic, schedule), log retention, tags."
   type = object({
-    cluster_name             = string
-    cluster_arn              = string
-    capacity_provider        = string
-    requires_compatibilities = string
-    vpc_id                   = string
-    vpc_cidr_block           = string
-    subnet_ids               = list(string)
-    kms_key_arn              = string
-    log_retention_days       = number
-    tags                     = map(string)
+    cluster_name       = string
+    kms_key_arn        = string
+    log_retention_days = number
+    tags               = map(string)
+  })
+}
+
+variable "task" {
+  description = "The training task as live/main.tf's modules/ecs_task call made it: the roles the state machine passes, and how it runs the task (run_task: cluster, capacity provider, subnets, security group, family, log group)."
+  type = object({
+    execution_role_arn = string
+    task_role_arn      = string
+    run_task = object({
+      cluster_arn       = string
+      capacity_provider = string
+      subnet_ids        = list(string)
+      security_group_id = string
+      family            = string
+      log_group_name    = string
+    })
   })
 }
 
