@@ -20,7 +20,7 @@ variable "platform" {
 }
 
 variable "task" {
-  description = "What the task runs (the `task` output of its service's module): CPU units (1024 = 1 vCPU) and memory in MiB; the container definitions (ECS JSON keys: name, image, user, environment, secrets, ports, health check... essential unless set to false; readonlyRootFilesystem and the awslogs configuration are added); the names of its (ephemeral) volumes, the paths its containers write to; the ECR repositories its images come from (the execution role may pull them; none: public images); the task role's inline policy, its name and the json of the caller's aws_iam_policy_document (none: the task calls no AWS API)."
+  description = "What the task runs (the `task` output of its service's module): CPU units (1024 = 1 vCPU) and memory in MiB; the container definitions (ECS JSON keys: name, image, user, environment, secrets, ports, health check... essential unless set to false; readonlyRootFilesystem and the awslogs configuration are added; the execution role reads the Secrets Manager secrets their `secrets` name, and no other); the names of its (ephemeral) volumes, the paths its containers write to; the ECR repositories its images come from (the execution role may pull them; none: public images); the task role's inline policy, its name and the json of the caller's aws_iam_policy_document (none: the task calls no AWS API)."
   type = object({
     cpu                 = number
     memory              = number
