@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -144,13 +144,6 @@ class Publisher:
     keep_trying: Callable[[], bool] | None = None
     lease_held: Callable[[], bool] | None = None
     report_interval_seconds: float = 60.0
-    _streams: dict[OutputKind, str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._streams = {
-            OutputKind.PREDICTION: self.predictions_stream,
-            OutputKind.DEAD_LETTER: self.dead_letter_stream,
-        }
 
     @classmethod
     def from_settings(
@@ -191,7 +184,9 @@ class Publisher:
                 self.metrics.publish_retries.labels(stream=kind.value, error_code=code).inc(count)
 
     def _put_chunk(self, kind: OutputKind, chunk: list[OutputRecord]) -> None:
-        stream = self._streams[kind]
+        stream = (
+            self.predictions_stream if kind is OutputKind.PREDICTION else self.dead_letter_stream
+        )
         pending = chunk
         calls = transient_failures = 0
         throttle = _Throttle(self.clock, self.report_interval_seconds)

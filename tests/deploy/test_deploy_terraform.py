@@ -654,21 +654,19 @@ def test_training_is_orchestrated_by_scheduler_and_step_functions(
     assert re.search(r"topic_arn\s*=\s*aws_sns_topic\.outcome\.arn", call.group(1))
     # It runs the task where modules/ecs_task placed it (live/main.tf passes module.training_task).
     for argument in ("cluster_arn", "capacity_provider", "subnet_ids"):
-        assert re.search(rf"{argument}\s*=\s*var\.task\.run_task\.{argument}\n", call.group(1))
-    assert re.search(r"task_definition\s*=\s*var\.task\.run_task\.family", call.group(1))
+        assert re.search(rf"{argument}\s*=\s*var\.task\.placement\.{argument}\n", call.group(1))
+    assert re.search(r"task_definition\s*=\s*var\.task\.family", call.group(1))
     assert re.search(r"max_retries\s*=\s*var\.max_retries", call.group(1))
-    assert (
-        "concat([var.task.run_task.security_group_id], var.extra_security_group_ids)"
-        in call.group(1)
-    )
+    assert "concat([var.task.security_group_id], var.extra_security_group_ids)" in call.group(1)
     assert module_call(parsed_terraform, LIVE, "training")["task"] == "${module.training_task}"
-    (run_task,) = as_list(next(
-        e["run_task"]["value"] for doc in dir_parsed(parsed_terraform, ECS_TASK)
-        for e in doc.get("output", []) if "run_task" in e
-    ))  # fmt: skip
-    assert run_task["cluster_arn"] == "${var.platform.cluster_arn}"
-    assert run_task["subnet_ids"] == "${var.platform.subnet_ids}"
-    assert run_task["security_group_id"] == "${aws_security_group.this.id}"
+    outputs = {
+        name: body["value"] for doc in dir_parsed(parsed_terraform, ECS_TASK)
+        for e in doc.get("output", []) for name, body in e.items()
+    }  # fmt: skip
+    (placement,) = as_list(outputs["placement"])
+    assert placement["cluster_arn"] == "${var.platform.cluster_arn}"
+    assert placement["subnet_ids"] == "${var.platform.subnet_ids}"
+    assert outputs["security_group_id"] == "${aws_security_group.this.id}"
     ((_, _, schedule),) = resources(parsed_terraform, "aws_scheduler_schedule")
     assert schedule["target"][0]["arn"] == "${aws_sfn_state_machine.this.arn}"
     assert resources(parsed_terraform, "aws_sns_topic")

@@ -40,14 +40,11 @@ output "client_security_group_id" {
 
 # The service (above) is placed by this module; a task without one is run by its caller (the
 # training state machine's RunTask), which takes the same placement from here.
-output "run_task" {
-  description = "What a RunTask of this task takes: the cluster and its capacity provider, the task's subnets and security group, the task definition's family, and the log group its runs write to."
+output "placement" {
+  description = "Where the task runs: the cluster, its capacity provider and the task's subnets (with family, security_group_id and log_group_name, what a RunTask of it takes)."
   value = {
     cluster_arn       = var.platform.cluster_arn
     capacity_provider = var.platform.capacity_provider
     subnet_ids        = var.platform.subnet_ids
-    security_group_id = aws_security_group.this.id
-    family            = aws_ecs_task_definition.this.family
-    log_group_name    = aws_cloudwatch_log_group.this.name
   }
 }

@@ -13,7 +13,7 @@ locals {
   account   = data.aws_caller_identity.current.account_id
   container = "training"
   # Any revision of the family: the state machine runs the latest active one.
-  task_definition_family_arn = "arn:${local.partition}:ecs:${local.region}:${local.account}:task-definition/${var.task.run_task.family}:*"
+  task_definition_family_arn = "arn:${local.partition}:ecs:${local.region}:${local.account}:task-definition/${var.task.family}:*"
   cluster_tasks_arn          = "arn:${local.partition}:ecs:${local.region}:${local.account}:task/${var.platform.cluster_name}/*"
   ecs_events_rule_arn        = "arn:${local.partition}:events:${local.region}:${local.account}:rule/StepFunctionsGetEventsForECSTaskRule"
   # The state machine's own ARN (its name is var.name): the scheduler's role may start it.
@@ -162,7 +162,7 @@ data "aws_iam_policy_document" "state_machine" {
     condition {
       test     = "ArnEquals"
       variable = "ecs:cluster"
-      values   = [var.task.run_task.cluster_arn]
+      values   = [var.task.placement.cluster_arn]
     }
   }
   statement {
@@ -255,15 +255,15 @@ module "workflow" {
   source                = "../retraining_workflow"
   name                  = var.name
   partition             = local.partition
-  cluster_arn           = var.task.run_task.cluster_arn
-  task_definition       = var.task.run_task.family
+  cluster_arn           = var.task.placement.cluster_arn
+  task_definition       = var.task.family
   container_name        = local.container
-  capacity_provider     = var.task.run_task.capacity_provider
-  subnet_ids            = var.task.run_task.subnet_ids
-  security_group_ids    = concat([var.task.run_task.security_group_id], var.extra_security_group_ids)
+  capacity_provider     = var.task.placement.capacity_provider
+  subnet_ids            = var.task.placement.subnet_ids
+  security_group_ids    = concat([var.task.security_group_id], var.extra_security_group_ids)
   topic_arn             = aws_sns_topic.outcome.arn
   loop_bucket           = var.loop_bucket
-  task_log_group        = var.task.run_task.log_group_name
+  task_log_group        = var.task.log_group_name
   model_alias           = var.model_alias
   step_timeout_seconds  = var.step_timeout_seconds
   train_timeout_seconds = var.task_timeout_seconds

@@ -14,17 +14,17 @@ variable "platform" {
 }
 
 variable "task" {
-  description = "The training task as live/main.tf's modules/ecs_task call made it: the roles the state machine passes, and how it runs the task (run_task: cluster, capacity provider, subnets, security group, family, log group)."
+  description = "The training task as live/main.tf's modules/ecs_task call made it: the roles the state machine passes, and what its RunTask takes (the family, the security group, the log group and the placement: cluster, capacity provider, subnets)."
   type = object({
     execution_role_arn = string
     task_role_arn      = string
-    run_task = object({
+    family             = string
+    security_group_id  = string
+    log_group_name     = string
+    placement = object({
       cluster_arn       = string
       capacity_provider = string
       subnet_ids        = list(string)
-      security_group_id = string
-      family            = string
-      log_group_name    = string
     })
   })
 }
